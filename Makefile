@@ -1,0 +1,57 @@
+# prompt-rollouts developer entry points. Every target sets up what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: help install run test lint typecheck format check crds lock clean
+
+help: ## Show the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml requirements/dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+install: $(BIN)/.installed ## Create the virtualenv from the pinned lock.
+
+run: install ## Run the service with its embedded defaults on http://127.0.0.1:8000.
+	$(BIN)/uvicorn --factory service.app:create_app --host $(HOST) --port $(PORT)
+
+test: install ## Run the whole test suite.
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff (lint + format check).
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install ## mypy --strict.
+	$(BIN)/mypy
+
+check: lint typecheck test ## Everything CI runs.
+
+format: install ## Apply ruff's fixes and formatting.
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+crds: install ## Regenerate crds/ from the Python models (the single source of truth).
+	$(BIN)/promptctl crd > crds/promptversion.yaml
+
+lock: ## Re-resolve the pinned locks from pyproject.toml.
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/pip install --quiet -e .
+	.lockenv/bin/pip freeze --exclude-editable | sort > requirements/runtime.lock
+	.lockenv/bin/pip install --quiet -c requirements/runtime.lock -e '.[dev]'
+	.lockenv/bin/pip freeze --exclude-editable | sort > requirements/dev.lock
+	rm -rf .lockenv
+
+clean: ## Remove the virtualenv, caches and the local vector store.
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var

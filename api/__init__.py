@@ -1,0 +1,1 @@
+"""Kubernetes API types of prompt-rollouts (kubebuilder's ``api/<version>`` layout)."""

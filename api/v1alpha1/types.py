@@ -1,0 +1,385 @@
+"""The PromptVersion resource (``promptrollouts.io/v1alpha1``) as pydantic models.
+
+These models are the single source of truth for the contract: the CRD's
+openAPIV3Schema in ``crds/promptversion.yaml`` is generated from them
+(``make crds``), and a test fails when the two drift. Field names are
+snake_case in Python and camelCase on the wire (pydantic aliases).
+
+Rules a structural schema cannot express (cross-field checks such as "a
+default must satisfy its own constraints") live in validators here; the
+controller marks a PromptVersion that breaks them ``Invalid``.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "API_VERSION",
+    "DEFAULT_EMPTY_ANSWER",
+    "DNS_LABEL_PATTERN",
+    "DURATION_PATTERN",
+    "GROUP",
+    "KIND",
+    "RESERVED_VARIABLES",
+    "SEMVER_PATTERN",
+    "VERSION",
+    "Analysis",
+    "Condition",
+    "Guardrails",
+    "ModelSettings",
+    "ObjectMeta",
+    "Phase",
+    "PromptTemplate",
+    "PromptVersion",
+    "PromptVersionSpec",
+    "PromptVersionStatus",
+    "Retrieval",
+    "Rollout",
+    "RolloutStep",
+    "Scalar",
+    "Variable",
+    "VariableType",
+]
+
+GROUP = "promptrollouts.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "PromptVersion"
+
+DEFAULT_EMPTY_ANSWER = "Not covered by policy."
+#: Names the service fills in itself; a PromptVersion may not declare them.
+RESERVED_VARIABLES = frozenset({"question", "context"})
+
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+#: semver.org's recommended expression (no leading "v").
+SEMVER_PATTERN = (
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+#: Prometheus-style durations: "30s", "5m", "1h30m", "250ms".
+DURATION_PATTERN = r"^([0-9]+(ms|s|m|h))+$"
+VARIABLE_NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
+COLLECTION_PATTERN = r"^[A-Za-z0-9_-]{1,255}$"
+
+#: A variable value: the JSON scalars a request may carry. Strict, so "1" never becomes 1.
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, examples=["30s", "5m"])]
+
+
+class _Model(BaseModel):
+    """Base: camelCase aliases, unknown fields rejected, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class VariableType(StrEnum):
+    """The JSON type a template variable accepts."""
+
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+
+
+def _matches_type(value: Scalar, kind: VariableType) -> bool:
+    """Whether a JSON scalar is of a variable type (bool is never a number)."""
+    if kind is VariableType.STRING:
+        return isinstance(value, str)
+    if kind is VariableType.BOOLEAN:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind is VariableType.INTEGER:
+        return isinstance(value, int)
+    return isinstance(value, int | float)
+
+
+class Variable(_Model):
+    """A template variable a caller may (or must) supply."""
+
+    name: str = Field(
+        pattern=VARIABLE_NAME_PATTERN,
+        max_length=63,
+        description="Name used in the templates; `question` and `context` are reserved.",
+    )
+    type: VariableType = Field(default=VariableType.STRING, description="JSON type of the value.")
+    required: bool = Field(default=False, description="The request must supply a value.")
+    default: Scalar | None = Field(default=None, description="Value used when none is supplied.")
+    enum: list[Scalar] | None = Field(
+        default=None, min_length=1, description="The only values allowed."
+    )
+    pattern: str | None = Field(
+        default=None, description="Regular expression a string value must match (full match)."
+    )
+    minimum: float | None = Field(default=None, description="Smallest allowed number.")
+    maximum: float | None = Field(default=None, description="Largest allowed number.")
+    max_length: int | None = Field(default=None, ge=1, description="Longest allowed string.")
+    description: str = Field(default="", description="What the variable is for.")
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_VARIABLES:
+            raise ValueError(f"'{name}' is reserved: the service provides it")
+        return name
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"pattern does not compile: {error}") from error
+        return pattern
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        numeric = self.type in (VariableType.INTEGER, VariableType.NUMBER)
+        if not numeric and (self.minimum is not None or self.maximum is not None):
+            raise ValueError("minimum/maximum apply to integer and number variables only")
+        if self.type is not VariableType.STRING and (
+            self.pattern is not None or self.max_length is not None
+        ):
+            raise ValueError("pattern/maxLength apply to string variables only")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError("minimum is greater than maximum")
+        if self.required and self.default is not None:
+            raise ValueError("a required variable cannot have a default")
+        for value in self.enum or []:
+            if not _matches_type(value, self.type):
+                raise ValueError(f"enum value {value!r} is not of type {self.type.value}")
+        if self.default is not None and not _matches_type(self.default, self.type):
+            raise ValueError(f"default {self.default!r} is not of type {self.type.value}")
+        return self
+
+
+class PromptTemplate(_Model):
+    """Chat messages as sandboxed Jinja2 templates (strict undefined)."""
+
+    system: str = Field(min_length=1, description="System message template.")
+    user: str = Field(
+        min_length=1,
+        description="User message template; `question` and `context` are provided by the service.",
+    )
+
+
+class ModelSettings(_Model):
+    """Which model answers, and how."""
+
+    name: str = Field(min_length=1, max_length=128, description="Model name sent upstream.")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature.")
+    max_tokens: int = Field(default=512, ge=1, le=128_000, description="Completion token cap.")
+    timeout_seconds: float = Field(
+        default=30.0, ge=0.1, le=600.0, description="Total deadline for one answer, retries included."
+    )
+    fallbacks: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        default_factory=list, description="Models tried in order when the primary fails."
+    )
+
+
+class Retrieval(_Model):
+    """Where context comes from, and how much of it."""
+
+    collection: str = Field(pattern=COLLECTION_PATTERN, description="Vector store collection.")
+    top_k: int = Field(default=3, ge=1, le=50, description="Passages retrieved per question.")
+    min_score: float = Field(
+        default=0.3, ge=-1.0, le=1.0, description="Cosine similarity below which a passage is dropped."
+    )
+    max_context_tokens: int = Field(
+        default=1500, ge=16, le=200_000, description="Token budget of the CONTEXT block."
+    )
+    empty_answer: str = Field(
+        default=DEFAULT_EMPTY_ANSWER,
+        min_length=1,
+        description="Answer given, without calling a model, when nothing is retrieved.",
+    )
+
+
+class Guardrails(_Model):
+    """Checks applied to every answer."""
+
+    forbidden_phrases: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Case-insensitive phrases that turn an answer into a refusal.",
+    )
+    require_citations: bool = Field(
+        default=False, description="An answer citing no retrieved passage becomes `unknown`."
+    )
+    refusal_answer: str = Field(
+        default="I can't help with that.",
+        min_length=1,
+        description="Answer given when a guardrail trips.",
+    )
+
+
+class RolloutStep(_Model):
+    """One canary step: send `weight` percent of traffic, then wait."""
+
+    weight: int = Field(ge=1, le=100, description="Percent of traffic for the canary.")
+    pause: str | None = Field(
+        default=None,
+        pattern=r"^(([0-9]+(ms|s|m|h))+|manual)$",
+        description="How long to hold this step (e.g. `5m`), or `manual` to wait for promotion.",
+    )
+
+
+class Analysis(_Model):
+    """Health checks run against Prometheus while a canary is live."""
+
+    interval: Duration = Field(default="30s", description="How often to analyse.")
+    window: Duration = Field(default="2m", description="Range the metrics are computed over.")
+    min_requests: int = Field(
+        default=20, ge=1, description="Fewer requests in the window make the result inconclusive."
+    )
+    max_error_rate: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="Largest acceptable error ratio."
+    )
+    max_p95_latency_ms: int = Field(
+        default=5000, ge=1, description="Largest acceptable 95th percentile latency."
+    )
+    failure_limit: int = Field(
+        default=2, ge=1, description="Consecutive failed analyses that trigger a rollback."
+    )
+
+
+def _default_steps() -> list[RolloutStep]:
+    return [RolloutStep(weight=10, pause="1m"), RolloutStep(weight=50, pause="1m")]
+
+
+class Rollout(_Model):
+    """How traffic moves to this version."""
+
+    steps: list[RolloutStep] = Field(
+        default_factory=_default_steps,
+        max_length=20,
+        description="Canary steps; after the last one the version is promoted to 100%.",
+    )
+    analysis: Analysis = Field(default_factory=Analysis, description="Automatic rollback checks.")
+
+    @field_validator("steps")
+    @classmethod
+    def _weights_increase(cls, steps: list[RolloutStep]) -> list[RolloutStep]:
+        weights = [step.weight for step in steps]
+        if any(later <= earlier for earlier, later in zip(weights, weights[1:], strict=False)):
+            raise ValueError(f"step weights must strictly increase, got {weights}")
+        return steps
+
+
+class PromptVersionSpec(_Model):
+    """One immutable version of a prompt."""
+
+    prompt: str = Field(
+        pattern=DNS_LABEL_PATTERN, max_length=63, description="Logical prompt name (DNS label)."
+    )
+    version: str = Field(
+        pattern=SEMVER_PATTERN, max_length=64, description="Semantic version, unique per prompt."
+    )
+    owner: str = Field(min_length=1, max_length=253, description="Team or person responsible.")
+    changelog: str = Field(default="", description="What changed in this version, and why.")
+    template: PromptTemplate = Field(description="The chat messages.")
+    variables: list[Variable] = Field(
+        default_factory=list, max_length=64, description="Variables the templates use."
+    )
+    model: ModelSettings = Field(description="The model and its parameters.")
+    retrieval: Retrieval | None = Field(
+        default=None, description="Retrieval settings; omit for prompts without context."
+    )
+    guardrails: Guardrails = Field(default_factory=Guardrails, description="Answer checks.")
+    rollout: Rollout = Field(default_factory=Rollout, description="Progressive delivery.")
+
+    @field_validator("variables")
+    @classmethod
+    def _unique_names(cls, variables: list[Variable]) -> list[Variable]:
+        seen: set[str] = set()
+        for variable in variables:
+            if variable.name in seen:
+                raise ValueError(f"variable '{variable.name}' is declared twice")
+            seen.add(variable.name)
+        return variables
+
+    def variable(self, name: str) -> Variable | None:
+        """The declared variable called `name`, if any."""
+        return next((v for v in self.variables if v.name == name), None)
+
+
+class Phase(StrEnum):
+    """Where a PromptVersion is in its life; written by the controller."""
+
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    PROMOTED = "Promoted"
+    STABLE = "Stable"
+    ROLLED_BACK = "RolledBack"
+    ABORTED = "Aborted"
+    SUPERSEDED = "Superseded"
+    INVALID = "Invalid"
+
+
+class Condition(_Model):
+    """A Kubernetes-style condition (metav1.Condition)."""
+
+    type: str = Field(min_length=1, max_length=316)
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(default="", max_length=1024)
+    message: str = Field(default="", max_length=32768)
+    last_transition_time: str | None = Field(default=None, description="RFC 3339 time.")
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class PromptVersionStatus(_Model):
+    """Observed state, written by the controller through the status subresource."""
+
+    phase: Phase | None = Field(default=None, description="Lifecycle phase.")
+    weight: int | None = Field(default=None, ge=0, le=100, description="Percent of traffic.")
+    step_index: int | None = Field(default=None, ge=0, description="Current rollout step.")
+    conditions: list[Condition] = Field(default_factory=list)
+    message: str | None = Field(default=None, description="Human-readable detail of the phase.")
+    observed_generation: int | None = Field(default=None, ge=0)
+    last_analysis: dict[str, Any] | None = Field(
+        default=None, description="Measured values, queries and verdict of the latest analysis."
+    )
+
+
+class ObjectMeta(BaseModel):
+    """The parts of Kubernetes object metadata the project reads; the rest passes through."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class PromptVersion(_Model):
+    """A complete PromptVersion object, as `kubectl apply` sends it."""
+
+    api_version: Literal["promptrollouts.io/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["PromptVersion"]
+    metadata: ObjectMeta
+    spec: PromptVersionSpec
+    status: PromptVersionStatus | None = None
