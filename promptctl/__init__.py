@@ -1,0 +1,1 @@
+"""``promptctl``: the command line of prompt-rollouts."""

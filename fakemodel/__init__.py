@@ -1,0 +1,1 @@
+"""A deterministic OpenAI-compatible model server for tests, load and chaos drills."""

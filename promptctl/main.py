@@ -1,0 +1,26 @@
+"""The ``promptctl`` entry point: one Typer app, one module per command."""
+
+from __future__ import annotations
+
+import typer
+
+from promptctl.crd import crd_command
+from promptctl.fake_model import fake_model_command
+from promptctl.index import index_command
+from promptctl.lint import lint_command
+from promptctl.render import render_command
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="promptctl",
+    help="Render, lint and index PromptVersions; manage their rollouts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("render")(render_command)
+app.command("lint")(lint_command)
+app.command("index")(index_command)
+app.command("crd")(crd_command)
+app.command("fake-model")(fake_model_command)

@@ -1,0 +1,101 @@
+"""The rules ``promptctl lint`` applies to PromptVersions beyond their schema (pure)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from api.v1alpha1 import RESERVED_VARIABLES, PromptVersion
+from service.errors import TemplateError
+from service.guardrails import find_forbidden_phrase
+from service.rendering import compile_prompt, referenced_variables
+
+__all__ = ["LintProblem", "lint_versions"]
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class LintProblem:
+    """One finding: where, which rule, how bad, and what to do."""
+
+    origin: str
+    rule: str
+    message: str
+    severity: Severity = "error"
+
+
+def lint_versions(versions: Sequence[tuple[str, PromptVersion]]) -> list[LintProblem]:
+    """Findings for schema-valid PromptVersions, each paired with the file it came from."""
+    problems: list[LintProblem] = []
+    counts = Counter((v.spec.prompt, v.spec.version) for _, v in versions)
+    names = Counter(v.metadata.name for _, v in versions)
+    for origin, version in versions:
+        spec = version.spec
+        where = f"{origin} ({spec.prompt}@{spec.version})"
+        if counts[(spec.prompt, spec.version)] > 1:
+            problems.append(
+                LintProblem(where, "duplicate-version", f"version {spec.version} is declared twice")
+            )
+        if names[version.metadata.name] > 1:
+            problems.append(
+                LintProblem(
+                    where, "duplicate-name", f"metadata.name {version.metadata.name} is used twice"
+                )
+            )
+        problems.extend(_lint_template(where, version))
+    return problems
+
+
+def _lint_template(where: str, version: PromptVersion) -> list[LintProblem]:
+    spec = version.spec
+    try:
+        compile_prompt(spec.template)
+        used_by_message = referenced_variables(spec.template)
+    except TemplateError as error:
+        return [LintProblem(where, "template-syntax", str(error))]
+    used = set().union(*used_by_message.values())
+    declared = {variable.name for variable in spec.variables}
+    problems = [
+        LintProblem(where, "undeclared-variable", f"templates use '{name}' but do not declare it")
+        for name in sorted(used - declared - RESERVED_VARIABLES)
+    ]
+    problems += [
+        LintProblem(where, "unused-variable", f"variable '{name}' is declared but never used")
+        for name in sorted(declared - used)
+    ]
+    if "question" not in used:
+        problems.append(
+            LintProblem(where, "missing-question", "templates never use {{ question }}")
+        )
+    if spec.retrieval is not None and "context" not in used:
+        problems.append(
+            LintProblem(
+                where,
+                "missing-context",
+                "retrieval is configured but the templates have no {{ context }} (CONTEXT block)",
+            )
+        )
+    if spec.retrieval is None and "context" in used:
+        problems.append(
+            LintProblem(
+                where, "context-without-retrieval", "{{ context }} is used but retrieval is not set"
+            )
+        )
+    for which, text in (("system", spec.template.system), ("user", spec.template.user)):
+        phrase = find_forbidden_phrase(text, spec.guardrails.forbidden_phrases)
+        if phrase is not None:
+            problems.append(
+                LintProblem(
+                    where,
+                    "forbidden-phrase",
+                    f"template.{which} contains the forbidden phrase {phrase!r}",
+                )
+            )
+    if not spec.changelog.strip():
+        problems.append(
+            LintProblem(where, "missing-changelog", "changelog is empty", severity="warning")
+        )
+    return problems

@@ -1,0 +1,41 @@
+"""The FastAPI application factory: ``uvicorn --factory service.app:create_app``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from service.problems import install_problem_handlers
+from service.resources import open_resources
+from service.routers import answers, health, prompts
+from service.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Assemble the app; settings come from the environment unless given."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_resources(settings) as resources:
+            app.state.resources = resources
+            yield
+
+    app = FastAPI(
+        title="prompt-rollouts",
+        version="0.1.0",
+        summary="Answers questions with versioned, progressively delivered prompts.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(answers.router)
+    app.include_router(prompts.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,50 @@
+"""The seam between answering and the model: one request type, one response type, one protocol.
+
+Two implementations exist: :class:`service.openai_chat.OpenAIChatModel` (an
+OpenAI-compatible ``/chat/completions`` endpoint over httpx) and
+:class:`service.extractive.ExtractiveAnswerer` (the embedded no-model default).
+Resilience (retries, breaker, rate limits, fallbacks) wraps this protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from service.rendering import Message
+from service.retrieval import Passage
+
+__all__ = ["ChatModel", "ChatRequest", "ChatResponse"]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """Everything a model needs to answer one question."""
+
+    model: str
+    messages: list[Message]
+    temperature: float
+    max_tokens: int
+    timeout_seconds: float
+    question: str
+    #: The passages of the CONTEXT block, in citation order ([1] is passages[0]).
+    passages: list[Passage] = field(default_factory=list)
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    """A model's answer and what it cost in tokens."""
+
+    text: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+
+class ChatModel(Protocol):
+    """Something that answers chat requests."""
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Answer `request`, or raise ModelError."""
+        ...

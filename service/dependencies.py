@@ -1,0 +1,64 @@
+"""Typed dependencies for handlers: the lifespan's resources, by piece."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.answering import AnswerService
+from service.metrics import Metrics
+from service.registry import PromptRegistry
+from service.resources import Resources
+from service.settings import Settings
+
+__all__ = [
+    "AnswerServiceDep",
+    "MetricsDep",
+    "RegistryDep",
+    "RequestIdDep",
+    "ResourcesDep",
+    "SettingsDep",
+]
+
+
+def get_resources(request: Request) -> Resources:
+    """The resources the lifespan opened."""
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+def get_request_id(request: Request) -> str:
+    """The id RequestIdMiddleware assigned to this request."""
+    request_id: str = request.scope["state"]["request_id"]
+    return request_id
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def get_answer_service(resources: ResourcesDep) -> AnswerService:
+    """The answering pipeline."""
+    return resources.answers
+
+
+def get_registry(resources: ResourcesDep) -> PromptRegistry:
+    """The served PromptVersions."""
+    return resources.registry
+
+
+def get_metrics(resources: ResourcesDep) -> Metrics:
+    """The app's metrics."""
+    return resources.metrics
+
+
+def get_settings(resources: ResourcesDep) -> Settings:
+    """The app's settings."""
+    return resources.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]
+AnswerServiceDep = Annotated[AnswerService, Depends(get_answer_service)]
+RegistryDep = Annotated[PromptRegistry, Depends(get_registry)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -1,0 +1,124 @@
+"""The embedded, no-model answerer: quotes the retrieved sentences that best answer the question.
+
+Used when ``MODEL_BASE_URL`` is unset. It never writes a word of its own: every
+sentence of its answer is copied from a retrieved passage and followed by that
+passage's ``[n]`` marker, so it is grounded by construction. It is honest about
+its limits: it does not follow tone or length instructions, and it cannot answer
+prompts that have no retrieval.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from service.chat import ChatRequest, ChatResponse
+from service.embeddings import Embedder
+from service.errors import ModelError
+from service.retrieval import Passage
+from service.tokens import estimate_tokens
+
+__all__ = ["EXTRACTIVE_MODEL_ID", "ExtractiveAnswerer", "Sentence", "split_sentences"]
+
+EXTRACTIVE_MODEL_ID = "embedded-extractive"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_HEADING = re.compile(r"^\s*#+\s")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of a passage and the citation number of that passage."""
+
+    text: str
+    citation: int
+
+
+def split_sentences(passages: Sequence[Passage]) -> list[Sentence]:
+    """Every sentence of the passages, tagged with its passage's [n] (pure)."""
+    sentences: list[Sentence] = []
+    for number, passage in enumerate(passages, start=1):
+        for line in passage.text.splitlines():
+            if not line.strip() or _HEADING.match(line):
+                continue
+            for piece in _SENTENCE_END.split(line.strip()):
+                text = piece.strip(" -*\t")
+                if len(text) >= 12:
+                    sentences.append(Sentence(text=text, citation=number))
+    return sentences
+
+
+def choose_sentences(
+    scored: Sequence[tuple[Sentence, float]], max_sentences: int, margin: float, max_chars: int
+) -> list[Sentence]:
+    """The best sentence, plus those scoring within `margin` of it, within the budget (pure)."""
+    ranked = sorted(scored, key=lambda pair: pair[1], reverse=True)
+    if not ranked:
+        return []
+    best = ranked[0][1]
+    chosen: list[Sentence] = []
+    used = 0
+    for sentence, score in ranked:
+        if len(chosen) == max_sentences or (chosen and score < best - margin):
+            break
+        if chosen and used + len(sentence.text) > max_chars:
+            continue
+        chosen.append(sentence)
+        used += len(sentence.text)
+    return chosen
+
+
+class ExtractiveAnswerer:
+    """Answers with the retrieved sentences closest in meaning to the question."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        max_sentences: int = 2,
+        margin: float = 0.12,
+        cache_size: int = 4096,
+    ) -> None:
+        self._embedder = embedder
+        self._max_sentences = max_sentences
+        self._margin = margin
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Compose the answer from the request's passages."""
+        sentences = split_sentences(request.passages)
+        if not sentences:
+            raise ModelError(
+                "the embedded extractive answerer needs retrieved context; "
+                "set MODEL_BASE_URL to use a model for prompts without retrieval"
+            )
+        question_vector = (await self._embedder.embed([request.question]))[0]
+        vectors = await self._vectors([s.text for s in sentences])
+        scored = [
+            (sentence, sum(a * b for a, b in zip(question_vector, vector, strict=True)))
+            for sentence, vector in zip(sentences, vectors, strict=True)
+        ]
+        chosen = choose_sentences(
+            scored, self._max_sentences, self._margin, max_chars=request.max_tokens * 4
+        )
+        text = " ".join(f"{s.text} [{s.citation}]" for s in chosen)
+        return ChatResponse(
+            text=text,
+            model=EXTRACTIVE_MODEL_ID,
+            input_tokens=sum(estimate_tokens(m.content) for m in request.messages),
+            output_tokens=estimate_tokens(text),
+        )
+
+    async def _vectors(self, texts: list[str]) -> list[list[float]]:
+        """Sentence vectors, embedding only those not seen recently."""
+        missing = [text for text in dict.fromkeys(texts) if text not in self._cache]
+        if missing:
+            for text, vector in zip(missing, await self._embedder.embed(missing), strict=True):
+                self._cache[text] = vector
+        for text in texts:
+            self._cache.move_to_end(text)
+        vectors = [self._cache[text] for text in texts]
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return vectors

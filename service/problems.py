@@ -1,0 +1,128 @@
+"""Every error leaves the service as ``application/problem+json`` (RFC 9457), mapped here."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.errors import (
+    EmbeddingError,
+    ModelError,
+    PromptNotFoundError,
+    RetrievalError,
+    ServiceError,
+    TemplateError,
+    VariableError,
+)
+
+__all__ = ["PROBLEM_MEDIA_TYPE", "build_problem", "install_problem_handlers", "problem_response"]
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_TYPE_PREFIX = "urn:prompt-rollouts:problem:"
+_log = logging.getLogger(__name__)
+
+#: error class → (HTTP status, problem type slug, title)
+_MAPPING: list[tuple[type[ServiceError], int, str, str]] = [
+    (PromptNotFoundError, 404, "prompt-not-found", "Prompt not found"),
+    (VariableError, 422, "invalid-variables", "Invalid variables"),
+    (TemplateError, 500, "template-failed", "Template failed to render"),
+    (RetrievalError, 503, "retrieval-unavailable", "Retrieval unavailable"),
+    (EmbeddingError, 503, "embedding-unavailable", "Embedding unavailable"),
+    (ModelError, 503, "model-unavailable", "Model unavailable"),
+]
+
+
+def build_problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str,
+    request_id: str | None,
+    **extensions: Any,
+) -> dict[str, Any]:
+    """The problem details object (pure)."""
+    body: dict[str, Any] = {
+        "type": _TYPE_PREFIX + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extensions)
+    return body
+
+
+def problem_response(
+    request: Request, status: int, slug: str, title: str, detail: str, **extensions: Any
+) -> JSONResponse:
+    """A problem details response carrying the request id."""
+    request_id = request.scope.get("state", {}).get("request_id")
+    body = build_problem(status, slug, title, detail, request.url.path, request_id, **extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+
+
+async def _service_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ServiceError)
+    status, slug, title = next(
+        (
+            (status, slug, title)
+            for kind, status, slug, title in _MAPPING
+            if isinstance(error, kind)
+        ),
+        (500, "internal", "Internal error"),
+    )
+    if status >= 500:
+        _log.warning("request failed: %s: %s", type(error).__name__, error)
+    extensions: dict[str, Any] = {}
+    if isinstance(error, VariableError):
+        extensions["errors"] = [
+            {"variable": p.variable, "rule": p.rule, "message": f"{p.variable} {p.message}"}
+            for p in error.problems
+        ]
+    return problem_response(request, status, slug, title, str(error), **extensions)
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {"field": ".".join(str(part) for part in e["loc"][1:]) or "body", "message": e["msg"]}
+        for e in error.errors()
+    ]
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem_response(
+        request, 422, "invalid-request", "Invalid request", detail, errors=errors
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    title = HTTPStatus(error.status_code).phrase
+    slug = title.lower().replace(" ", "-")
+    response = problem_response(request, error.status_code, slug, title, str(error.detail))
+    for name, value in (error.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    _log.exception("unhandled error")
+    return problem_response(
+        request, 500, "internal", "Internal error", "the service failed unexpectedly"
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error the app can raise to a problem details response."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

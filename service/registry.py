@@ -1,0 +1,160 @@
+"""The PromptVersions this service can serve, their weights, and which one answers a request.
+
+Locally (no cluster) every prompt's highest valid version is ``Stable`` at weight 100
+and older ones are ``Superseded`` at 0; versions that cannot be served are
+``Invalid`` with a reason. The controller replaces this assignment with the
+canary weights it writes to ``status``. Choosing among weighted versions is a pure,
+sticky function of a routing key: the same user lands on the same version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import semver
+
+from api.v1alpha1 import RESERVED_VARIABLES, Phase, PromptVersion
+from service.errors import PromptNotFoundError, TemplateError
+from service.rendering import CompiledPrompt, compile_prompt, referenced_variables
+
+__all__ = [
+    "PromptRegistry",
+    "ServedVersion",
+    "assign_local_weights",
+    "check_servable",
+    "choose_by_weight",
+]
+
+
+@dataclass(frozen=True)
+class ServedVersion:
+    """A loaded PromptVersion with its compiled templates and traffic share."""
+
+    resource: PromptVersion
+    compiled: CompiledPrompt | None
+    phase: Phase
+    weight: int
+    message: str | None = None
+
+    @property
+    def prompt(self) -> str:
+        """The logical prompt name."""
+        return self.resource.spec.prompt
+
+    @property
+    def version(self) -> str:
+        """The semantic version."""
+        return self.resource.spec.version
+
+
+def check_servable(resource: PromptVersion, collections: set[str] | None) -> str | None:
+    """Why `resource` cannot be served, or None; `collections=None` skips the collection check."""
+    spec = resource.spec
+    try:
+        used = set().union(*referenced_variables(spec.template).values())
+    except TemplateError as error:
+        return str(error)
+    undeclared = sorted(used - {v.name for v in spec.variables} - RESERVED_VARIABLES)
+    if undeclared:
+        return f"templates use undeclared variables: {', '.join(undeclared)}"
+    if spec.retrieval and collections is not None and spec.retrieval.collection not in collections:
+        return f"retrieval.collection {spec.retrieval.collection!r} does not exist"
+    return None
+
+
+def assign_local_weights(
+    resources: Iterable[PromptVersion], problems: dict[str, str]
+) -> list[tuple[PromptVersion, Phase, int, str | None]]:
+    """Phase and weight of each resource without a controller (pure).
+
+    `problems` maps metadata.name to the reason a resource cannot be served.
+    """
+    by_prompt: dict[str, list[PromptVersion]] = {}
+    for resource in resources:
+        by_prompt.setdefault(resource.spec.prompt, []).append(resource)
+    assigned: list[tuple[PromptVersion, Phase, int, str | None]] = []
+    for prompt in sorted(by_prompt):
+        ordered = sorted(
+            by_prompt[prompt], key=lambda r: semver.Version.parse(r.spec.version), reverse=True
+        )
+        stable_chosen = False
+        seen: set[str] = set()
+        for resource in ordered:
+            reason = problems.get(resource.metadata.name)
+            if reason is None and resource.spec.version in seen:
+                reason = f"version {resource.spec.version} of {prompt} is declared twice"
+            seen.add(resource.spec.version)
+            if reason is not None:
+                assigned.append((resource, Phase.INVALID, 0, reason))
+            elif not stable_chosen:
+                stable_chosen = True
+                assigned.append((resource, Phase.STABLE, 100, None))
+            else:
+                assigned.append((resource, Phase.SUPERSEDED, 0, "a newer version is stable"))
+    return assigned
+
+
+def choose_by_weight(weights: Sequence[int], routing_key: str) -> int:
+    """Index of the weighted option a routing key falls into (pure, sticky, uniform)."""
+    total = sum(weights)
+    if total <= 0:
+        raise ValueError("no option has a positive weight")
+    digest = hashlib.sha256(routing_key.encode()).digest()
+    point = int.from_bytes(digest[:8], "big") % total
+    for index, weight in enumerate(weights):
+        if point < weight:
+            return index
+        point -= weight
+    raise AssertionError("unreachable: point < total")  # pragma: no cover
+
+
+class PromptRegistry:
+    """An immutable snapshot of the served versions."""
+
+    def __init__(self, served: Sequence[ServedVersion]) -> None:
+        self._served = sorted(
+            served, key=lambda s: (s.prompt, semver.Version.parse(s.version)), reverse=False
+        )
+
+    @classmethod
+    def from_resources(
+        cls, resources: Sequence[PromptVersion], collections: set[str] | None
+    ) -> PromptRegistry:
+        """Check, weigh and compile `resources` as a local (controller-less) registry."""
+        problems = {
+            r.metadata.name: reason
+            for r in resources
+            if (reason := check_servable(r, collections)) is not None
+        }
+        served = []
+        for resource, phase, weight, message in assign_local_weights(resources, problems):
+            compiled = (
+                compile_prompt(resource.spec.template) if phase is not Phase.INVALID else None
+            )
+            served.append(ServedVersion(resource, compiled, phase, weight, message))
+        return cls(served)
+
+    def versions(self) -> list[ServedVersion]:
+        """Every loaded version, by prompt then version."""
+        return list(self._served)
+
+    def select(self, prompt: str, version: str | None, routing_key: str) -> ServedVersion:
+        """The version that answers: the pinned one, else a weighted, sticky choice."""
+        candidates = [s for s in self._served if s.prompt == prompt]
+        if not candidates:
+            raise PromptNotFoundError(f"no PromptVersion serves prompt {prompt!r}")
+        if version is not None:
+            pinned = next((s for s in candidates if s.version == version), None)
+            if pinned is None:
+                raise PromptNotFoundError(f"prompt {prompt!r} has no version {version!r}")
+            if pinned.compiled is None:
+                raise PromptNotFoundError(
+                    f"version {version} of {prompt!r} is Invalid: {pinned.message}"
+                )
+            return pinned
+        live = [s for s in candidates if s.weight > 0 and s.compiled is not None]
+        if not live:
+            raise PromptNotFoundError(f"prompt {prompt!r} has no servable version")
+        return live[choose_by_weight([s.weight for s in live], routing_key)]

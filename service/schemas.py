@@ -1,0 +1,98 @@
+"""Request and response bodies of the HTTP API (see docs/api.md)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from api.v1alpha1 import DNS_LABEL_PATTERN, SEMVER_PATTERN, Phase
+from service.outcome import Outcome
+
+__all__ = [
+    "AnswerRequest",
+    "AnswerResponse",
+    "Citation",
+    "HealthResponse",
+    "PromptSummary",
+    "PromptsResponse",
+    "Usage",
+]
+
+#: A variable value as JSON carries it; objects and arrays are refused.
+JsonScalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
+
+
+class AnswerRequest(BaseModel):
+    """Ask one question of a prompt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(pattern=DNS_LABEL_PATTERN, max_length=63, examples=["policy-qa"])
+    question: str = Field(min_length=1, max_length=4000, examples=["Can I refund a digital item?"])
+    variables: dict[str, JsonScalar] = Field(default_factory=dict, examples=[{"tone": "formal"}])
+    user: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Stable end-user id: keeps one user on one version during a rollout.",
+    )
+    version: str | None = Field(
+        default=None,
+        pattern=SEMVER_PATTERN,
+        description="Pin a version (evaluation, debugging); normally omitted.",
+    )
+
+
+class Citation(BaseModel):
+    """A retrieved passage the answer relies on."""
+
+    id: str = Field(examples=["digital-goods#0"])
+    source: str = Field(examples=["digital-goods.md"])
+    score: float
+
+
+class Usage(BaseModel):
+    """Tokens and cost of one answer."""
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class AnswerResponse(BaseModel):
+    """The answer and how it was produced."""
+
+    request_id: str
+    prompt: str
+    version: str
+    model: str | None = Field(description="Model that answered; null when no model was called.")
+    outcome: Outcome
+    answer: str
+    citations: list[Citation]
+    usage: Usage
+    latency_ms: float
+
+
+class PromptSummary(BaseModel):
+    """One loaded PromptVersion and its share of traffic."""
+
+    name: str
+    prompt: str
+    version: str
+    phase: Phase
+    weight: int
+    model: str
+    collection: str | None
+    owner: str
+    message: str | None
+
+
+class PromptsResponse(BaseModel):
+    """Every loaded PromptVersion."""
+
+    items: list[PromptSummary]
+
+
+class HealthResponse(BaseModel):
+    """Liveness or readiness."""
+
+    status: str
+    detail: str | None = None
