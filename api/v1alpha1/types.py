@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -171,9 +172,30 @@ class Variable(_Model):
         for value in self.enum or []:
             if not _matches_type(value, self.type):
                 raise ValueError(f"enum value {value!r} is not of type {self.type.value}")
-        if self.default is not None and not _matches_type(self.default, self.type):
-            raise ValueError(f"default {self.default!r} is not of type {self.type.value}")
+        if self.default is not None:
+            if not _matches_type(self.default, self.type):
+                raise ValueError(f"default {self.default!r} is not of type {self.type.value}")
+            problem = _violation(self, self.default)
+            if problem:
+                raise ValueError(f"default {self.default!r} {problem}")
         return self
+
+
+def _violation(variable: Variable, value: Scalar) -> str:
+    """Why a value of the right type breaks a variable's constraints ("" if it does not)."""
+    if variable.enum is not None and value not in variable.enum:
+        return f"is not one of {variable.enum}"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if variable.minimum is not None and value < variable.minimum:
+            return f"is less than minimum {variable.minimum}"
+        if variable.maximum is not None and value > variable.maximum:
+            return f"is greater than maximum {variable.maximum}"
+    if isinstance(value, str):
+        if variable.max_length is not None and len(value) > variable.max_length:
+            return f"is longer than maxLength {variable.max_length}"
+        if variable.pattern is not None and re.fullmatch(variable.pattern, value) is None:
+            return f"does not match pattern {variable.pattern!r}"
+    return ""
 
 
 class PromptTemplate(_Model):
@@ -193,7 +215,10 @@ class ModelSettings(_Model):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature.")
     max_tokens: int = Field(default=512, ge=1, le=128_000, description="Completion token cap.")
     timeout_seconds: float = Field(
-        default=30.0, ge=0.1, le=600.0, description="Total deadline for one answer, retries included."
+        default=30.0,
+        ge=0.1,
+        le=600.0,
+        description="Total deadline for one answer, retries included.",
     )
     fallbacks: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         default_factory=list, description="Models tried in order when the primary fails."
@@ -206,7 +231,10 @@ class Retrieval(_Model):
     collection: str = Field(pattern=COLLECTION_PATTERN, description="Vector store collection.")
     top_k: int = Field(default=3, ge=1, le=50, description="Passages retrieved per question.")
     min_score: float = Field(
-        default=0.3, ge=-1.0, le=1.0, description="Cosine similarity below which a passage is dropped."
+        default=0.3,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity below which a passage is dropped.",
     )
     max_context_tokens: int = Field(
         default=1500, ge=16, le=200_000, description="Token budget of the CONTEXT block."
@@ -283,7 +311,7 @@ class Rollout(_Model):
     @classmethod
     def _weights_increase(cls, steps: list[RolloutStep]) -> list[RolloutStep]:
         weights = [step.weight for step in steps]
-        if any(later <= earlier for earlier, later in zip(weights, weights[1:], strict=False)):
+        if any(later <= earlier for earlier, later in pairwise(weights)):
             raise ValueError(f"step weights must strictly increase, got {weights}")
         return steps
 
