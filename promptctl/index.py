@@ -15,6 +15,7 @@ import httpx
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from service.chunking import read_documents
@@ -56,12 +57,12 @@ def index_command(
     try:
         settings = Settings()
     except ValidationError as exc:
-        err.print(f"[red]error:[/red] invalid settings in the environment:\n{exc}")
+        err.print(f"[red]error:[/red] invalid settings in the environment:\n{escape(str(exc))}")
         raise typer.Exit(2) from None
     try:
         report = asyncio.run(_index(settings, directory, collection, prune, err))
     except ServiceError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     typer.echo(render_report(report))
 

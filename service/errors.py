@@ -7,8 +7,10 @@
     ├── VariableError           422: a request variable is missing, unknown or breaks a rule
     ├── TemplateError           500: a template failed to render (versions that fail to
     │                                compile are marked Invalid at load and never served)
+    ├── CorpusError             (CLI, start-up) a corpus folder or document cannot be read
     ├── RetrievalError          503: the vector store failed
-    │   └── VectorStoreError    503: the vector store could not be opened
+    │   ├── VectorStoreError    503: the vector store could not be opened
+    │   └── CollectionMismatchError  the collection holds vectors of another size
     ├── EmbeddingError          503: the embedding model failed
     └── ModelError              503: the model upstream failed or answered badly
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "CollectionMismatchError",
+    "CorpusError",
     "EmbeddingError",
     "ModelError",
     "PromptNotFoundError",
@@ -65,6 +69,14 @@ class RetrievalError(ServiceError):
 
 class VectorStoreError(RetrievalError):
     """The vector store could not be opened or reached."""
+
+
+class CollectionMismatchError(RetrievalError):
+    """The collection exists with vectors the embedder cannot produce."""
+
+
+class CorpusError(ServiceError):
+    """A corpus folder or document cannot be read."""
 
 
 class EmbeddingError(ServiceError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
 from service.dependencies import AnswerServiceDep, MetricsDep, RequestIdDep
@@ -11,7 +13,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["answers"])
 
-_PROBLEM = {"content": {"application/problem+json": {}}}
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 @router.post(

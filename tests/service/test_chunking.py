@@ -44,7 +44,13 @@ PARA_B = "Refunds reach the original payment method within five business days of
         ("r.md", "# T\r\n\r\nLine one\r\nline two\r\n", 800, "T", ["Line one\nline two"]),
         ("r.md", "# Only a title\n\n\n", 800, "Only a title", []),
         ("r.md", "", 800, "r", []),
-        ("r.md", "Same words.\n\n" * 3 + "x" * 300, 800, "r", ["Same words.\n\nSame words.\n\nSame words.\n\n" + "x" * 300]),
+        (
+            "r.md",
+            "Same words.\n\n" * 3 + "x" * 300,
+            800,
+            "r",
+            ["Same words.\n\nSame words.\n\nSame words.\n\n" + "x" * 300],
+        ),
         ("r.md", f"{PARA_A}\n\n{PARA_B}\n\n{PARA_A}", 800, "r", [PARA_A.strip(), PARA_B.strip()]),
         ("r.md", HUGE_WORD, 200, "r", [HUGE_WORD[:200], HUGE_WORD[200:400], HUGE_WORD[400:]]),
     ],
@@ -62,9 +68,7 @@ PARA_B = "Refunds reach the original payment method within five business days of
         "huge-word-cut",
     ],
 )
-def test_build_chunks(
-    source: str, text: str, max_chars: int, title: str, texts: list[str]
-) -> None:
+def test_build_chunks(source: str, text: str, max_chars: int, title: str, texts: list[str]) -> None:
     chunks = build_chunks(source, text, max_chars)
     assert [c.text for c in chunks] == texts
     assert {c.title for c in chunks} <= {title}
@@ -88,7 +92,9 @@ def test_point_ids_are_stable_and_local() -> None:
     first = build_chunks("refunds.md", f"{PARA_A}\n\n{PARA_B}")
     edited = build_chunks("refunds.md", f"{PARA_A}\n\n{PARA_B} Edited.")
     moved = build_chunks("other.md", f"{PARA_A}\n\n{PARA_B}")
-    assert [c.point_id for c in first] == [c.point_id for c in build_chunks("refunds.md", f"{PARA_A}\n\n{PARA_B}")]
+    assert [c.point_id for c in first] == [
+        c.point_id for c in build_chunks("refunds.md", f"{PARA_A}\n\n{PARA_B}")
+    ]
     assert first[0].point_id == edited[0].point_id
     assert first[1].point_id != edited[1].point_id
     assert {c.point_id for c in first}.isdisjoint(c.point_id for c in moved)

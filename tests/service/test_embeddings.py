@@ -121,7 +121,11 @@ def embeddings_response(request: httpx.Request, dimension: int = 3) -> httpx.Res
     """Vector i is (i+1) * (1, 2, 2) padded; data listed in reverse to test ordering."""
     inputs = json.loads(request.content)["input"]
     data = [
-        {"object": "embedding", "index": i, "embedding": [(i + 1.0) * x for x in [1, 2, 2]][:dimension]}
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": [(i + 1.0) * x for x in [1, 2, 2]][:dimension],
+        }
         for i in range(len(inputs))
     ]
     return httpx.Response(200, json={"object": "list", "data": data[::-1]})
@@ -146,7 +150,10 @@ async def test_openai_request_and_normalisation() -> None:
     assert request.method == "POST"
     assert str(request.url) == "https://llm.example/v1/embeddings"
     assert request.headers["authorization"] == "Bearer sk-test"
-    assert json.loads(request.content) == {"model": "text-embedding-3-small", "input": ["first", " "]}
+    assert json.loads(request.content) == {
+        "model": "text-embedding-3-small",
+        "input": ["first", " "],
+    }
     np.testing.assert_allclose(vectors, [[1 / 3, 2 / 3, 2 / 3]] * 2, atol=1e-6)
     assert embedder.dimension == 3
     assert embedder.model_id == "text-embedding-3-small"
@@ -265,7 +272,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             "Bearer m",
         ),
         (
-            {"embedding_base_url": "https://e.example/v1", "model_api_key": "m", "embedding_api_key": "e"},
+            {
+                "embedding_base_url": "https://e.example/v1",
+                "model_api_key": "m",
+                "embedding_api_key": "e",
+            },
             OpenAIEmbedder,
             "Bearer e",
         ),

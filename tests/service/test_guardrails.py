@@ -10,7 +10,9 @@ from service.outcome import Outcome
 from service.retrieval import Passage
 
 PASSAGES = [
-    Passage(passage_id=f"doc#{i}", source="doc.md", title="Doc", text=f"text {i}", score=0.9 - i / 10)
+    Passage(
+        passage_id=f"doc#{i}", source="doc.md", title="Doc", text=f"text {i}", score=0.9 - i / 10
+    )
     for i in range(3)
 ]
 EMPTY = "Not covered by policy."
@@ -56,8 +58,15 @@ def test_find_citations(text: str, ids: list[str]) -> None:
         ("", False, Outcome.UNKNOWN, EMPTY),
         ("I cannot say [1].", True, Outcome.REFUSED, "I can't help with that."),
     ],
-    ids=["cited", "uncited-required", "uncited-allowed", "cites-nothing-retrieved",
-         "model-says-not-covered", "empty", "forbidden"],
+    ids=[
+        "cited",
+        "uncited-required",
+        "uncited-allowed",
+        "cites-nothing-retrieved",
+        "model-says-not-covered",
+        "empty",
+        "forbidden",
+    ],
 )
 def test_assess_answer(text: str, require: bool, outcome: Outcome, answer: str) -> None:
     guardrails = Guardrails(forbidden_phrases=["I cannot"], require_citations=require)

@@ -10,6 +10,7 @@ import pytest
 from qdrant_client import AsyncQdrantClient, models
 
 from service.chunking import Chunk, build_chunks, read_documents
+from service.embeddings import Embedder, OnnxMiniLMEmbedder
 from service.errors import VectorStoreError
 from service.indexing import (
     CollectionMismatchError,
@@ -38,22 +39,22 @@ DOCS = [
 class CountingEmbedder:
     """Wraps an embedder, counting texts and optionally claiming another model id."""
 
-    def __init__(self, inner: object, model_id: str | None = None) -> None:
+    def __init__(self, inner: Embedder, model_id: str | None = None) -> None:
         self._inner = inner
         self._model_id = model_id
         self.texts = 0
 
     @property
     def model_id(self) -> str:
-        return self._model_id or self._inner.model_id  # type: ignore[attr-defined,no-any-return]
+        return self._model_id or self._inner.model_id
 
     @property
     def dimension(self) -> int:
-        return self._inner.dimension  # type: ignore[attr-defined,no-any-return]
+        return self._inner.dimension
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         self.texts += len(texts)
-        return await self._inner.embed(texts)  # type: ignore[attr-defined,no-any-return]
+        return await self._inner.embed(texts)
 
 
 def chunk_count(documents: Sequence[tuple[str, str]]) -> int:
@@ -100,7 +101,9 @@ def test_decide_changes(
 
 
 @pytest.mark.asyncio
-async def test_second_run_writes_nothing(memory_qdrant: AsyncQdrantClient, minilm: object) -> None:
+async def test_second_run_writes_nothing(
+    memory_qdrant: AsyncQdrantClient, minilm: OnnxMiniLMEmbedder
+) -> None:
     embedder = CountingEmbedder(minilm)
     total = chunk_count(DOCS)
     progress: list[int] = []
@@ -116,11 +119,13 @@ async def test_second_run_writes_nothing(memory_qdrant: AsyncQdrantClient, minil
     assert embedder.texts == 0
 
     info = await memory_qdrant.get_collection("p")
-    assert info.config.params.vectors == models.VectorParams(size=384, distance=models.Distance.COSINE)
+    assert info.config.params.vectors == models.VectorParams(
+        size=384, distance=models.Distance.COSINE
+    )
 
 
 @pytest.mark.asyncio
-async def test_payload(memory_qdrant: AsyncQdrantClient, minilm: object) -> None:
+async def test_payload(memory_qdrant: AsyncQdrantClient, minilm: OnnxMiniLMEmbedder) -> None:
     await index_documents(memory_qdrant, CountingEmbedder(minilm), "p", DOCS[1:])
     records, _ = await memory_qdrant.scroll("p")
     (record,) = records
@@ -138,7 +143,7 @@ async def test_payload(memory_qdrant: AsyncQdrantClient, minilm: object) -> None
 
 @pytest.mark.asyncio
 async def test_changed_file_replaces_stale_chunks(
-    memory_qdrant: AsyncQdrantClient, minilm: object
+    memory_qdrant: AsyncQdrantClient, minilm: OnnxMiniLMEmbedder
 ) -> None:
     await index_documents(memory_qdrant, CountingEmbedder(minilm), "p", DOCS)
     edited = [(DOCS[0][0], DOCS[0][1].replace("30 days", "45 days")), DOCS[1]]
@@ -153,7 +158,9 @@ async def test_changed_file_replaces_stale_chunks(
 
 @pytest.mark.parametrize("prune", [True, False], ids=["prune", "keep"])
 @pytest.mark.asyncio
-async def test_missing_file(memory_qdrant: AsyncQdrantClient, minilm: object, prune: bool) -> None:
+async def test_missing_file(
+    memory_qdrant: AsyncQdrantClient, minilm: OnnxMiniLMEmbedder, prune: bool
+) -> None:
     await index_documents(memory_qdrant, CountingEmbedder(minilm), "p", DOCS)
     report = await index_documents(
         memory_qdrant, CountingEmbedder(minilm), "p", DOCS[1:], prune=prune
@@ -165,7 +172,7 @@ async def test_missing_file(memory_qdrant: AsyncQdrantClient, minilm: object, pr
 
 @pytest.mark.asyncio
 async def test_new_model_rewrites_everything(
-    memory_qdrant: AsyncQdrantClient, minilm: object
+    memory_qdrant: AsyncQdrantClient, minilm: OnnxMiniLMEmbedder
 ) -> None:
     await index_documents(memory_qdrant, CountingEmbedder(minilm), "p", DOCS)
     report = await index_documents(memory_qdrant, CountingEmbedder(minilm, "other"), "p", DOCS)
@@ -173,23 +180,27 @@ async def test_new_model_rewrites_everything(
 
 
 @pytest.mark.asyncio
-async def test_dimension_mismatch(memory_qdrant: AsyncQdrantClient, minilm: object) -> None:
+async def test_dimension_mismatch(
+    memory_qdrant: AsyncQdrantClient, minilm: OnnxMiniLMEmbedder
+) -> None:
     await memory_qdrant.create_collection(
         "p", vectors_config=models.VectorParams(size=8, distance=models.Distance.COSINE)
     )
-    with pytest.raises(CollectionMismatchError, match="holds 8-d vectors .* makes 384-d"):
+    with pytest.raises(CollectionMismatchError, match=r"holds 8-d vectors .* makes 384-d"):
         await index_documents(memory_qdrant, CountingEmbedder(minilm), "p", DOCS)
 
 
 @pytest.mark.asyncio
-async def test_duplicate_sources_rejected(memory_qdrant: AsyncQdrantClient, minilm: object) -> None:
+async def test_duplicate_sources_rejected(
+    memory_qdrant: AsyncQdrantClient, minilm: OnnxMiniLMEmbedder
+) -> None:
     with pytest.raises(ValueError, match="distinct sources"):
         await index_documents(memory_qdrant, CountingEmbedder(minilm), "p", [DOCS[0], DOCS[0]])
 
 
 @pytest.mark.asyncio
 async def test_folder_store_survives_reopen(
-    tmp_path: Path, minilm: object, policies_dir: Path
+    tmp_path: Path, minilm: OnnxMiniLMEmbedder, policies_dir: Path
 ) -> None:
     settings = Settings(qdrant_path=str(tmp_path / "deep" / "qdrant"), qdrant_url=None)
     documents = read_documents(policies_dir)
@@ -202,7 +213,7 @@ async def test_folder_store_survives_reopen(
     client = open_qdrant(settings)
     try:
         second = await index_documents(client, CountingEmbedder(minilm), "policies", documents)
-        passages = await Retriever(client, minilm).retrieve(  # type: ignore[arg-type]
+        passages = await Retriever(client, minilm).retrieve(
             "policies", "How long is standard delivery?", 1, 0.3
         )
     finally:
@@ -217,7 +228,7 @@ async def test_locked_folder_store(tmp_path: Path) -> None:
     settings = Settings(qdrant_path=str(tmp_path / "qdrant"), qdrant_url=None)
     holder = open_qdrant(settings)
     try:
-        with pytest.raises(VectorStoreError, match="in use by another process.*QDRANT_PATH"):
+        with pytest.raises(VectorStoreError, match=r"in use by another process.*QDRANT_PATH"):
             open_qdrant(settings)
         gc.collect()  # a leaked lock file would raise ResourceWarning (an error) here
     finally:

@@ -24,8 +24,13 @@ DECLARED = [
     [
         (
             {"audience": "customers"},
-            {"tone": "formal", "max_length": 120, "audience": "customers", "ratio": 0.0,
-             "strict": False},
+            {
+                "tone": "formal",
+                "max_length": 120,
+                "audience": "customers",
+                "ratio": 0.0,
+                "strict": False,
+            },
         ),
         (
             {"audience": "staff", "tone": "friendly", "max_length": 20, "ratio": 1, "strict": True},
@@ -60,12 +65,25 @@ def test_valid(supplied: dict[str, Any], expected: dict[str, Any]) -> None:
         ({"audience": 7}, "audience", "type"),
     ],
     ids=[
-        "missing-required", "unknown", "enum", "string-for-integer", "fraction-for-integer",
-        "bool-for-integer", "below-minimum", "above-maximum", "number-below-minimum",
-        "string-for-boolean", "pattern", "max-length", "null", "number-for-string",
+        "missing-required",
+        "unknown",
+        "enum",
+        "string-for-integer",
+        "fraction-for-integer",
+        "bool-for-integer",
+        "below-minimum",
+        "above-maximum",
+        "number-below-minimum",
+        "string-for-boolean",
+        "pattern",
+        "max-length",
+        "null",
+        "number-for-string",
     ],
 )
-def test_invalid_names_variable_and_rule(supplied: dict[str, Any], variable: str, rule: str) -> None:
+def test_invalid_names_variable_and_rule(
+    supplied: dict[str, Any], variable: str, rule: str
+) -> None:
     with pytest.raises(VariableError) as caught:
         resolve_variables(DECLARED, supplied)
     assert (variable, rule) in [(p.variable, p.rule) for p in caught.value.problems]
@@ -77,7 +95,10 @@ def test_every_problem_is_reported_at_once() -> None:
         resolve_variables(DECLARED, {"tone": "rude", "max_length": 1, "extra": 1})
     rules = sorted((p.variable, p.rule) for p in caught.value.problems)
     assert rules == [
-        ("audience", "required"), ("extra", "unknown"), ("max_length", "minimum"), ("tone", "enum"),
+        ("audience", "required"),
+        ("extra", "unknown"),
+        ("max_length", "minimum"),
+        ("tone", "enum"),
     ]
 
 

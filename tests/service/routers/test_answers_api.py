@@ -62,7 +62,9 @@ def test_off_topic_question_gets_the_empty_answer_without_a_model_call(
     assert response.status_code == 200
     body = response.json()
     assert (body["outcome"], body["answer"], body["model"]) == (
-        "unknown", "Not covered by policy.", None
+        "unknown",
+        "Not covered by policy.",
+        None,
     )
     assert body["citations"] == [] and body["usage"]["cost_usd"] == 0.0
     assert _chat_calls(state) == before
@@ -103,24 +105,53 @@ def test_pinned_version_is_served(
     ("body", "status", "kind", "mentions"),
     [
         ({"prompt": "nope", "question": "q"}, 404, "prompt-not-found", "'nope'"),
-        ({"prompt": "policy-qa", "question": "q", "version": "9.9.9"}, 404, "prompt-not-found",
-         "9.9.9"),
+        (
+            {"prompt": "policy-qa", "question": "q", "version": "9.9.9"},
+            404,
+            "prompt-not-found",
+            "9.9.9",
+        ),
         ({"prompt": "policy-qa"}, 422, "invalid-request", "question"),
         ({"prompt": "policy-qa", "question": ""}, 422, "invalid-request", "question"),
         ({"prompt": "policy-qa", "question": "q", "colour": 1}, 422, "invalid-request", "colour"),
         ({"prompt": "Not A Label", "question": "q"}, 422, "invalid-request", "prompt"),
-        ({"prompt": "policy-qa", "question": "q", "variables": {"tone": {"a": 1}}}, 422,
-         "invalid-request", "variables.tone"),
-        ({"prompt": "policy-qa", "question": "q", "variables": {"tone": "rude"}}, 422,
-         "invalid-variables", "tone"),
-        ({"prompt": "policy-qa", "question": "q", "variables": {"max_length": 5}}, 422,
-         "invalid-variables", "max_length"),
-        ({"prompt": "policy-qa", "question": "q", "variables": {"persona": "x"}}, 422,
-         "invalid-variables", "persona"),
+        (
+            {"prompt": "policy-qa", "question": "q", "variables": {"tone": {"a": 1}}},
+            422,
+            "invalid-request",
+            "variables.tone",
+        ),
+        (
+            {"prompt": "policy-qa", "question": "q", "variables": {"tone": "rude"}},
+            422,
+            "invalid-variables",
+            "tone",
+        ),
+        (
+            {"prompt": "policy-qa", "question": "q", "variables": {"max_length": 5}},
+            422,
+            "invalid-variables",
+            "max_length",
+        ),
+        (
+            {"prompt": "policy-qa", "question": "q", "variables": {"persona": "x"}},
+            422,
+            "invalid-variables",
+            "persona",
+        ),
     ],
-    ids=["unknown-prompt", "unknown-version", "missing-question", "empty-question",
-         "unknown-body-field", "bad-prompt-name", "object-variable", "enum", "minimum",
-         "unknown-variable"],
+    ids=[
+        "unknown-prompt",
+        "unknown-version",
+        "missing-question",
+        "empty-question",
+        "unknown-body-field",
+        "bad-prompt-name",
+        "object-variable",
+        "enum",
+        "minimum",
+        "unknown-variable",
+    ],
 )
 def test_bad_requests_get_problem_details(
     local_client: TestClient, body: dict[str, Any], status: int, kind: str, mentions: str
@@ -151,7 +182,9 @@ def test_malformed_json_is_a_422_problem(local_client: TestClient) -> None:
 
 def test_body_over_the_limit_is_413_declared_or_streamed(local_client: TestClient) -> None:
     big = json.dumps({"prompt": "policy-qa", "question": "x" * 70_000}).encode()
-    declared = local_client.post("/v1/answers", content=big, headers={"content-type": "application/json"})
+    declared = local_client.post(
+        "/v1/answers", content=big, headers={"content-type": "application/json"}
+    )
 
     def chunks() -> Iterator[bytes]:
         for start in range(0, len(big), 8192):
@@ -167,7 +200,7 @@ def test_body_over_the_limit_is_413_declared_or_streamed(local_client: TestClien
 
 
 def test_request_id_is_honoured_only_when_well_formed(local_client: TestClient) -> None:
-    good = _ask(local_client, DIGITAL, ) if False else local_client.post(
+    good = local_client.post(
         "/v1/answers",
         json={"prompt": "policy-qa", "question": DIGITAL},
         headers={"x-request-id": "trace-0123456789"},
@@ -218,7 +251,9 @@ def test_forbidden_phrase_in_a_model_answer_is_refused(
     with TestClient(create_app(settings)) as client:
         body = _ask(client, "How long does standard delivery take?").json()
     assert body["outcome"] == "refused"
-    assert body["answer"] == manifest["spec"]["guardrails"].get("refusalAnswer", "I can't help with that.")
+    assert body["answer"] == manifest["spec"]["guardrails"].get(
+        "refusalAnswer", "I can't help with that."
+    )
     assert body["citations"] == []
 
 
@@ -226,6 +261,6 @@ def test_invalid_manifest_stops_start_up_naming_file_and_field(tmp_path: Path) -
     manifest = yaml.safe_load((ROOT / "prompts" / "policy-qa-1.1.0.yaml").read_text())
     manifest["spec"]["version"] = "1.1"
     (tmp_path / "broken.yaml").write_text(yaml.safe_dump(manifest))
-    with pytest.raises(ManifestError, match=r"broken\.yaml.*spec\.version"):
-        with TestClient(create_app(build_settings(prompts_dir=tmp_path))):
-            pass
+    app = create_app(build_settings(prompts_dir=tmp_path))
+    with pytest.raises(ManifestError, match=r"broken\.yaml.*spec\.version"), TestClient(app):
+        pass

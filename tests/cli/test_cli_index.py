@@ -1,0 +1,91 @@
+"""`promptctl index` end to end: bundled model, embedded Qdrant in tmp_path."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from qdrant_client import AsyncQdrantClient
+from typer.testing import CliRunner
+
+from promptctl.main import app
+from service.chunking import build_chunks, read_documents
+
+pytestmark = pytest.mark.integration
+
+POLICIES = Path(__file__).resolve().parents[2] / "data" / "policies"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "QDRANT_PATH": str(tmp_path / "store" / "qdrant"),
+        "QDRANT_URL": "",
+        "EMBEDDING_BASE_URL": "",
+    }
+
+
+def counts(output: str) -> dict[str, int]:
+    return {
+        word: int(n) for n, word in re.findall(r"(\d+) (added|updated|unchanged|removed)", output)
+    }
+
+
+def test_index_twice_adds_nothing_the_second_time(tmp_path: Path, env: dict[str, str]) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(POLICIES, corpus)
+    total = sum(len(build_chunks(s, t)) for s, t in read_documents(corpus))
+    runner = CliRunner()
+    args = ["index", str(corpus), "--collection", "policies"]
+
+    first = runner.invoke(app, args, env=env)
+    assert first.exit_code == 0, first.output
+    assert counts(first.stdout) == {"added": total, "updated": 0, "unchanged": 0, "removed": 0}
+    assert "Indexed 12 documents into 'policies'" in first.stdout
+
+    second = runner.invoke(app, args, env=env)
+    assert second.exit_code == 0, second.output
+    assert counts(second.stdout) == {"added": 0, "updated": 0, "unchanged": total, "removed": 0}
+
+    (corpus / "contact.md").unlink()
+    third = runner.invoke(app, [*args, "--no-prune"], env=env)
+    assert counts(third.stdout)["removed"] == 0
+    fourth = runner.invoke(app, args, env=env)
+    assert counts(fourth.stdout)["removed"] == 1
+
+
+def test_missing_directory(tmp_path: Path, env: dict[str, str]) -> None:
+    result = CliRunner().invoke(
+        app, ["index", str(tmp_path / "nope"), "--collection", "p"], env=env
+    )
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_collection_is_required(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(app, ["index", str(POLICIES)], env=env)
+    assert result.exit_code == 2
+    assert "--collection" in result.output
+
+
+def test_locked_store(env: dict[str, str]) -> None:
+    Path(env["QDRANT_PATH"]).mkdir(parents=True)
+    holder = AsyncQdrantClient(path=env["QDRANT_PATH"])
+    try:
+        result = CliRunner().invoke(app, ["index", str(POLICIES), "--collection", "p"], env=env)
+    finally:
+        asyncio.run(holder.close())
+    assert result.exit_code == 1
+    assert "in use by another process" in result.stderr
+
+
+def test_undecodable_file(tmp_path: Path, env: dict[str, str]) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "bad.md").write_bytes(b"# Bad\n\n\xff\xfe")
+    result = CliRunner().invoke(app, ["index", str(corpus), "--collection", "p"], env=env)
+    assert result.exit_code == 1
+    assert "bad.md is not UTF-8 text" in result.stderr
