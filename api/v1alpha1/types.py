@@ -329,7 +329,11 @@ class PromptVersionSpec(_Model):
     changelog: str = Field(default="", description="What changed in this version, and why.")
     template: PromptTemplate = Field(description="The chat messages.")
     variables: list[Variable] = Field(
-        default_factory=list, max_length=64, description="Variables the templates use."
+        default_factory=list,
+        max_length=64,
+        description="Variables the templates use.",
+        # The API server rejects two variables with one name, as the validator below does.
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     model: ModelSettings = Field(description="The model and its parameters.")
     retrieval: Retrieval | None = Field(
