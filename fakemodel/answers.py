@@ -43,7 +43,7 @@ def count_tokens(text: str) -> int:
 
 
 def build_embedding(text: str, dimension: int) -> list[float]:
-    """A unit vector hashing the words of `text`: equal texts, equal vectors; shared words, closer."""
+    """A unit vector hashing the words of `text`: same text, same vector; shared words, closer."""
     vector = [0.0] * dimension
     for word in _WORD.findall(text.lower()):
         digest = hashlib.blake2b(word.encode(), digest_size=8).digest()

@@ -38,7 +38,9 @@ class FakeModelState:
     def record(self, request: Request, body: Any) -> None:
         """Keep a request for /admin/requests (bounded)."""
         self.requests.append(
-            RecordedRequest(request.method, request.url.path, dict(request.headers), body, time.time())
+            RecordedRequest(
+                request.method, request.url.path, dict(request.headers), body, time.time()
+            )
         )
         del self.requests[: -self.max_recorded]
 
@@ -59,12 +61,15 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
             body = await request.json()
             messages = body["messages"]
             model = str(body["model"])
+            max_tokens = int(body.get("max_tokens") or 256)
+            if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+                raise TypeError("messages must be a list of objects")
         except (ValueError, KeyError, TypeError):
             return _error(400, "body must be JSON with model and messages", "invalid_request_error")
         state.record(request, body)
         if model not in state.models:
             return _error(404, f"The model `{model}` does not exist", "invalid_request_error")
-        answer = build_answer(messages, int(body.get("max_tokens") or 256))
+        answer = build_answer(messages, max_tokens)
         prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in messages)
         completion_tokens = count_tokens(answer)
         return JSONResponse(
@@ -93,10 +98,11 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
         try:
             body = await request.json()
             raw = body["input"]
+            texts = [raw] if isinstance(raw, str) else [str(t) for t in raw]
         except (ValueError, KeyError, TypeError):
             return _error(400, "body must be JSON with input", "invalid_request_error")
         state.record(request, body)
-        texts = [raw] if isinstance(raw, str) else [str(t) for t in raw]
+        prompt_tokens = sum(count_tokens(t) for t in texts)
         return JSONResponse(
             {
                 "object": "list",
@@ -109,7 +115,7 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
                     }
                     for i, t in enumerate(texts)
                 ],
-                "usage": {"prompt_tokens": sum(count_tokens(t) for t in texts), "total_tokens": 0},
+                "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
             }
         )
 

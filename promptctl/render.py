@@ -78,8 +78,8 @@ def render_command(
     except VariableError as error:
         for problem in error.problems:
             err.print(
-                f"[red]error[/red] variable {problem.variable} ({problem.rule}): "
-                + escape(problem.message)
+                "[red]error[/red] "
+                + escape(f"variable {problem.variable} ({problem.rule}): {problem.message}")
             )
         raise typer.Exit(code=2) from error
     except (ManifestError, TemplateError) as error:

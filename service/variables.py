@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 
@@ -69,6 +70,8 @@ def _check(variable: Variable, value: object) -> list[VariableProblem]:
     name = variable.name
     if not _is_type(value, variable.type):
         got = "null" if value is None else type(value).__name__
+        if isinstance(value, float) and not math.isfinite(value):
+            got = str(value)
         return [VariableProblem(name, "type", f"must be {_TYPE_NAMES[variable.type]}, got {got}")]
     problems: list[VariableProblem] = []
     if variable.enum is not None and value not in variable.enum:
@@ -104,6 +107,8 @@ def _is_type(value: object, kind: VariableType) -> bool:
         return isinstance(value, bool)
     if isinstance(value, bool):
         return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False  # NaN and Infinity compare false with every bound
     if kind is VariableType.INTEGER:
         return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
     return isinstance(value, int | float)

@@ -264,3 +264,12 @@ def test_invalid_manifest_stops_start_up_naming_file_and_field(tmp_path: Path) -
     app = create_app(build_settings(prompts_dir=tmp_path))
     with pytest.raises(ManifestError, match=r"broken\.yaml.*spec\.version"), TestClient(app):
         pass
+
+
+def test_nan_cannot_slip_past_a_numeric_bound(local_client: TestClient) -> None:
+    body = b'{"prompt": "policy-qa", "question": "q", "variables": {"max_length": NaN}}'
+    response = local_client.post(
+        "/v1/answers", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert ("max_length", "type") in {(e["variable"], e["rule"]) for e in response.json()["errors"]}
