@@ -8,8 +8,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# Debian packages of the real servers integration tests start (installed when run as root).
+SYSTEM_PACKAGES ?= redis-server
 
-.PHONY: help install run test lint typecheck format check crds lock clean
+.PHONY: help install system-deps run test lint typecheck format check crds lock clean
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -23,10 +25,20 @@ $(BIN)/.installed: pyproject.toml requirements/dev.lock
 
 install: $(BIN)/.installed ## Create the virtualenv from the pinned lock.
 
+system-deps: ## Install the Debian packages integration tests need (as root; else say why not).
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+		echo "note: cannot install$$missing (not root or no apt-get): tests that need them will be skipped"; \
+	fi
+
 run: install ## Run the service with its embedded defaults on http://127.0.0.1:8000.
 	$(BIN)/uvicorn --factory service.app:create_app --host $(HOST) --port $(PORT)
 
-test: install ## Run the whole test suite.
+test: install system-deps ## Run the whole test suite.
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check).

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.logs import configure_logging
 from service.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from service.problems import install_problem_handlers
 from service.resources import open_resources
@@ -19,6 +20,7 @@ __all__ = ["create_app"]
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Assemble the app; settings come from the environment unless given."""
     settings = settings or Settings()
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
