@@ -283,10 +283,19 @@ def _parse_embeddings(response: httpx.Response, count: int) -> FloatArray:
     return matrix
 
 
+def _same_host(url: str, other: str | None) -> bool:
+    return other is not None and httpx.URL(url).host == httpx.URL(other).host
+
+
 def build_embedder(settings: Settings, http: httpx.AsyncClient) -> Embedder:
     """The embedder the settings select (nothing is loaded or called yet)."""
     if settings.embedding_base_url:
-        key = settings.embedding_api_key or settings.model_api_key
+        # The model's key goes to the embeddings endpoint only when both share a host.
+        key = settings.embedding_api_key or (
+            settings.model_api_key
+            if _same_host(settings.embedding_base_url, settings.model_base_url)
+            else None
+        )
         return OpenAIEmbedder(
             http,
             settings.embedding_base_url,

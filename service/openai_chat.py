@@ -56,7 +56,9 @@ def _parse(response: httpx.Response, request: ChatRequest) -> ChatResponse:
     prompt_chars = sum(len(m.content) for m in request.messages)
     return ChatResponse(
         text=text.strip(),
-        model=str(payload.get("model") or request.model),
+        # The name we asked for, not the dated one servers echo: prices and metric
+        # labels are keyed by the names in manifests.
+        model=request.model,
         input_tokens=int(usage.get("prompt_tokens") or estimate_tokens("x" * prompt_chars)),
         output_tokens=int(usage.get("completion_tokens") or estimate_tokens(text)),
     )

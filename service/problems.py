@@ -94,7 +94,13 @@ async def _service_error(request: Request, error: Exception) -> JSONResponse:
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     errors = [
-        {"field": ".".join(str(part) for part in e["loc"][1:]) or "body", "message": e["msg"]}
+        {
+            "field": "body"
+            if e["type"] == "json_invalid"
+            else ".".join(str(part) for part in e["loc"][1:]) or "body",
+            "message": e["msg"]
+            + (f" at character {e['loc'][1]}" if e["type"] == "json_invalid" else ""),
+        }
         for e in error.errors()
     ]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)

@@ -69,7 +69,9 @@ def assign_local_weights(
 ) -> list[tuple[PromptVersion, Phase, int, str | None]]:
     """Phase and weight of each resource without a controller (pure).
 
-    `problems` maps metadata.name to the reason a resource cannot be served.
+    The highest valid release is Stable at 100; a pre-release is chosen only when a
+    prompt has no valid release. `problems` maps metadata.name to the reason a
+    resource cannot be served.
     """
     by_prompt: dict[str, list[PromptVersion]] = {}
     for resource in resources:
@@ -79,20 +81,34 @@ def assign_local_weights(
         ordered = sorted(
             by_prompt[prompt], key=lambda r: semver.Version.parse(r.spec.version), reverse=True
         )
-        stable_chosen = False
+        reasons: dict[int, str] = {}
         seen: set[str] = set()
-        for resource in ordered:
+        for index, resource in enumerate(ordered):
             reason = problems.get(resource.metadata.name)
             if reason is None and resource.spec.version in seen:
                 reason = f"version {resource.spec.version} of {prompt} is declared twice"
             seen.add(resource.spec.version)
             if reason is not None:
-                assigned.append((resource, Phase.INVALID, 0, reason))
-            elif not stable_chosen:
-                stable_chosen = True
+                reasons[index] = reason
+        valid = [i for i in range(len(ordered)) if i not in reasons]
+        releases = [
+            i for i in valid if not semver.Version.parse(ordered[i].spec.version).prerelease
+        ]
+        stable = (releases or valid)[0] if valid else None
+        for index, resource in enumerate(ordered):
+            if index in reasons:
+                assigned.append((resource, Phase.INVALID, 0, reasons[index]))
+            elif index == stable:
                 assigned.append((resource, Phase.STABLE, 100, None))
             else:
-                assigned.append((resource, Phase.SUPERSEDED, 0, "a newer version is stable"))
+                assigned.append(
+                    (
+                        resource,
+                        Phase.SUPERSEDED,
+                        0,
+                        f"{ordered[stable].spec.version} is stable" if stable is not None else None,
+                    )
+                )
     return assigned
 
 

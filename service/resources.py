@@ -65,8 +65,13 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         stack.push_async_callback(qdrant.close)
         embedder = build_embedder(settings, http)
         if settings.corpus_dir is not None:
+            # No pruning: passages indexed by `promptctl index` from other folders stay.
             report = await index_documents(
-                qdrant, embedder, settings.corpus_collection, read_documents(settings.corpus_dir)
+                qdrant,
+                embedder,
+                settings.corpus_collection,
+                read_documents(settings.corpus_dir),
+                prune=False,
             )
             _log.info(
                 "indexed %s: %d added, %d unchanged, %d removed",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.v1alpha1 import DNS_LABEL_PATTERN, SEMVER_PATTERN, Phase
 from service.outcome import Outcome
@@ -17,9 +19,6 @@ __all__ = [
     "Usage",
 ]
 
-#: A variable value as JSON carries it; objects and arrays are refused.
-JsonScalar = StrictBool | StrictInt | StrictFloat | StrictStr | None
-
 
 class AnswerRequest(BaseModel):
     """Ask one question of a prompt."""
@@ -28,12 +27,29 @@ class AnswerRequest(BaseModel):
 
     prompt: str = Field(pattern=DNS_LABEL_PATTERN, max_length=63, examples=["policy-qa"])
     question: str = Field(min_length=1, max_length=4000, examples=["Can I refund a digital item?"])
-    variables: dict[str, JsonScalar] = Field(default_factory=dict, examples=[{"tone": "formal"}])
+    variables: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=64,
+        examples=[{"tone": "formal"}],
+        description="Values of the version's declared variables (JSON scalars).",
+    )
     user: str | None = Field(
         default=None,
         max_length=256,
         description="Stable end-user id: keeps one user on one version during a rollout.",
     )
+
+    @field_validator("variables")
+    @classmethod
+    def _scalars_only(cls, variables: dict[str, Any]) -> dict[str, Any]:
+        for name, value in variables.items():
+            if isinstance(value, dict | list):
+                raise ValueError(
+                    f"variable {name!r} must be a string, number, boolean or null, "
+                    f"not {'an object' if isinstance(value, dict) else 'an array'}"
+                )
+        return variables
+
     version: str | None = Field(
         default=None,
         pattern=SEMVER_PATTERN,

@@ -267,9 +267,22 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"embedding_base_url": ""}, OnnxMiniLMEmbedder, None),
         ({"embedding_base_url": "https://e.example/v1"}, OpenAIEmbedder, None),
         (
-            {"embedding_base_url": "https://e.example/v1", "model_api_key": "m"},
+            {
+                "embedding_base_url": "https://e.example/v1",
+                "model_base_url": "https://e.example/v1",
+                "model_api_key": "m",
+            },
             OpenAIEmbedder,
             "Bearer m",
+        ),
+        (
+            {
+                "embedding_base_url": "https://e.example/v1",
+                "model_base_url": "https://other.example/v1",
+                "model_api_key": "m",
+            },
+            OpenAIEmbedder,
+            None,
         ),
         (
             {
@@ -281,7 +294,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             "Bearer e",
         ),
     ],
-    ids=["default-bundled", "empty-url-bundled", "url-no-key", "model-key-fallback", "own-key"],
+    ids=[
+        "default-bundled",
+        "empty-url-bundled",
+        "url-no-key",
+        "model-key-same-host",
+        "model-key-never-to-another-host",
+        "own-key",
+    ],
 )
 @pytest.mark.asyncio
 async def test_build_embedder(settings: dict[str, str], kind: type, auth: str | None) -> None:

@@ -54,6 +54,17 @@ def test_highest_semver_is_stable_and_older_superseded() -> None:
     ]
 
 
+def test_pre_release_is_stable_only_without_a_release() -> None:
+    assert _phases([_version("qa", "1.0.0"), _version("qa", "1.1.0-rc.1")]) == [
+        ("1.1.0-rc.1", Phase.SUPERSEDED, 0),
+        ("1.0.0", Phase.STABLE, 100),
+    ]
+    assert _phases([_version("qa", "1.1.0-rc.1"), _version("qa", "1.1.0-rc.2")]) == [
+        ("1.1.0-rc.2", Phase.STABLE, 100),
+        ("1.1.0-rc.1", Phase.SUPERSEDED, 0),
+    ]
+
+
 def test_invalid_newest_version_leaves_the_previous_one_stable() -> None:
     resources = [_version("qa", "1.0.0"), _version("qa", "2.0.0")]
     assert _phases(resources, {"qa-2-0-0": "bad template"}) == [

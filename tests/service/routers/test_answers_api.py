@@ -119,7 +119,7 @@ def test_pinned_version_is_served(
             {"prompt": "policy-qa", "question": "q", "variables": {"tone": {"a": 1}}},
             422,
             "invalid-request",
-            "variables.tone",
+            "variable 'tone' must be a string",
         ),
         (
             {"prompt": "policy-qa", "question": "q", "variables": {"tone": "rude"}},
