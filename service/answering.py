@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-from service.chat import ChatModel, ChatRequest
+from service.cache import ResponseCache, build_cache_key
+from service.chat import ChatModel, ChatRequest, ChatResponse
+from service.errors import ServiceError
 from service.guardrails import assess_answer
-from service.outcome import Outcome
+from service.metrics import Metrics
+from service.outcome import Outcome, outcome_of_error
 from service.registry import PromptRegistry, ServedVersion
 from service.rendering import render_messages
 from service.retrieval import Passage, Retriever, build_context
@@ -38,12 +41,32 @@ class AnswerService:
     retriever: Retriever
     chat: ChatModel
     prices: Mapping[str, ModelPrice]
+    metrics: Metrics = field(default_factory=Metrics)
+    cache: ResponseCache = field(default_factory=ResponseCache)
     clock: Callable[[], float] = time.perf_counter
 
-    async def answer(self, request: AnswerRequest, request_id: str) -> AnswerResponse:
+    async def answer(
+        self, request: AnswerRequest, request_id: str, idempotency_key: str | None = None
+    ) -> AnswerResponse:
         """Answer `request`; raises ServiceError subclasses for the problem handlers."""
         started = self.clock()
         served = self.registry.select(request.prompt, request.version, request.user or request_id)
+        try:
+            response = await self._answer(served, request, request_id, idempotency_key, started)
+        except ServiceError as error:
+            self._observe(served, outcome_of_error(error), started)
+            raise
+        self._observe(served, response.outcome, started)
+        return response
+
+    async def _answer(
+        self,
+        served: ServedVersion,
+        request: AnswerRequest,
+        request_id: str,
+        idempotency_key: str | None,
+        started: float,
+    ) -> AnswerResponse:
         spec = served.resource.spec
         values = resolve_variables(spec.variables, request.variables)
         passages: list[Passage] = []
@@ -61,41 +84,60 @@ class AnswerService:
                     served=served,
                     request_id=request_id,
                     started=started,
-                    model=None,
+                    reply=None,
                     outcome=Outcome.UNKNOWN,
                     answer=spec.retrieval.empty_answer,
                     cited=[],
-                    input_tokens=0,
-                    output_tokens=0,
                 )
         assert served.compiled is not None  # the registry never selects an Invalid version
         messages = render_messages(
             served.compiled, {**values, "question": request.question, "context": context}
         )
-        reply = await self.chat.complete(
-            ChatRequest(
-                model=spec.model.name,
-                messages=messages,
-                temperature=spec.model.temperature,
-                max_tokens=spec.model.max_tokens,
-                timeout_seconds=spec.model.timeout_seconds,
-                question=request.question,
-                passages=passages,
-                user=request.user,
-            )
+        chat_request = ChatRequest(
+            model=spec.model.name,
+            messages=messages,
+            temperature=spec.model.temperature,
+            max_tokens=spec.model.max_tokens,
+            timeout_seconds=spec.model.timeout_seconds,
+            question=request.question,
+            passages=passages,
+            user=request.user,
+            fallbacks=tuple(spec.model.fallbacks),
+            idempotency_key=idempotency_key or request_id,
         )
+        reply = await self._complete(served, chat_request)
         empty_answer = spec.retrieval.empty_answer if spec.retrieval else ""
         verdict = assess_answer(reply.text, passages, spec.guardrails, empty_answer)
+        outcome = verdict.outcome
+        if outcome is Outcome.ANSWERED and reply.fallback_used:
+            outcome = Outcome.FALLBACK
         return self._respond(
             served=served,
             request_id=request_id,
             started=started,
-            model=reply.model,
-            outcome=verdict.outcome,
+            reply=reply,
+            outcome=outcome,
             answer=verdict.answer,
             cited=verdict.cited,
-            input_tokens=reply.input_tokens,
-            output_tokens=reply.output_tokens,
+        )
+
+    async def _complete(self, served: ServedVersion, request: ChatRequest) -> ChatResponse:
+        """The model's reply, from the response cache when the version opted in."""
+        cache = served.resource.spec.cache
+        if not cache.enabled:
+            return await self.chat.complete(request)
+        key = build_cache_key(served.prompt, served.version, request)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return replace(cached, cache_hit=True, retries=0)
+        reply = await self.chat.complete(request)
+        self.cache.put(key, reply, cache.ttl_seconds)
+        return reply
+
+    def _observe(self, served: ServedVersion, outcome: Outcome, started: float) -> None:
+        self.metrics.requests.labels(served.prompt, served.version, outcome.value).inc()
+        self.metrics.request_duration.labels(served.prompt, served.version).observe(
+            self.clock() - started
         )
 
     def _respond(
@@ -104,13 +146,14 @@ class AnswerService:
         served: ServedVersion,
         request_id: str,
         started: float,
-        model: str | None,
+        reply: ChatResponse | None,
         outcome: Outcome,
         answer: str,
         cited: list[Passage],
-        input_tokens: int,
-        output_tokens: int,
     ) -> AnswerResponse:
+        input_tokens = reply.input_tokens if reply and not reply.cache_hit else 0
+        output_tokens = reply.output_tokens if reply and not reply.cache_hit else 0
+        model = reply.model if reply else None
         return AnswerResponse(
             request_id=request_id,
             prompt=served.prompt,
@@ -128,5 +171,6 @@ class AnswerService:
                 if model
                 else 0.0,
             ),
+            cache_hit=bool(reply and reply.cache_hit),
             latency_ms=round((self.clock() - started) * 1000, 2),
         )

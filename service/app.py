@@ -8,7 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.logs import configure_logging
-from service.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from service.middleware import (
+    BodySizeLimitMiddleware,
+    CancelOnDisconnectMiddleware,
+    RequestIdMiddleware,
+)
 from service.problems import install_problem_handlers
 from service.resources import open_resources
 from service.routers import answers, health, prompts
@@ -35,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(answers.router)

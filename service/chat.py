@@ -30,6 +30,10 @@ class ChatRequest:
     #: The passages of the CONTEXT block, in citation order ([1] is passages[0]).
     passages: list[Passage] = field(default_factory=list)
     user: str | None = None
+    #: Models tried in order when `model` cannot answer.
+    fallbacks: tuple[str, ...] = ()
+    #: Sent upstream as Idempotency-Key, the same on every retry of this request.
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,12 @@ class ChatResponse:
     model: str
     input_tokens: int
     output_tokens: int
+    #: Attempts beyond the first, over every model tried.
+    retries: int = 0
+    #: Answered by a model from `fallbacks`.
+    fallback_used: bool = False
+    #: Served from the response cache without an upstream call.
+    cache_hit: bool = False
 
 
 class ChatModel(Protocol):

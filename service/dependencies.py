@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.answering import AnswerService
+from service.idempotency import IdempotencyStore
 from service.metrics import Metrics
 from service.registry import PromptRegistry
 from service.resources import Resources
@@ -14,6 +15,7 @@ from service.settings import Settings
 
 __all__ = [
     "AnswerServiceDep",
+    "IdempotencyStoreDep",
     "MetricsDep",
     "RegistryDep",
     "RequestIdDep",
@@ -57,7 +59,13 @@ def get_settings(resources: ResourcesDep) -> Settings:
     return resources.settings
 
 
+def get_idempotency_store(resources: ResourcesDep) -> IdempotencyStore:
+    """Where Idempotency-Key leases and responses live."""
+    return resources.idempotency
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+IdempotencyStoreDep = Annotated[IdempotencyStore, Depends(get_idempotency_store)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 AnswerServiceDep = Annotated[AnswerService, Depends(get_answer_service)]
 RegistryDep = Annotated[PromptRegistry, Depends(get_registry)]

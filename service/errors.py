@@ -12,7 +12,16 @@
     │   ├── VectorStoreError    503: the vector store could not be opened
     │   └── CollectionMismatchError  the collection holds vectors of another size
     ├── EmbeddingError          503: the embedding model failed
-    └── ModelError              503: the model upstream failed or answered badly
+    ├── ModelError              the model could not answer
+    │   ├── UpstreamError       one upstream call failed (status, timeout, reset, bad body)
+    │   ├── UpstreamRejectedError    502: the upstream refused our request (4xx): no retry
+    │   └── UpstreamUnavailableError 503 + Retry-After: every model failed within the deadline
+    ├── RateLimitedError        429 + Retry-After: our own limits had no room within the deadline
+    └── IdempotencyError        an Idempotency-Key cannot be honoured
+        ├── IdempotencyKeyInvalidError   400: the key is empty, too long or not printable ASCII
+        ├── IdempotencyKeyReusedError    422: the key was used before with another body
+        ├── IdempotencyKeyInFlightError  409: a request with this key is still being processed
+        └── IdempotencyUnavailableError  503: the shared store (Redis) cannot be reached
 """
 
 from __future__ import annotations
@@ -23,11 +32,20 @@ __all__ = [
     "CollectionMismatchError",
     "CorpusError",
     "EmbeddingError",
+    "IdempotencyError",
+    "IdempotencyKeyInFlightError",
+    "IdempotencyKeyInvalidError",
+    "IdempotencyKeyReusedError",
+    "IdempotencyUnavailableError",
     "ModelError",
     "PromptNotFoundError",
+    "RateLimitedError",
     "RetrievalError",
     "ServiceError",
     "TemplateError",
+    "UpstreamError",
+    "UpstreamRejectedError",
+    "UpstreamUnavailableError",
     "VariableError",
     "VariableProblem",
     "VectorStoreError",
@@ -85,3 +103,68 @@ class EmbeddingError(ServiceError):
 
 class ModelError(ServiceError):
     """The model upstream failed or gave an unusable answer."""
+
+
+class UpstreamError(ModelError):
+    """One call to a model upstream failed.
+
+    `status` is the HTTP status (None for timeouts, resets, connect errors and bad
+    bodies); `retry_after` the seconds the upstream asked us to wait, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+
+
+class UpstreamRejectedError(ModelError):
+    """The upstream refused the request itself (400, 401, 404, 422...): retrying cannot help."""
+
+
+class UpstreamUnavailableError(ModelError):
+    """No model could answer within the deadline; the caller should retry after `retry_after`."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimitedError(ServiceError):
+    """Our own per-upstream rate limits had no room before the request's deadline."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class IdempotencyError(ServiceError):
+    """An ``Idempotency-Key`` request header cannot be honoured."""
+
+
+class IdempotencyKeyInvalidError(IdempotencyError):
+    """The key breaks a rule (length or charset); ``rule`` names it for clients and logs."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        self.rule = rule
+        super().__init__(message)
+
+
+class IdempotencyKeyReusedError(IdempotencyError):
+    """The key was already used with a different request body."""
+
+
+class IdempotencyKeyInFlightError(IdempotencyError):
+    """The first request with this key has not finished yet."""
+
+
+class IdempotencyUnavailableError(IdempotencyError):
+    """The idempotency store (Redis) is unreachable: keyed requests are refused, never run twice."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import re
 import uuid
 from typing import Any
@@ -11,8 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.problems import PROBLEM_MEDIA_TYPE, build_problem
 
-__all__ = ["BodySizeLimitMiddleware", "RequestIdMiddleware"]
+__all__ = ["BodySizeLimitMiddleware", "CancelOnDisconnectMiddleware", "RequestIdMiddleware"]
 
+_log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 
@@ -108,3 +112,63 @@ class BodySizeLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class CancelOnDisconnectMiddleware:
+    """Cancels a request's handler when its client goes away, so upstream calls stop too.
+
+    Sits inside BodySizeLimitMiddleware, which has already read the whole body: the
+    first message is the body, and any later message from the server is a disconnect.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        first = await receive()
+        if first["type"] == "http.disconnect":
+            return
+        delivered = False
+        gone = asyncio.Event()
+        finished = False
+
+        async def app_receive() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return first
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal finished
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished = True
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        async def handle() -> None:
+            await self.app(scope, app_receive, tracking_send)
+
+        handler = asyncio.create_task(handle())
+        watcher = asyncio.create_task(watch())
+        try:
+            await asyncio.wait({handler, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if handler.done() or finished:
+                await handler
+                return
+            _log.info("client disconnected: cancelling %s", scope["path"])
+            handler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await handler
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher

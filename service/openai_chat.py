@@ -1,13 +1,22 @@
-"""A client of OpenAI-compatible ``POST {base}/chat/completions`` endpoints (httpx)."""
+"""A client of OpenAI-compatible ``POST {base}/chat/completions`` endpoints (httpx).
+
+One call, no retries: every failure becomes an :class:`UpstreamError` that says what
+happened (status, Retry-After, timeout, reset, malformed body), and the resilience
+layer decides what to do about it. Provider SDK retries are never stacked on top.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from service.chat import ChatRequest, ChatResponse
-from service.errors import ModelError
+from service.errors import UpstreamError
+from service.resilience.policy import parse_retry_after
 from service.tokens import estimate_tokens
 
 __all__ = ["OpenAIChatModel"]
@@ -16,13 +25,21 @@ __all__ = ["OpenAIChatModel"]
 class OpenAIChatModel:
     """Calls one OpenAI-compatible server through a shared, pooled httpx client."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, api_key: str | None) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        api_key: str | None,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._http = http
-        self._url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = base_url.rstrip("/")
+        self._url = self.base_url + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._wall_clock = wall_clock
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        """One upstream call; every failure becomes a ModelError naming the cause."""
+        """One upstream call within `request.timeout_seconds`, start to last byte."""
         body: dict[str, Any] = {
             "model": request.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
@@ -31,16 +48,32 @@ class OpenAIChatModel:
         }
         if request.user:
             body["user"] = request.user
+        headers = dict(self._headers)
+        if request.idempotency_key:
+            headers["Idempotency-Key"] = request.idempotency_key
+        name = request.model
         try:
-            response = await self._http.post(
-                self._url, json=body, headers=self._headers, timeout=request.timeout_seconds
-            )
-        except httpx.TimeoutException as error:
-            raise ModelError(f"model {request.model}: timed out") from error
-        except httpx.HTTPError as error:
-            raise ModelError(f"model {request.model}: {type(error).__name__}") from error
+            async with asyncio.timeout(request.timeout_seconds):
+                response = await self._http.post(
+                    self._url, json=body, headers=headers, timeout=request.timeout_seconds
+                )
+        except (TimeoutError, httpx.TimeoutException) as error:
+            raise UpstreamError(f"model {name}: timed out", kind="timeout") from error
+        except httpx.ConnectError as error:
+            raise UpstreamError(f"model {name}: cannot connect", kind="connect") from error
+        except httpx.TransportError as error:
+            raise UpstreamError(
+                f"model {name}: connection broke ({type(error).__name__})", kind="reset"
+            ) from error
         if response.status_code != 200:
-            raise ModelError(f"model {request.model}: upstream answered {response.status_code}")
+            raise UpstreamError(
+                f"model {name}: upstream answered {response.status_code}",
+                kind="status",
+                status=response.status_code,
+                retry_after=parse_retry_after(
+                    response.headers.get("retry-after"), self._wall_clock()
+                ),
+            )
         return _parse(response, request)
 
 
@@ -50,15 +83,18 @@ def _parse(response: httpx.Response, request: ChatRequest) -> ChatResponse:
         text = payload["choices"][0]["message"]["content"]
         if not isinstance(text, str):
             raise TypeError("content is not a string")
-    except (ValueError, KeyError, IndexError, TypeError) as error:
-        raise ModelError(f"model {request.model}: malformed response ({error})") from error
-    usage = payload.get("usage") or {}
-    prompt_chars = sum(len(m.content) for m in request.messages)
+        usage = payload.get("usage") or {}
+        input_tokens = int(usage.get("prompt_tokens") or 0)
+        output_tokens = int(usage.get("completion_tokens") or 0)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
+        raise UpstreamError(
+            f"model {request.model}: malformed response ({type(error).__name__})", kind="malformed"
+        ) from error
     return ChatResponse(
         text=text.strip(),
         # The name we asked for, not the dated one servers echo: prices and metric
         # labels are keyed by the names in manifests.
         model=request.model,
-        input_tokens=int(usage.get("prompt_tokens") or estimate_tokens("x" * prompt_chars)),
-        output_tokens=int(usage.get("completion_tokens") or estimate_tokens(text)),
+        input_tokens=input_tokens or sum(estimate_tokens(m.content) for m in request.messages),
+        output_tokens=output_tokens or estimate_tokens(text),
     )

@@ -13,13 +13,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import (
     EmbeddingError,
+    IdempotencyKeyInFlightError,
+    IdempotencyKeyInvalidError,
+    IdempotencyKeyReusedError,
+    IdempotencyUnavailableError,
     ModelError,
     PromptNotFoundError,
+    RateLimitedError,
     RetrievalError,
     ServiceError,
     TemplateError,
+    UpstreamRejectedError,
+    UpstreamUnavailableError,
     VariableError,
 )
+from service.outcome import outcome_of_error
+from service.resilience.policy import format_retry_after
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "build_problem", "install_problem_handlers", "problem_response"]
 
@@ -27,15 +36,31 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 _TYPE_PREFIX = "urn:prompt-rollouts:problem:"
 _log = logging.getLogger(__name__)
 
-#: error class → (HTTP status, problem type slug, title)
+#: error class → (HTTP status, problem type slug, title); the first match wins.
 _MAPPING: list[tuple[type[ServiceError], int, str, str]] = [
     (PromptNotFoundError, 404, "prompt-not-found", "Prompt not found"),
     (VariableError, 422, "invalid-variables", "Invalid variables"),
+    (IdempotencyKeyInvalidError, 400, "invalid-idempotency-key", "Invalid Idempotency-Key"),
+    (IdempotencyKeyReusedError, 422, "idempotency-key-reused", "Idempotency-Key reused"),
+    (IdempotencyKeyInFlightError, 409, "idempotency-key-in-flight", "Request still in flight"),
+    (IdempotencyUnavailableError, 503, "idempotency-unavailable", "Idempotency store unavailable"),
     (TemplateError, 500, "template-failed", "Template failed to render"),
     (RetrievalError, 503, "retrieval-unavailable", "Retrieval unavailable"),
     (EmbeddingError, 503, "embedding-unavailable", "Embedding unavailable"),
+    (RateLimitedError, 429, "rate-limited", "Rate limited"),
+    (UpstreamRejectedError, 502, "model-rejected", "Model rejected the request"),
+    (UpstreamUnavailableError, 503, "model-unavailable", "Model unavailable"),
     (ModelError, 503, "model-unavailable", "Model unavailable"),
 ]
+
+
+def _retry_after(error: ServiceError) -> float | None:
+    """Seconds a client should wait before retrying, for errors that say so."""
+    if isinstance(error, UpstreamUnavailableError | RateLimitedError):
+        return error.retry_after
+    if isinstance(error, IdempotencyKeyInFlightError):
+        return 1.0
+    return None
 
 
 def build_problem(
@@ -88,7 +113,15 @@ async def _service_error(request: Request, error: Exception) -> JSONResponse:
             {"variable": p.variable, "rule": p.rule, "message": f"{p.variable} {p.message}"}
             for p in error.problems
         ]
-    return problem_response(request, status, slug, title, str(error), **extensions)
+    if isinstance(error, IdempotencyKeyInvalidError):
+        extensions["rule"] = error.rule
+    if isinstance(error, ModelError | RateLimitedError):
+        extensions["outcome"] = outcome_of_error(error).value
+    response = problem_response(request, status, slug, title, str(error), **extensions)
+    retry_after = _retry_after(error)
+    if retry_after is not None:
+        response.headers["Retry-After"] = format_retry_after(retry_after)
+    return response
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:

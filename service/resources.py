@@ -16,10 +16,13 @@ from service.chat import ChatModel
 from service.chunking import read_documents
 from service.embeddings import Embedder, build_embedder
 from service.extractive import ExtractiveAnswerer
+from service.idempotency import IdempotencyStore, build_idempotency_store
 from service.indexing import index_documents
 from service.metrics import Metrics
 from service.openai_chat import OpenAIChatModel
 from service.registry import PromptRegistry
+from service.resilience.breaker import BreakerConfig
+from service.resilience.caller import ResilienceConfig, ResilientChatModel
 from service.retrieval import Retriever
 from service.settings import Settings
 from service.vectorstore import open_qdrant
@@ -41,14 +44,41 @@ class Resources:
     chat: ChatModel
     answers: AnswerService
     metrics: Metrics
+    idempotency: IdempotencyStore
+
+
+def build_resilience_config(settings: Settings) -> ResilienceConfig:
+    """The resilience layer's knobs, from the settings."""
+    return ResilienceConfig(
+        max_attempts=settings.model_max_attempts,
+        attempt_timeout=settings.model_attempt_timeout_seconds,
+        max_deadline=settings.model_max_deadline_seconds,
+        backoff_base=settings.model_backoff_base_seconds,
+        backoff_cap=settings.model_backoff_max_seconds,
+        breaker=BreakerConfig(
+            consecutive_failures=settings.breaker_consecutive_failures,
+            failure_rate=settings.breaker_failure_rate,
+            window_seconds=settings.breaker_window_seconds,
+            min_calls=settings.breaker_min_calls,
+            cool_down_seconds=settings.breaker_cool_down_seconds,
+            half_open_probes=settings.breaker_half_open_probes,
+        ),
+        budget_ratio=settings.model_retry_budget_ratio,
+        budget_reserve=settings.model_retry_budget_reserve,
+        rpm=settings.model_rpm,
+        tpm=settings.model_tpm,
+        limits={name: (limit.rpm, limit.tpm) for name, limit in settings.model_limits.items()},
+    )
 
 
 def build_chat_model(settings: Settings, http: httpx.AsyncClient, embedder: Embedder) -> ChatModel:
-    """The configured model: an OpenAI-compatible server, or the embedded extractive answerer."""
+    """The configured model: an OpenAI-compatible server behind the resilience layer, or the
+    embedded extractive answerer."""
     if settings.model_base_url is None:
         return ExtractiveAnswerer(embedder)
     key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
-    return OpenAIChatModel(http, settings.model_base_url, key)
+    upstream = OpenAIChatModel(http, settings.model_base_url, key)
+    return ResilientChatModel(upstream, build_resilience_config(settings))
 
 
 @asynccontextmanager
@@ -87,10 +117,16 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                 "loaded %s %s: %s %d%%", served.prompt, served.version, served.phase, served.weight
             )
         chat = build_chat_model(settings, http, embedder)
+        metrics = Metrics()
         answers = AnswerService(
             registry=registry,
             retriever=Retriever(qdrant, embedder),
             chat=chat,
             prices=settings.model_prices,
+            metrics=metrics,
         )
-        yield Resources(settings, http, qdrant, embedder, registry, chat, answers, Metrics())
+        idempotency = build_idempotency_store(settings.redis_url)
+        stack.push_async_callback(idempotency.close)
+        yield Resources(
+            settings, http, qdrant, embedder, registry, chat, answers, metrics, idempotency
+        )

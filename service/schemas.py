@@ -84,6 +84,7 @@ class AnswerResponse(BaseModel):
     answer: str
     citations: list[Citation]
     usage: Usage
+    cache_hit: bool = Field(default=False, description="Served from the response cache.")
     latency_ms: float
 
 

@@ -8,12 +8,12 @@ Settings are built by :func:`service.app.create_app`, never at import time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["ModelPrice", "Settings"]
+__all__ = ["ModelLimit", "ModelPrice", "Settings"]
 
 
 class ModelPrice(BaseModel):
@@ -21,6 +21,13 @@ class ModelPrice(BaseModel):
 
     input_per_mtok: float = Field(ge=0)
     output_per_mtok: float = Field(ge=0)
+
+
+class ModelLimit(BaseModel):
+    """Rate limits of one model; 0 is unlimited."""
+
+    rpm: float = Field(default=0, ge=0)
+    tpm: float = Field(default=0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -75,12 +82,85 @@ class Settings(BaseSettings):
         default="INFO", description="Log level."
     )
 
+    # Resilience of model calls (docs/resilience.md).
+    model_max_attempts: int = Field(
+        default=3, ge=1, le=10, description="Attempts per model, the first included."
+    )
+    model_attempt_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=600, description="Longest single upstream attempt."
+    )
+    model_max_deadline_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="Upper bound on a version's timeoutSeconds."
+    )
+    model_backoff_base_seconds: float = Field(
+        default=0.2, ge=0, description="First backoff ceiling; doubles each attempt (full jitter)."
+    )
+    model_backoff_max_seconds: float = Field(default=5.0, ge=0, description="Backoff ceiling cap.")
+    model_retry_budget_ratio: float = Field(
+        default=0.2, ge=0, le=10, description="Retries allowed per first attempt, per model."
+    )
+    model_retry_budget_reserve: float = Field(
+        default=10.0, ge=0, description="Retries always available to a quiet service."
+    )
+    model_rpm: float = Field(
+        default=0, ge=0, description="Requests per minute per model; 0 is unlimited."
+    )
+    model_tpm: float = Field(
+        default=0, ge=0, description="Tokens per minute per model (estimated); 0 is unlimited."
+    )
+    model_limits: dict[str, ModelLimit] = Field(
+        default_factory=dict,
+        description='Per-model limits, e.g. {"gpt-4o-mini": {"rpm": 500, "tpm": 200000}}.',
+    )
+    breaker_consecutive_failures: int = Field(
+        default=5, ge=1, description="Consecutive failures that open a model's breaker."
+    )
+    breaker_failure_rate: float = Field(
+        default=0.5, gt=0, le=1, description="Failure ratio over the window that opens it."
+    )
+    breaker_window_seconds: float = Field(default=30.0, gt=0, description="Failure-rate window.")
+    breaker_min_calls: int = Field(
+        default=10, ge=1, description="Calls in the window before the rate counts."
+    )
+    breaker_cool_down_seconds: float = Field(
+        default=15.0, gt=0, description="Open time before half-open probes."
+    )
+    breaker_half_open_probes: int = Field(
+        default=2, ge=1, description="Probes that must succeed to close; one failure reopens."
+    )
+
+    # Idempotency-Key on POST /v1/answers.
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL for state shared by replicas (idempotency keys); "
+        "unset keeps it in process.",
+    )
+    idempotency_ttl_seconds: int = Field(
+        default=86_400, ge=1, description="How long a stored response is replayed for its key."
+    )
+    idempotency_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a key stays in flight if its request never finishes (a crash).",
+    )
+
     @field_validator("corpus_dir", mode="before")
     @classmethod
     def _empty_disables(cls, value: object) -> object:
         return None if value in ("", None) else value
 
-    @field_validator("qdrant_url", "model_base_url", "embedding_base_url", mode="before")
+    @field_validator(
+        "qdrant_url", "model_base_url", "embedding_base_url", "redis_url", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _lease_outlives_requests(self) -> Self:
+        if self.idempotency_lease_seconds <= self.model_max_deadline_seconds:
+            raise ValueError(
+                "IDEMPOTENCY_LEASE_SECONDS must be longer than MODEL_MAX_DEADLINE_SECONDS, "
+                "or a slow request's key could be taken over while it still runs"
+            )
+        return self

@@ -50,6 +50,7 @@ __all__ = [
     "PromptVersion",
     "PromptVersionSpec",
     "PromptVersionStatus",
+    "ResponseCache",
     "Retrieval",
     "Rollout",
     "RolloutStep",
@@ -263,6 +264,15 @@ class Guardrails(_Model):
     )
 
 
+class ResponseCache(_Model):
+    """Reuse the model's reply to an identical request (opt-in)."""
+
+    enabled: bool = Field(default=False, description="Serve repeated requests from the cache.")
+    ttl_seconds: int = Field(
+        default=300, ge=1, le=86_400, description="How long a cached reply may be reused."
+    )
+
+
 class RolloutStep(_Model):
     """One canary step: send `weight` percent of traffic, then wait."""
 
@@ -340,6 +350,10 @@ class PromptVersionSpec(_Model):
         default=None, description="Retrieval settings; omit for prompts without context."
     )
     guardrails: Guardrails = Field(default_factory=Guardrails, description="Answer checks.")
+    cache: ResponseCache = Field(
+        default_factory=ResponseCache,
+        description="Response cache keyed by version, rendered messages and model parameters.",
+    )
     rollout: Rollout = Field(default_factory=Rollout, description="Progressive delivery.")
 
     @field_validator("variables")

@@ -214,22 +214,25 @@ def test_request_id_is_honoured_only_when_well_formed(local_client: TestClient) 
     assert bad.headers["x-request-id"] != "short\t" and len(bad.headers["x-request-id"]) == 32
 
 
-def test_upstream_failure_is_a_503_problem_not_a_stack_trace(
+def test_upstream_client_error_is_a_502_problem_after_one_call(
     model_client: TestClient, fake_model: tuple[str, FakeModelState]
 ) -> None:
     _, state = fake_model
     saved = state.models
     state.models = []  # the fake answers 404 "model does not exist"
+    before = _chat_calls(state)
     try:
         response = _ask(model_client, DIGITAL)
     finally:
         state.models = saved
-    assert response.status_code == 503
+    assert response.status_code == 502
     assert response.headers["content-type"] == PROBLEM
     problem = response.json()
-    assert problem["type"].endswith("model-unavailable")
+    assert problem["type"].endswith("model-rejected")
+    assert problem["outcome"] == "rejected"
     assert "upstream answered 404" in problem["detail"]
     assert "Traceback" not in response.text
+    assert _chat_calls(state) == before + 1  # no retry, no fallback for a client error
 
 
 def test_unreachable_model_is_a_503_problem() -> None:

@@ -1,0 +1,129 @@
+"""A circuit breaker per upstream (pure state machine; the caller passes `now`).
+
+::
+
+    CLOSED ──(N consecutive failures, or failure rate ≥ R over W s with ≥ M calls)──► OPEN
+    OPEN ──(cool-down elapsed)──► HALF_OPEN: at most P probes in flight
+    HALF_OPEN ──(P probes succeeded)──► CLOSED
+    HALF_OPEN ──(any probe failed)──► OPEN (cool-down starts again)
+
+Client errors (4xx other than 408/429) are neither successes nor failures.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = ["BreakerConfig", "BreakerState", "CircuitBreaker"]
+
+
+class BreakerState(StrEnum):
+    """Where a breaker is."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    """When a breaker opens and how it recovers."""
+
+    consecutive_failures: int = 5
+    failure_rate: float = 0.5
+    window_seconds: float = 30.0
+    min_calls: int = 10
+    cool_down_seconds: float = 15.0
+    half_open_probes: int = 2
+
+
+@dataclass
+class CircuitBreaker:
+    """One upstream's breaker."""
+
+    config: BreakerConfig = field(default_factory=BreakerConfig)
+    state: BreakerState = BreakerState.CLOSED
+    opened_at: float = 0.0
+    consecutive: int = 0
+    probes_in_flight: int = 0
+    probe_successes: int = 0
+    transitions: int = 0
+    _calls: deque[tuple[float, bool]] = field(default_factory=deque)
+
+    def allow(self, now: float) -> bool:
+        """Whether a call may go upstream now (a half-open allowance reserves a probe slot)."""
+        if self.state is BreakerState.OPEN:
+            if now - self.opened_at < self.config.cool_down_seconds:
+                return False
+            self._move(BreakerState.HALF_OPEN)
+            self.probes_in_flight = 0
+            self.probe_successes = 0
+        if self.state is BreakerState.HALF_OPEN:
+            if self.probes_in_flight + self.probe_successes >= self.config.half_open_probes:
+                return False
+            self.probes_in_flight += 1
+        return True
+
+    def retry_in(self, now: float) -> float:
+        """Seconds until an open breaker lets a probe through (0 when not open)."""
+        if self.state is not BreakerState.OPEN:
+            return 0.0
+        return max(0.0, self.opened_at + self.config.cool_down_seconds - now)
+
+    def record_success(self, now: float) -> None:
+        """A call succeeded."""
+        if self.state is BreakerState.HALF_OPEN:
+            self.probes_in_flight = max(0, self.probes_in_flight - 1)
+            self.probe_successes += 1
+            if self.probe_successes >= self.config.half_open_probes:
+                self._close()
+            return
+        self.consecutive = 0
+        self._remember(now, failed=False)
+
+    def record_failure(self, now: float) -> None:
+        """A call failed in a way that says the upstream is unhealthy."""
+        if self.state is BreakerState.HALF_OPEN:
+            self._open(now)
+            return
+        if self.state is BreakerState.OPEN:
+            return
+        self.consecutive += 1
+        self._remember(now, failed=True)
+        if self.consecutive >= self.config.consecutive_failures or self._rate_exceeded():
+            self._open(now)
+
+    def record_neutral(self) -> None:
+        """A call ended in a way that says nothing about health (e.g. our own 400)."""
+        if self.state is BreakerState.HALF_OPEN:
+            self.probes_in_flight = max(0, self.probes_in_flight - 1)
+
+    def _remember(self, now: float, *, failed: bool) -> None:
+        self._calls.append((now, failed))
+        horizon = now - self.config.window_seconds
+        while self._calls and self._calls[0][0] < horizon:
+            self._calls.popleft()
+
+    def _rate_exceeded(self) -> bool:
+        if len(self._calls) < self.config.min_calls:
+            return False
+        failures = sum(1 for _, failed in self._calls if failed)
+        return failures / len(self._calls) >= self.config.failure_rate
+
+    def _open(self, now: float) -> None:
+        self._move(BreakerState.OPEN)
+        self.opened_at = now
+        self.probes_in_flight = 0
+        self.probe_successes = 0
+
+    def _close(self) -> None:
+        self._move(BreakerState.CLOSED)
+        self.consecutive = 0
+        self._calls.clear()
+
+    def _move(self, state: BreakerState) -> None:
+        if state is not self.state:
+            self.state = state
+            self.transitions += 1

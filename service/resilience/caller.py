@@ -1,0 +1,338 @@
+"""The resilient model: fallbacks, breaker, rate limits and retries around one upstream.
+
+For each model in ``[model, *fallbacks]``, within one deadline::
+
+    breaker open?            → skip to the next model (no upstream traffic)
+    rate limit full?         → wait while the deadline allows, else skip
+    attempt (tenacity)       → retry 408/429/5xx/timeouts/resets with full-jitter backoff,
+                               never sooner than Retry-After, never past the deadline,
+                               never beyond the retry budget; same Idempotency-Key each time
+    client error (other 4xx) → UpstreamRejectedError at once: no retry, no fallback
+
+When every model fails: UpstreamUnavailableError (503 + Retry-After), or
+RateLimitedError (429 + Retry-After) when only our own limits stood in the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from tenacity import AsyncRetrying, RetryCallState
+
+from service.chat import ChatModel, ChatRequest, ChatResponse
+from service.errors import (
+    RateLimitedError,
+    UpstreamError,
+    UpstreamRejectedError,
+    UpstreamUnavailableError,
+)
+from service.resilience.breaker import BreakerConfig, BreakerState, CircuitBreaker
+from service.resilience.budget import RetryBudget
+from service.resilience.policy import (
+    BREAKER_NEUTRAL_STATUSES,
+    RETRY_AFTER_STATUSES,
+    backoff_delay,
+    is_retryable_status,
+)
+from service.resilience.ratelimit import UpstreamLimiter
+from service.tokens import estimate_tokens
+
+__all__ = [
+    "ResilienceConfig",
+    "ResilienceObserver",
+    "ResilientChatModel",
+    "UpstreamState",
+    "is_breaker_failure",
+    "is_retryable",
+]
+
+_RETRYABLE_KINDS = frozenset({"timeout", "connect", "reset", "malformed"})
+
+
+def is_retryable(error: UpstreamError) -> bool:
+    """Whether another attempt at the same upstream might succeed."""
+    if error.kind == "status":
+        return error.status is not None and is_retryable_status(error.status)
+    return error.kind in _RETRYABLE_KINDS
+
+
+def is_breaker_failure(error: UpstreamError) -> bool:
+    """Whether the failure says the upstream is unhealthy (our own 4xx do not)."""
+    return not (error.kind == "status" and error.status in BREAKER_NEUTRAL_STATUSES)
+
+
+@dataclass(frozen=True)
+class ResilienceConfig:
+    """Every knob of the resilience layer (from Settings)."""
+
+    max_attempts: int = 3
+    attempt_timeout: float = 10.0
+    max_deadline: float = 60.0
+    min_attempt: float = 0.05
+    backoff_base: float = 0.2
+    backoff_cap: float = 5.0
+    default_retry_after: float = 1.0
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    budget_ratio: float = 0.2
+    budget_min_per_second: float = 1.0
+    budget_reserve: float = 10.0
+    rpm: float = 0.0
+    tpm: float = 0.0
+    #: Per-model overrides of (rpm, tpm).
+    limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+class ResilienceObserver(Protocol):
+    """Hooks for metrics and logs; every method must be cheap and must not raise."""
+
+    def attempt(self, model: str, outcome: str) -> None:
+        """An upstream attempt ended: "ok", an HTTP status, or a failure kind."""
+
+    def retry(self, model: str, wait: float) -> None:
+        """A retry will follow after `wait` seconds."""
+
+    def breaker(self, model: str, state: BreakerState) -> None:
+        """A model's breaker is now in `state`."""
+
+    def rate_limit(self, model: str, waited: float, rejected: bool) -> None:
+        """A request waited for (or was refused) rate-limit capacity."""
+
+
+class _SilentObserver:
+    def attempt(self, model: str, outcome: str) -> None:
+        pass
+
+    def retry(self, model: str, wait: float) -> None:
+        pass
+
+    def breaker(self, model: str, state: BreakerState) -> None:
+        pass
+
+    def rate_limit(self, model: str, waited: float, rejected: bool) -> None:
+        pass
+
+
+@dataclass
+class UpstreamState:
+    """Per-model state shared by every request."""
+
+    breaker: CircuitBreaker
+    limiter: UpstreamLimiter
+    budget: RetryBudget
+
+
+@dataclass
+class _Tally:
+    """What one request went through."""
+
+    retries: int = 0
+    hints: list[float] = field(default_factory=list)
+    upstream_failed: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+
+class ResilientChatModel:
+    """A ChatModel that survives a misbehaving upstream and never makes it worse."""
+
+    def __init__(
+        self,
+        upstream: ChatModel,
+        config: ResilienceConfig,
+        *,
+        observer: ResilienceObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._upstream = upstream
+        self._config = config
+        self._observer: ResilienceObserver = observer or _SilentObserver()
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._state: dict[str, UpstreamState] = {}
+
+    def upstream_state(self, model: str) -> UpstreamState:
+        """The breaker, limiter and budget of one model (created on first use)."""
+        state = self._state.get(model)
+        if state is None:
+            rpm, tpm = self._config.limits.get(model, (self._config.rpm, self._config.tpm))
+            state = UpstreamState(
+                CircuitBreaker(self._config.breaker),
+                UpstreamLimiter.build(rpm, tpm),
+                RetryBudget(
+                    ratio=self._config.budget_ratio,
+                    min_per_second=self._config.budget_min_per_second,
+                    reserve=self._config.budget_reserve,
+                    balance=self._config.budget_reserve,
+                ),
+            )
+            self._state[model] = state
+        return state
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Answer with the first model that can, within the request's deadline."""
+        deadline = self._clock() + min(request.timeout_seconds, self._config.max_deadline)
+        tally = _Tally()
+        estimated = request.max_tokens + sum(estimate_tokens(m.content) for m in request.messages)
+        for index, model in enumerate((request.model, *request.fallbacks)):
+            if deadline - self._clock() < self._config.min_attempt:
+                tally.reasons.append(f"{model}: deadline reached")
+                break
+            state = self.upstream_state(model)
+            if not self._admit(model, state, tally):
+                continue
+            if not await self._reserve(model, state, estimated, deadline, tally):
+                continue
+            try:
+                response = await self._attempts(model, state, request, deadline, tally)
+            except UpstreamError as error:
+                tally.upstream_failed = True
+                tally.reasons.append(str(error))
+                if error.retry_after is not None:
+                    tally.hints.append(error.retry_after)
+                continue
+            state.limiter.correct(estimated, response.input_tokens + response.output_tokens)
+            return replace(response, retries=tally.retries, fallback_used=index > 0)
+        raise self._failure(tally)
+
+    def _admit(self, model: str, state: UpstreamState, tally: _Tally) -> bool:
+        before = state.breaker.state
+        allowed = state.breaker.allow(self._clock())
+        self._report_breaker(model, state, before)
+        if not allowed:
+            tally.upstream_failed = True
+            tally.reasons.append(f"{model}: circuit open")
+            tally.hints.append(state.breaker.retry_in(self._clock()))
+        return allowed
+
+    async def _reserve(
+        self, model: str, state: UpstreamState, estimated: int, deadline: float, tally: _Tally
+    ) -> bool:
+        now = self._clock()
+        wait = state.limiter.reserve(estimated, now, deadline - now - self._config.min_attempt)
+        if wait is None:
+            state.breaker.record_neutral()
+            self._observer.rate_limit(model, 0.0, rejected=True)
+            tally.reasons.append(f"{model}: rate limit full")
+            tally.hints.append(state.limiter.retry_in(estimated, now))
+            return False
+        if wait > 0:
+            self._observer.rate_limit(model, wait, rejected=False)
+            await self._sleep(wait)
+        return True
+
+    async def _attempts(
+        self,
+        model: str,
+        state: UpstreamState,
+        request: ChatRequest,
+        deadline: float,
+        tally: _Tally,
+    ) -> ChatResponse:
+        """Tenacity's loop over attempts at one model; reraises the last UpstreamError."""
+        state.budget.deposit(self._clock())
+        retrying = AsyncRetrying(
+            retry=lambda rs: self._should_retry(rs, state),
+            wait=self._wait,
+            stop=lambda rs: self._should_stop(rs, deadline),
+            sleep=self._sleep,
+            before_sleep=lambda rs: self._before_sleep(rs, model, tally),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(model, state, request, deadline, attempt.retry_state)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        model: str,
+        state: UpstreamState,
+        request: ChatRequest,
+        deadline: float,
+        retry_state: RetryCallState,
+    ) -> ChatResponse:
+        if retry_state.attempt_number > 1 and not self._admit_retry(model, state):
+            raise UpstreamError(f"model {model}: circuit opened", kind="circuit_open")
+        timeout = min(self._config.attempt_timeout, deadline - self._clock())
+        before = state.breaker.state
+        try:
+            response = await self._upstream.complete(
+                replace(request, model=model, fallbacks=(), timeout_seconds=timeout)
+            )
+        except UpstreamError as error:
+            if is_breaker_failure(error):
+                state.breaker.record_failure(self._clock())
+            else:
+                state.breaker.record_neutral()
+            self._report_breaker(model, state, before)
+            self._observer.attempt(model, str(error.status) if error.status else error.kind)
+            if not is_breaker_failure(error):
+                raise UpstreamRejectedError(str(error)) from error
+            raise
+        except asyncio.CancelledError:
+            state.breaker.record_neutral()
+            raise
+        state.breaker.record_success(self._clock())
+        self._report_breaker(model, state, before)
+        self._observer.attempt(model, "ok")
+        return response
+
+    def _admit_retry(self, model: str, state: UpstreamState) -> bool:
+        before = state.breaker.state
+        allowed = state.breaker.allow(self._clock())
+        self._report_breaker(model, state, before)
+        return allowed
+
+    def _should_retry(self, retry_state: RetryCallState, state: UpstreamState) -> bool:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        return (
+            isinstance(error, UpstreamError)
+            and is_retryable(error)
+            and state.breaker.state is not BreakerState.OPEN
+            and state.budget.try_withdraw(self._clock())
+        )
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        backoff = backoff_delay(
+            retry_state.attempt_number,
+            self._config.backoff_base,
+            self._config.backoff_cap,
+            self._rng.random(),
+        )
+        asked = (
+            error.retry_after
+            if isinstance(error, UpstreamError) and error.status in RETRY_AFTER_STATUSES
+            else None
+        )
+        return max(backoff, asked or 0.0)
+
+    def _should_stop(self, retry_state: RetryCallState, deadline: float) -> bool:
+        if retry_state.attempt_number >= self._config.max_attempts:
+            return True
+        remaining = deadline - self._clock()
+        return retry_state.upcoming_sleep + self._config.min_attempt > remaining
+
+    def _before_sleep(self, retry_state: RetryCallState, model: str, tally: _Tally) -> None:
+        tally.retries += 1
+        self._observer.retry(model, retry_state.upcoming_sleep)
+
+    def _report_breaker(self, model: str, state: UpstreamState, before: BreakerState) -> None:
+        if state.breaker.state is not before:
+            self._observer.breaker(model, state.breaker.state)
+
+    def _failure(self, tally: _Tally) -> RateLimitedError | UpstreamUnavailableError:
+        """The error for a request no model answered, with the soonest sensible Retry-After."""
+        retry_after = min(tally.hints) if tally.hints else self._config.default_retry_after
+        retry_after = max(retry_after, self._config.default_retry_after)
+        detail = "; ".join(tally.reasons) or "no model could be tried"
+        if not tally.upstream_failed:
+            return RateLimitedError(f"rate limited: {detail}", retry_after)
+        return UpstreamUnavailableError(f"no model answered: {detail}", retry_after)
