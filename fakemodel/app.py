@@ -1,48 +1,187 @@
-"""The fake model's HTTP surface: OpenAI's chat, embeddings and models routes, plus /admin."""
+"""The fake model's HTTP surface: OpenAI's chat, embeddings and models routes, plus /admin.
+
+Faults (`fakemodel.faults`) are decided per request by `FakeModelState.decide_fault` and
+applied here: a delay, then an error status, a hang, a connection reset or broken JSON.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
+import random
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from fakemodel.answers import build_answer, build_embedding, count_tokens
+from fakemodel.faults import (
+    Endpoint,
+    FaultAction,
+    Faults,
+    decide_fault,
+    format_retry_after,
+    render_error_body,
+)
 
-__all__ = ["FakeModelState", "RecordedRequest", "create_fake_model_app"]
+__all__ = [
+    "FakeModelState",
+    "InjectedReset",
+    "InjectedResetLogFilter",
+    "RecordedRequest",
+    "create_fake_model_app",
+]
+
+#: How often a delayed or hanging request checks whether its client gave up.
+_POLL_SECONDS = 0.05
 
 
-@dataclass(frozen=True)
+class InjectedReset(Exception):  # noqa: N818 - it names the fault, not an error condition
+    """Raised after a partial body so that the server drops the connection."""
+
+
+class InjectedResetLogFilter(logging.Filter):
+    """Drop the server's "Exception in ASGI application" traceback for injected resets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for records caused by `InjectedReset`."""
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, InjectedReset)
+
+
+@dataclass
 class RecordedRequest:
-    """A request the fake model received."""
+    """A request the fake model received, and what it did with it."""
 
     method: str
     path: str
     headers: dict[str, str]
     body: Any
     received_at: float
+    #: The status sent; None when nothing complete was sent (hang, reset, client gone).
+    response_status: int | None = None
+    client_disconnected: bool = False
+    #: The injected fault (`FaultAction.label`), e.g. "status:429" or "latency+hang".
+    fault: str | None = None
 
 
 @dataclass
 class FakeModelState:
-    """What the fake model knows: its models and the requests it saw."""
+    """What the fake model knows: its models, the standing faults and the requests it saw."""
 
     models: list[str] = field(default_factory=lambda: ["gpt-4o-mini", "gpt-4.1-nano"])
     embedding_dimension: int = 64
     requests: list[RecordedRequest] = field(default_factory=list)
     max_recorded: int = 10_000
+    faults: Faults = field(default_factory=Faults)
+    #: Seeds the rolls for error_rate and jitter; reseeded whenever faults are set.
+    seed: int = 0
+    #: Matching requests left before the faults heal; None means until cleared.
+    remaining_times: int | None = field(init=False, default=None)
+    rng: random.Random = field(init=False, repr=False)
 
-    def record(self, request: Request, body: Any) -> None:
-        """Keep a request for /admin/requests (bounded)."""
-        self.requests.append(
-            RecordedRequest(
-                request.method, request.url.path, dict(request.headers), body, time.time()
-            )
+    def __post_init__(self) -> None:
+        self.set_faults(self.faults)
+
+    def record(self, request: Request, body: Any) -> RecordedRequest:
+        """Keep a request for /admin/requests (bounded); returns the record to complete."""
+        recorded = RecordedRequest(
+            request.method, request.url.path, dict(request.headers), body, time.time()
         )
+        self.requests.append(recorded)
         del self.requests[: -self.max_recorded]
+        return recorded
+
+    def set_faults(self, faults: Faults) -> None:
+        """Replace the standing faults and restart the seeded rolls."""
+        self.faults = faults
+        self.remaining_times = faults.times
+        self.rng = random.Random(self.seed)  # noqa: S311 - reproducible chaos, not crypto
+
+    def heal(self) -> None:
+        """Clear every fault."""
+        self.set_faults(Faults())
+
+    def standing_faults(self) -> Faults:
+        """The faults in force, with `times` counting what is left."""
+        return self.faults.model_copy(update={"times": self.remaining_times})
+
+    def decide_fault(self, model: str | None, endpoint: Endpoint) -> FaultAction:
+        """Roll for one request, decide its fault, and heal once `times` runs out."""
+        roll, jitter_roll = self.rng.random(), self.rng.random()
+        action = decide_fault(
+            self.faults, model, endpoint, roll, self.remaining_times, jitter_roll=jitter_roll
+        )
+        self.remaining_times = action.remaining_times
+        if self.remaining_times == 0:
+            self.heal()
+        return action
+
+
+class _ResetResponse(Response):
+    """Headers announcing the whole body, half of it, then a dropped connection."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status_code,
+                "headers": self.raw_headers,
+            }
+        )
+        half = bytes(self.body[: len(self.body) // 2])
+        await send({"type": "http.response.body", "body": half, "more_body": True})
+        raise InjectedReset("injected connection reset")
+
+
+async def _wait(request: Request, seconds: float) -> bool:
+    """Sleep `seconds` (inf: forever) in small steps; False as soon as the client is gone."""
+    deadline = time.monotonic() + seconds
+    while not await request.is_disconnected():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return True
+        await asyncio.sleep(min(_POLL_SECONDS, left))
+    return False
+
+
+def _injected_error(action: FaultAction, status: int) -> Response:
+    content, media_type = render_error_body(status, action.error_body)
+    headers = {}
+    if action.retry_after is not None:
+        now = datetime.now(UTC)
+        headers["Retry-After"] = format_retry_after(
+            action.retry_after, action.retry_after_format, now
+        )
+    return Response(content, status, headers=headers, media_type=media_type)
+
+
+async def _respond(
+    request: Request, recorded: RecordedRequest, action: FaultAction, response: Response
+) -> Response:
+    """Send `response`, or what `action` makes of it; complete the record."""
+    recorded.fault = action.label
+    delay = action.delay_ms / 1000 if action.failure != "hang" else math.inf
+    if delay > 0 and not await _wait(request, delay):
+        recorded.client_disconnected = True
+        return Response(status_code=499)
+    if action.failure == "status" and action.status is not None:
+        response = _injected_error(action, action.status)
+    elif action.failure == "malformed":
+        truncated = bytes(response.body[: len(response.body) // 2])
+        response = Response(truncated, 200, media_type="application/json")
+    elif action.failure == "reset":
+        return _ResetResponse(
+            bytes(response.body), response.status_code, media_type=response.media_type
+        )
+    recorded.response_status = response.status_code
+    return response
 
 
 def _error(status: int, message: str, kind: str) -> JSONResponse:
@@ -56,7 +195,7 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
     app.state.fake = state
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat_completions(request: Request) -> JSONResponse:
+    async def chat_completions(request: Request) -> Response:
         try:
             body = await request.json()
             messages = body["messages"]
@@ -66,13 +205,15 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
                 raise TypeError("messages must be a list of objects")
         except (ValueError, KeyError, TypeError):
             return _error(400, "body must be JSON with model and messages", "invalid_request_error")
-        state.record(request, body)
+        recorded = state.record(request, body)
+        action = state.decide_fault(model, "chat")
         if model not in state.models:
-            return _error(404, f"The model `{model}` does not exist", "invalid_request_error")
+            missing = _error(404, f"The model `{model}` does not exist", "invalid_request_error")
+            return await _respond(request, recorded, action, missing)
         answer = build_answer(messages, max_tokens)
         prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in messages)
         completion_tokens = count_tokens(answer)
-        return JSONResponse(
+        completion = JSONResponse(
             {
                 "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
                 "object": "chat.completion",
@@ -92,18 +233,21 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
                 },
             }
         )
+        return await _respond(request, recorded, action, completion)
 
     @app.post("/v1/embeddings", response_model=None)
-    async def embeddings(request: Request) -> JSONResponse:
+    async def embeddings(request: Request) -> Response:
         try:
             body = await request.json()
             raw = body["input"]
             texts = [raw] if isinstance(raw, str) else [str(t) for t in raw]
         except (ValueError, KeyError, TypeError):
             return _error(400, "body must be JSON with input", "invalid_request_error")
-        state.record(request, body)
+        recorded = state.record(request, body)
+        model = body.get("model")
+        action = state.decide_fault(None if model is None else str(model), "embeddings")
         prompt_tokens = sum(count_tokens(t) for t in texts)
-        return JSONResponse(
+        vectors = JSONResponse(
             {
                 "object": "list",
                 "model": str(body.get("model", "fake-embedding")),
@@ -118,6 +262,7 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
                 "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
             }
         )
+        return await _respond(request, recorded, action, vectors)
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -135,5 +280,18 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
     @app.delete("/admin/requests", status_code=204)
     async def forget() -> None:
         state.requests.clear()
+
+    @app.get("/admin/faults")
+    async def standing_faults() -> Faults:
+        return state.standing_faults()
+
+    @app.post("/admin/faults")
+    async def set_faults(faults: Faults) -> Faults:
+        state.set_faults(faults)
+        return state.standing_faults()
+
+    @app.delete("/admin/faults", status_code=204)
+    async def heal() -> None:
+        state.heal()
 
     return app

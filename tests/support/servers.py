@@ -16,7 +16,15 @@ __all__ = ["serve_in_thread"]
 @contextmanager
 def serve_in_thread(app: ASGIApp, startup_timeout: float = 30.0) -> Iterator[str]:
     """Serve `app` over real HTTP; yields its base URL; stops it on exit."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    # A short graceful shutdown so a hanging request cannot hold the test for long.
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test-server", daemon=True)
     thread.start()

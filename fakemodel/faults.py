@@ -1,0 +1,196 @@
+"""Fault injection for the fake model: what to break, and for which request (pure).
+
+`Faults` is the standing configuration (set with ``POST /admin/faults`` or CLI flags).
+`decide_fault` turns it into a `FaultAction` for one request; the caller supplies the
+random rolls (from a seeded `random.Random`) so the decision itself is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http import HTTPStatus
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "Endpoint",
+    "ErrorBody",
+    "Failure",
+    "FaultAction",
+    "Faults",
+    "RetryAfterFormat",
+    "build_error_payload",
+    "decide_fault",
+    "format_retry_after",
+    "render_error_body",
+]
+
+Endpoint = Literal["chat", "embeddings"]
+RetryAfterFormat = Literal["seconds", "http-date"]
+ErrorBody = Literal["openai", "empty", "html"]
+Failure = Literal["status", "hang", "reset", "malformed"]
+_ENDPOINTS: tuple[Endpoint, ...] = ("chat", "embeddings")
+
+
+class Faults(BaseModel):
+    """The standing faults; the default value injects nothing."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    status: int | None = Field(None, ge=400, le=599, description="HTTP error status to return.")
+    error_rate: float = Field(
+        1.0, ge=0, le=1, description="Fraction of matching requests that get the failure."
+    )
+    retry_after: float | None = Field(None, ge=0, description="Retry-After, in seconds.")
+    retry_after_format: RetryAfterFormat = "seconds"
+    error_body: ErrorBody = "openai"
+    latency_ms: float = Field(0.0, ge=0, description="Delay before every matching response.")
+    jitter_ms: float = Field(0.0, ge=0, description="Extra delay, uniform in [0, jitter_ms].")
+    hang: bool = Field(False, description="Never answer; wait until the client gives up.")
+    reset: bool = Field(False, description="Send headers and half the body, then drop.")
+    malformed: bool = Field(False, description="Answer 200 with truncated, invalid JSON.")
+    models: list[str] | None = Field(
+        None, min_length=1, description="Only requests for these models; null means all."
+    )
+    endpoints: list[Endpoint] = Field(default_factory=lambda: list(_ENDPOINTS), min_length=1)
+    times: int | None = Field(
+        None, ge=1, description="Affect only the next N matching requests, then heal."
+    )
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> Self:
+        failures = self.failures
+        if len(failures) > 1:
+            raise ValueError(
+                "choose at most one of status, hang, reset, malformed "
+                f"(got {' and '.join(failures)})"
+            )
+        if self.status is None:
+            stray = [
+                name
+                for name, value, default in (
+                    ("retry_after", self.retry_after, None),
+                    ("retry_after_format", self.retry_after_format, "seconds"),
+                    ("error_body", self.error_body, "openai"),
+                )
+                if value != default
+            ]
+            if stray:
+                raise ValueError(f"set status to use {', '.join(stray)}")
+        if self.error_rate != 1.0 and not failures:
+            raise ValueError(
+                "error_rate applies to status, hang, reset or malformed; set one of them"
+            )
+        return self
+
+    @property
+    def failures(self) -> list[Failure]:
+        """The failure modes switched on (validation allows at most one)."""
+        flags: list[tuple[Failure, bool]] = [
+            ("status", self.status is not None),
+            ("hang", self.hang),
+            ("reset", self.reset),
+            ("malformed", self.malformed),
+        ]
+        return [name for name, on in flags if on]
+
+
+@dataclass(frozen=True)
+class FaultAction:
+    """What to do to one request; `remaining_times` is the count left after it."""
+
+    delay_ms: float = 0.0
+    failure: Failure | None = None
+    status: int | None = None
+    retry_after: float | None = None
+    retry_after_format: RetryAfterFormat = "seconds"
+    error_body: ErrorBody = "openai"
+    remaining_times: int | None = None
+
+    @property
+    def label(self) -> str | None:
+        """A short name for records: ``latency``, ``status:429``, ``latency+hang``, or None."""
+        parts = ["latency"] if self.delay_ms > 0 else []
+        if self.failure == "status":
+            parts.append(f"status:{self.status}")
+        elif self.failure is not None:
+            parts.append(self.failure)
+        return "+".join(parts) or None
+
+
+def decide_fault(
+    faults: Faults,
+    model: str | None,
+    endpoint: Endpoint,
+    roll: float,
+    remaining_times: int | None,
+    *,
+    jitter_roll: float = 0.0,
+) -> FaultAction:
+    """The fault for one request; `roll` and `jitter_roll` are uniform draws in [0, 1)."""
+    untouched = FaultAction(remaining_times=remaining_times)
+    if remaining_times == 0 or endpoint not in faults.endpoints:
+        return untouched
+    if faults.models is not None and model not in faults.models:
+        return untouched
+    delay_ms = faults.latency_ms + jitter_roll * faults.jitter_ms
+    failures = faults.failures
+    failure = failures[0] if failures and roll < faults.error_rate else None
+    if delay_ms <= 0 and failure is None:
+        return untouched
+    return FaultAction(
+        delay_ms=delay_ms,
+        failure=failure,
+        status=faults.status if failure == "status" else None,
+        retry_after=faults.retry_after if failure == "status" else None,
+        retry_after_format=faults.retry_after_format,
+        error_body=faults.error_body,
+        remaining_times=None if remaining_times is None else remaining_times - 1,
+    )
+
+
+def format_retry_after(seconds: float, fmt: RetryAfterFormat, now: datetime) -> str:
+    """A Retry-After value: whole seconds rounded up, or the HTTP-date no earlier than that."""
+    if fmt == "seconds":
+        return str(max(0, math.ceil(seconds)))
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware to format an HTTP-date")
+    moment = (now + timedelta(seconds=max(0.0, seconds))).astimezone(UTC)
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    return format_datetime(moment, usegmt=True)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Server Error" if status >= 500 else "Client Error"
+
+
+def build_error_payload(status: int) -> dict[str, Any]:
+    """An error in OpenAI's shape, typed the way OpenAI types that status."""
+    if status == 429:
+        kind, code = "requests", "rate_limit_exceeded"
+    elif status >= 500:
+        kind, code = "server_error", None
+    else:
+        kind, code = "invalid_request_error", None
+    message = f"Injected fault: {status} {_phrase(status)}"
+    return {"error": {"message": message, "type": kind, "code": code}}
+
+
+def render_error_body(status: int, error_body: ErrorBody) -> tuple[bytes, str | None]:
+    """The bytes and media type of an injected error response."""
+    if error_body == "empty":
+        return b"", None
+    if error_body == "html":
+        title = f"{status} {_phrase(status)}"
+        html = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
+        return html.encode(), "text/html; charset=utf-8"
+    return json.dumps(build_error_payload(status)).encode(), "application/json"
