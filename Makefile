@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 # Debian packages of the real servers integration tests start (installed when run as root).
-SYSTEM_PACKAGES ?= redis-server
+SYSTEM_PACKAGES ?= redis-server prometheus
 
 .PHONY: help install system-deps run test lint typecheck format check crds lock clean
 

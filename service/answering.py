@@ -72,14 +72,19 @@ class AnswerService:
         passages: list[Passage] = []
         context = ""
         if spec.retrieval is not None:
+            retrieval_started = self.clock()
             retrieved = await self.retriever.retrieve(
                 spec.retrieval.collection,
                 request.question,
                 spec.retrieval.top_k,
                 spec.retrieval.min_score,
             )
+            self.metrics.retrieval_duration.labels(spec.retrieval.collection).observe(
+                self.clock() - retrieval_started
+            )
             context, passages = build_context(retrieved, spec.retrieval.max_context_tokens)
             if not passages:
+                self.metrics.empty_retrievals.labels(served.prompt, served.version).inc()
                 return self._respond(
                     served=served,
                     request_id=request_id,
@@ -106,6 +111,7 @@ class AnswerService:
             idempotency_key=idempotency_key or request_id,
         )
         reply = await self._complete(served, chat_request)
+        self._count_usage(served, reply)
         empty_answer = spec.retrieval.empty_answer if spec.retrieval else ""
         verdict = assess_answer(reply.text, passages, spec.guardrails, empty_answer)
         outcome = verdict.outcome
@@ -133,6 +139,15 @@ class AnswerService:
         reply = await self.chat.complete(request)
         self.cache.put(key, reply, cache.ttl_seconds)
         return reply
+
+    def _count_usage(self, served: ServedVersion, reply: ChatResponse) -> None:
+        if reply.cache_hit:
+            self.metrics.cache_hits.labels(served.prompt, served.version).inc()
+            return
+        self.metrics.tokens.labels(reply.model, "input").inc(reply.input_tokens)
+        self.metrics.tokens.labels(reply.model, "output").inc(reply.output_tokens)
+        cost = cost_usd(self.prices, reply.model, reply.input_tokens, reply.output_tokens)
+        self.metrics.cost.labels(served.prompt, served.version, reply.model).inc(cost)
 
     def _observe(self, served: ServedVersion, outcome: Outcome, started: float) -> None:
         self.metrics.requests.labels(served.prompt, served.version, outcome.value).inc()

@@ -18,7 +18,7 @@ from service.embeddings import Embedder, build_embedder
 from service.extractive import ExtractiveAnswerer
 from service.idempotency import IdempotencyStore, build_idempotency_store
 from service.indexing import index_documents
-from service.metrics import Metrics
+from service.metrics import Metrics, MetricsObserver
 from service.openai_chat import OpenAIChatModel
 from service.registry import PromptRegistry
 from service.resilience.breaker import BreakerConfig
@@ -71,14 +71,27 @@ def build_resilience_config(settings: Settings) -> ResilienceConfig:
     )
 
 
-def build_chat_model(settings: Settings, http: httpx.AsyncClient, embedder: Embedder) -> ChatModel:
+def build_chat_model(
+    settings: Settings, http: httpx.AsyncClient, embedder: Embedder, metrics: Metrics
+) -> ChatModel:
     """The configured model: an OpenAI-compatible server behind the resilience layer, or the
     embedded extractive answerer."""
     if settings.model_base_url is None:
         return ExtractiveAnswerer(embedder)
     key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
     upstream = OpenAIChatModel(http, settings.model_base_url, key)
-    return ResilientChatModel(upstream, build_resilience_config(settings))
+    return ResilientChatModel(
+        upstream, build_resilience_config(settings), observer=MetricsObserver(metrics)
+    )
+
+
+def publish_registry(metrics: Metrics, registry: PromptRegistry) -> None:
+    """Expose the loaded versions' weights, and a closed breaker for every model they use."""
+    for served in registry.versions():
+        metrics.version_weight.labels(served.prompt, served.version).set(served.weight)
+        model = served.resource.spec.model
+        for name in (model.name, *model.fallbacks):
+            metrics.breaker_state.labels(name).set(0)
 
 
 @asynccontextmanager
@@ -116,8 +129,9 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             _log.info(
                 "loaded %s %s: %s %d%%", served.prompt, served.version, served.phase, served.weight
             )
-        chat = build_chat_model(settings, http, embedder)
         metrics = Metrics()
+        publish_registry(metrics, registry)
+        chat = build_chat_model(settings, http, embedder, metrics)
         answers = AnswerService(
             registry=registry,
             retriever=Retriever(qdrant, embedder),

@@ -1,7 +1,9 @@
 """A retry budget (pure): retries may add at most a fixed fraction to upstream traffic.
 
 Every first attempt deposits `ratio` tokens; every retry withdraws one. A small
-reserve, refilled at `min_per_second`, lets a quiet service still retry. Against an
+reserve, refilled at `min_per_second`, lets a quiet service still retry. Deposits
+never raise the balance above the reserve (at least one retry), so healthy traffic
+banks no retries for the next outage. Against an
 upstream that always fails, N requests make at most about N·(1 + ratio) + reserve calls.
 """
 
@@ -29,9 +31,9 @@ class RetryBudget:
         self.updated = now
 
     def deposit(self, now: float) -> None:
-        """A first attempt was made."""
+        """A first attempt was made (healthy traffic banks no more than the reserve)."""
         self._refill(now)
-        self.balance += self.ratio
+        self.balance = min(max(self.reserve, 1.0), self.balance + self.ratio)
 
     def try_withdraw(self, now: float) -> bool:
         """Spend one retry if the budget allows it."""

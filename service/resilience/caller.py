@@ -240,7 +240,7 @@ class ResilientChatModel:
         retrying = AsyncRetrying(
             retry=lambda rs: self._should_retry(rs, state),
             wait=self._wait,
-            stop=lambda rs: self._should_stop(rs, deadline),
+            stop=lambda rs: self._should_stop(rs, deadline, state),
             sleep=self._sleep,
             before_sleep=lambda rs: self._before_sleep(rs, model, tally),
             reraise=True,
@@ -296,7 +296,6 @@ class ResilientChatModel:
             isinstance(error, UpstreamError)
             and is_retryable(error)
             and state.breaker.state is not BreakerState.OPEN
-            and state.budget.try_withdraw(self._clock())
         )
 
     def _wait(self, retry_state: RetryCallState) -> float:
@@ -314,11 +313,17 @@ class ResilientChatModel:
         )
         return max(backoff, asked or 0.0)
 
-    def _should_stop(self, retry_state: RetryCallState, deadline: float) -> bool:
+    def _should_stop(
+        self, retry_state: RetryCallState, deadline: float, state: UpstreamState
+    ) -> bool:
+        # tenacity asks `stop` after `retry` and right before sleeping: the budget is the
+        # last gate, so a retry stopped by attempts or deadline costs no budget.
         if retry_state.attempt_number >= self._config.max_attempts:
             return True
         remaining = deadline - self._clock()
-        return retry_state.upcoming_sleep + self._config.min_attempt > remaining
+        if retry_state.upcoming_sleep + self._config.min_attempt > remaining:
+            return True
+        return not state.budget.try_withdraw(self._clock())
 
     def _before_sleep(self, retry_state: RetryCallState, model: str, tally: _Tally) -> None:
         tally.retries += 1

@@ -35,7 +35,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if value is None or not value.strip():
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # RFC 9110 delta-seconds: 1*DIGIT, ASCII only
         return float(int(text))
     try:
         when = parsedate_to_datetime(text)

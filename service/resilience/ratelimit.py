@@ -75,4 +75,5 @@ class UpstreamLimiter:
 
     def correct(self, estimated_tokens: int, actual_tokens: int) -> None:
         """Settle the token estimate against the usage the upstream reported."""
-        self.tokens.adjust(estimated_tokens - actual_tokens)
+        taken = min(estimated_tokens, self.tokens.per_minute)  # what reserve() took (clamped)
+        self.tokens.adjust(taken - actual_tokens)

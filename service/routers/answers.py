@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from service.dependencies import (
     AnswerServiceDep,
     IdempotencyStoreDep,
+    MetricsDep,
     RequestIdDep,
     SettingsDep,
 )
@@ -53,6 +54,7 @@ async def create_answer(
     request: Request,
     answers: AnswerServiceDep,
     store: IdempotencyStoreDep,
+    metrics: MetricsDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
     idempotency_key: Annotated[
@@ -75,6 +77,7 @@ async def create_answer(
     except RedisError as error:
         raise IdempotencyUnavailableError(f"idempotency store: {type(error).__name__}") from error
     if isinstance(begun, Replay):
+        metrics.idempotent_replays.inc()
         stored = begun.response
         return Response(
             content=stored.body,
