@@ -175,6 +175,7 @@ def _printer_columns() -> list[dict[str, str]]:
         ("Version", "string", ".spec.version", "Semantic version."),
         ("Phase", "string", ".status.phase", "Lifecycle phase."),
         ("Weight", "integer", ".status.weight", "Percent of traffic."),
+        ("Step", "integer", ".status.stepIndex", "Current rollout step."),
         ("Age", "date", ".metadata.creationTimestamp", ""),
     ]
     return [

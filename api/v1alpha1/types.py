@@ -43,6 +43,7 @@ __all__ = [
     "Analysis",
     "Condition",
     "Guardrails",
+    "MetricCheck",
     "ModelSettings",
     "ObjectMeta",
     "Phase",
@@ -284,11 +285,33 @@ class RolloutStep(_Model):
     )
 
 
+class MetricCheck(_Model):
+    """A custom PromQL check: the query's single value must lie within [min, max]."""
+
+    name: str = Field(pattern=VARIABLE_NAME_PATTERN, max_length=63, description="Check name.")
+    query: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="PromQL returning one value; `{{prompt}}`, `{{version}}` and `{{window}}` "
+        "are replaced before it runs.",
+    )
+    min: float | None = Field(default=None, description="Smallest acceptable value.")
+    max: float | None = Field(default=None, description="Largest acceptable value.")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if self.min is None and self.max is None:
+            raise ValueError(f"check '{self.name}' needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"check '{self.name}': min is greater than max")
+        return self
+
+
 class Analysis(_Model):
     """Health checks run against Prometheus while a canary is live."""
 
-    interval: Duration = Field(default="30s", description="How often to analyse.")
-    window: Duration = Field(default="2m", description="Range the metrics are computed over.")
+    interval: Duration = Field(default="10s", description="How often to analyse.")
+    window: Duration = Field(default="1m", description="Range the metrics are computed over.")
     min_requests: int = Field(
         default=20, ge=1, description="Fewer requests in the window make the result inconclusive."
     )
@@ -298,8 +321,31 @@ class Analysis(_Model):
     max_p95_latency_ms: int = Field(
         default=5000, ge=1, description="Largest acceptable 95th percentile latency."
     )
+    max_error_rate_increase: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Largest acceptable error ratio above the stable version's, same window.",
+    )
+    max_p95_latency_ratio: float | None = Field(
+        default=None,
+        ge=1.0,
+        description="Largest acceptable p95 latency as a multiple of the stable version's.",
+    )
     failure_limit: int = Field(
         default=2, ge=1, description="Consecutive failed analyses that trigger a rollback."
+    )
+    error_limit: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive analyses Prometheus could not answer before a rollback "
+        "(the weight is held until then).",
+    )
+    checks: list[MetricCheck] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Custom PromQL checks, all of which must pass.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
 
@@ -402,6 +448,18 @@ class PromptVersionStatus(_Model):
     phase: Phase | None = Field(default=None, description="Lifecycle phase.")
     weight: int | None = Field(default=None, ge=0, le=100, description="Percent of traffic.")
     step_index: int | None = Field(default=None, ge=0, description="Current rollout step.")
+    step_started_at: str | None = Field(
+        default=None, description="RFC 3339 time the current step (and its pause) began."
+    )
+    consecutive_failures: int = Field(
+        default=0, ge=0, description="Failed analyses in a row."
+    )
+    consecutive_errors: int = Field(
+        default=0, ge=0, description="Analyses in a row that Prometheus could not answer."
+    )
+    handled_request: str | None = Field(
+        default=None, description="The last manual request (annotation) the controller acted on."
+    )
     conditions: list[Condition] = Field(default_factory=list)
     message: str | None = Field(default=None, description="Human-readable detail of the phase.")
     observed_generation: int | None = Field(default=None, ge=0)

@@ -133,6 +133,7 @@ def test_printer_columns() -> None:
         ("Version", "string", ".spec.version"),
         ("Phase", "string", ".status.phase"),
         ("Weight", "integer", ".status.weight"),
+        ("Step", "integer", ".status.stepIndex"),
         ("Age", "date", ".metadata.creationTimestamp"),
     ]
 

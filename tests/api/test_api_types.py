@@ -177,4 +177,5 @@ def test_rollout_step(step: dict[str, Any], valid: bool) -> None:
 def test_rollout_defaults() -> None:
     rollout = Rollout()
     assert [(s.weight, s.pause) for s in rollout.steps] == [(10, "1m"), (50, "1m")]
-    assert (rollout.analysis.interval, rollout.analysis.failure_limit) == ("30s", 2)
+    # 10 s analyses and two consecutive failures: a sustained breach rolls back in ~20-30 s.
+    assert (rollout.analysis.interval, rollout.analysis.failure_limit) == ("10s", 2)
