@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # Debian packages of the real servers integration tests start (installed when run as root).
 SYSTEM_PACKAGES ?= redis-server prometheus
 
-.PHONY: help install system-deps run test lint typecheck format check crds lock clean
+.PHONY: help install system-deps run test lint typecheck format check crds lock bench clean
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ lock: ## Re-resolve the pinned locks from pyproject.toml.
 	.lockenv/bin/pip install --quiet -c requirements/runtime.lock -e '.[dev]'
 	.lockenv/bin/pip freeze --exclude-editable | sort > requirements/dev.lock
 	rm -rf .lockenv
+
+bench: install ## Measure the service's overhead over a direct model call; writes docs/benchmarks.md.
+	$(BIN)/python -m bench.overhead
 
 clean: ## Remove the virtualenv, caches and the local vector store.
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var

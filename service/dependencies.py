@@ -24,13 +24,13 @@ __all__ = [
 ]
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     """The resources the lifespan opened."""
     resources: Resources = request.app.state.resources
     return resources
 
 
-def get_request_id(request: Request) -> str:
+async def get_request_id(request: Request) -> str:
     """The id RequestIdMiddleware assigned to this request."""
     request_id: str = request.scope["state"]["request_id"]
     return request_id
@@ -39,27 +39,27 @@ def get_request_id(request: Request) -> str:
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
-def get_answer_service(resources: ResourcesDep) -> AnswerService:
+async def get_answer_service(resources: ResourcesDep) -> AnswerService:
     """The answering pipeline."""
     return resources.answers
 
 
-def get_registry(resources: ResourcesDep) -> PromptRegistry:
+async def get_registry(resources: ResourcesDep) -> PromptRegistry:
     """The served PromptVersions."""
     return resources.registry
 
 
-def get_metrics(resources: ResourcesDep) -> Metrics:
+async def get_metrics(resources: ResourcesDep) -> Metrics:
     """The app's metrics."""
     return resources.metrics
 
 
-def get_settings(resources: ResourcesDep) -> Settings:
+async def get_settings(resources: ResourcesDep) -> Settings:
     """The app's settings."""
     return resources.settings
 
 
-def get_idempotency_store(resources: ResourcesDep) -> IdempotencyStore:
+async def get_idempotency_store(resources: ResourcesDep) -> IdempotencyStore:
     """Where Idempotency-Key leases and responses live."""
     return resources.idempotency
 

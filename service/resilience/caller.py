@@ -224,7 +224,11 @@ class ResilientChatModel:
             return False
         if wait > 0:
             self._observer.rate_limit(model, wait, rejected=False)
-            await self._sleep(wait)
+            try:
+                await self._sleep(wait)
+            except asyncio.CancelledError:
+                state.breaker.record_neutral()  # give back a half-open probe slot
+                raise
         return True
 
     async def _attempts(

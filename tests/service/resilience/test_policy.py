@@ -1,0 +1,165 @@
+"""Retry policy tables: Retry-After parsing and formatting, backoff, waits, retryable statuses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from service.resilience.policy import (
+    backoff_delay,
+    format_retry_after,
+    is_retryable_status,
+    parse_retry_after,
+    plan_wait,
+)
+
+NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2", 2.0),
+        ("0", 0.0),
+        ("  7 ", 7.0),
+        ("120", 120.0),
+        ("Wed, 01 Jan 2025 12:00:30 GMT", 30.0),
+        ("Wed, 01 Jan 2025 12:01:00 -0000", 60.0),
+        ("Wed, 01 Jan 2025 11:00:00 GMT", 0.0),
+        ("Wed, 01 Jan 2025 12:00:00 GMT", 0.0),
+        ("garbage", None),
+        ("", None),
+        ("   ", None),
+        (None, None),
+        ("-5", None),
+        ("1.5", None),
+        ("+5", None),
+        ("1e3", None),
+        ("\u00b2", None),
+        ("\u0661\u0662", None),
+    ],
+    ids=[
+        "delta-seconds",
+        "delta-zero",
+        "delta-padded",
+        "delta-minutes",
+        "http-date-30s-ahead",
+        "http-date-minus-zero-zone",
+        "http-date-past-is-zero",
+        "http-date-now-is-zero",
+        "garbage",
+        "empty",
+        "blank",
+        "absent",
+        "negative",
+        "fraction-not-integer",
+        "plus-sign",
+        "exponent",
+        "superscript-two-is-not-a-digit",
+        "arabic-indic-digits-are-not-ascii",
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [(0.0, "1"), (0.2, "1"), (1.0, "1"), (1.01, "2"), (2.5, "3"), (30.0, "30"), (-3.0, "1")],
+    ids=["zero-is-one", "fraction-is-one", "one", "just-over-one", "ceil", "whole", "negative"],
+)
+def test_format_retry_after(seconds: float, expected: str) -> None:
+    assert format_retry_after(seconds) == expected
+
+
+@pytest.mark.parametrize(
+    ("attempt", "roll", "expected"),
+    [
+        (1, 0.0, 0.0),
+        (1, 0.999999, 0.2 * 0.999999),
+        (1, 0.5, 0.1),
+        (2, 0.5, 0.2),
+        (3, 0.5, 0.4),
+        (4, 0.5, 0.8),
+        (5, 0.999999, 2.0 * 0.999999),
+        (6, 0.999999, 2.0 * 0.999999),
+        (30, 0.5, 1.0),
+        (0, 0.5, 0.1),
+    ],
+    ids=[
+        "roll-0-is-0",
+        "roll-near-1-is-ceiling",
+        "first-half",
+        "second-doubles",
+        "third-doubles",
+        "fourth-doubles",
+        "capped",
+        "stays-capped",
+        "far-attempt-capped",
+        "attempt-0-as-first",
+    ],
+)
+def test_backoff_delay(attempt: int, roll: float, expected: float) -> None:
+    assert backoff_delay(attempt, base=0.2, cap=2.0, roll=roll) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("attempt", range(1, 12), ids=lambda n: f"attempt{n}")
+@pytest.mark.parametrize("roll", [0.0, 0.25, 0.5, 0.999999], ids=lambda r: f"roll{r}")
+def test_backoff_delay_stays_within_full_jitter_bounds(attempt: int, roll: float) -> None:
+    ceiling = min(5.0, 0.2 * 2 ** (attempt - 1))
+    delay = backoff_delay(attempt, base=0.2, cap=5.0, roll=roll)
+    assert 0.0 <= delay < ceiling
+
+
+@pytest.mark.parametrize(
+    ("backoff", "retry_after", "remaining", "expected"),
+    [
+        (0.3, None, 10.0, 0.3),
+        (0.3, 2.0, 10.0, 2.0),
+        (3.0, 2.0, 10.0, 3.0),
+        (0.3, 0.0, 10.0, 0.3),
+        (0.3, 20.0, 10.0, None),
+        (0.3, 9.95, 10.0, 9.95),
+        (0.3, 9.96, 10.0, None),
+        (9.0, None, 9.0, None),
+        (0.0, None, 0.04, None),
+    ],
+    ids=[
+        "backoff-alone",
+        "retry-after-is-a-floor",
+        "backoff-above-floor",
+        "retry-after-zero",
+        "retry-after-past-deadline",
+        "fits-exactly-with-min-attempt",
+        "no-room-for-min-attempt",
+        "backoff-past-deadline",
+        "deadline-nearly-gone",
+    ],
+)
+def test_plan_wait(
+    backoff: float, retry_after: float | None, remaining: float, expected: float | None
+) -> None:
+    assert plan_wait(backoff, retry_after, remaining, min_attempt=0.05) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (408, True),
+        (422, False),
+        (429, True),
+        (500, True),
+        (501, False),
+        (502, True),
+        (503, True),
+        (504, True),
+    ],
+    ids=str,
+)
+def test_is_retryable_status(status: int, retryable: bool) -> None:
+    assert is_retryable_status(status) is retryable
