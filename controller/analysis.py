@@ -1,0 +1,203 @@
+"""Canary analysis (pure): the queries to run, and the verdict on what they returned.
+
+The verdict is a small enum, as in Argo Rollouts' analysis, with two deliberate
+differences: too little traffic is ``INCONCLUSIVE`` (never a failure, never a
+promotion), and Prometheus failing to answer is ``ERROR`` (the weight is held;
+``errorLimit`` consecutive errors roll back).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from api.v1alpha1 import Analysis
+
+__all__ = [
+    "FAILURE_OUTCOMES",
+    "Assessment",
+    "Measurement",
+    "Verdict",
+    "VersionSample",
+    "assess",
+    "build_queries",
+]
+
+#: Outcomes that count as errors of a version (see service/outcome.py).
+FAILURE_OUTCOMES = ("unavailable", "rate_limited", "rejected", "error")
+
+
+class Verdict(StrEnum):
+    """The result of one analysis."""
+
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+    INCONCLUSIVE = "Inconclusive"
+    ERROR = "Error"
+
+
+@dataclass(frozen=True)
+class VersionSample:
+    """What Prometheus said about one version over the window (None: no data)."""
+
+    requests: float | None
+    errors: float | None
+    p95_ms: float | None
+
+    @property
+    def error_rate(self) -> float | None:
+        """Errors over requests, or None without requests."""
+        if not self.requests or self.errors is None:
+            return None
+        return self.errors / self.requests
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Everything one analysis measured, or the error that stopped it."""
+
+    canary: VersionSample | None = None
+    stable: VersionSample | None = None
+    checks: Mapping[str, float | None] = field(default_factory=dict)
+    queries: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A verdict and why."""
+
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    measurement: Measurement
+
+    def to_status(self, at: str) -> dict[str, Any]:
+        """The ``status.lastAnalysis`` object: time, verdict, reasons, values, queries."""
+        values: dict[str, Any] = {}
+        for role, sample in (
+            ("canary", self.measurement.canary),
+            ("stable", self.measurement.stable),
+        ):
+            if sample is not None:
+                values[role] = {
+                    "requests": _rounded(sample.requests),
+                    "errorRate": _rounded(sample.error_rate),
+                    "p95LatencyMs": _rounded(sample.p95_ms),
+                }
+        if self.measurement.checks:
+            values["checks"] = {k: _rounded(v) for k, v in self.measurement.checks.items()}
+        result: dict[str, Any] = {
+            "time": at,
+            "verdict": self.verdict.value,
+            "reasons": list(self.reasons),
+            "values": values,
+            "queries": dict(self.measurement.queries),
+        }
+        if self.measurement.error:
+            result["error"] = self.measurement.error
+        return result
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, 6)
+
+
+def _selector(prompt: str, version: str) -> str:
+    return f'prompt="{prompt}",version="{version}"'
+
+
+def build_queries(prompt: str, version: str, window: str) -> dict[str, str]:
+    """PromQL for one version's requests, errors and p95 latency (ms) over `window`."""
+    selector = _selector(prompt, version)
+    failures = "|".join(FAILURE_OUTCOMES)
+    return {
+        "requests": f"sum(increase(promptrollouts_requests_total{{{selector}}}[{window}]))",
+        "errors": (
+            f"sum(increase(promptrollouts_requests_total{{{selector},"
+            f'outcome=~"{failures}"}}[{window}]))'
+        ),
+        "p95_ms": (
+            "1000 * histogram_quantile(0.95, sum by (le) ("
+            f"rate(promptrollouts_request_duration_seconds_bucket{{{selector}}}[{window}])))"
+        ),
+    }
+
+
+def build_check_query(template: str, prompt: str, version: str, window: str) -> str:
+    """A custom check's PromQL with its placeholders filled in."""
+    return (
+        template.replace("{{prompt}}", prompt)
+        .replace("{{version}}", version)
+        .replace("{{window}}", window)
+    )
+
+
+def assess(analysis: Analysis, measurement: Measurement) -> Assessment:
+    """The verdict on a canary's measurement, with the reasons in order."""
+    if measurement.error is not None:
+        return Assessment(Verdict.ERROR, (f"prometheus: {measurement.error}",), measurement)
+    canary = measurement.canary
+    if canary is None or canary.requests is None or canary.requests < analysis.min_requests:
+        seen = 0 if canary is None or canary.requests is None else round(canary.requests)
+        reason = f"{seen} requests in the window, fewer than minRequests {analysis.min_requests}"
+        return Assessment(Verdict.INCONCLUSIVE, (reason,), measurement)
+    failures = _absolute_failures(analysis, canary) + _relative_failures(
+        analysis, canary, measurement.stable
+    )
+    failures += _check_failures(analysis, measurement.checks)
+    if failures:
+        return Assessment(Verdict.FAILED, tuple(failures), measurement)
+    missing = [name for name, value in measurement.checks.items() if value is None]
+    if canary.p95_ms is None or missing:
+        what = ", ".join((["p95 latency"] if canary.p95_ms is None else []) + missing)
+        return Assessment(Verdict.INCONCLUSIVE, (f"no data for {what}",), measurement)
+    return Assessment(Verdict.SUCCESSFUL, ("all checks passed",), measurement)
+
+
+def _absolute_failures(analysis: Analysis, canary: VersionSample) -> list[str]:
+    failures = []
+    rate = canary.error_rate
+    if rate is not None and rate > analysis.max_error_rate:
+        failures.append(f"error rate {rate:.4f} > maxErrorRate {analysis.max_error_rate}")
+    if canary.p95_ms is not None and canary.p95_ms > analysis.max_p95_latency_ms:
+        failures.append(
+            f"p95 latency {canary.p95_ms:.0f} ms > maxP95LatencyMs {analysis.max_p95_latency_ms}"
+        )
+    return failures
+
+
+def _relative_failures(
+    analysis: Analysis, canary: VersionSample, stable: VersionSample | None
+) -> list[str]:
+    if stable is None or stable.requests is None or stable.requests < analysis.min_requests:
+        return []  # no trustworthy baseline: absolute thresholds alone decide
+    failures = []
+    increase = analysis.max_error_rate_increase
+    if increase is not None and canary.error_rate is not None and stable.error_rate is not None:
+        delta = canary.error_rate - stable.error_rate
+        if delta > increase:
+            failures.append(
+                f"error rate {delta:.4f} above stable > maxErrorRateIncrease {increase}"
+            )
+    ratio = analysis.max_p95_latency_ratio
+    if ratio is not None and canary.p95_ms is not None and stable.p95_ms:
+        observed = canary.p95_ms / stable.p95_ms
+        if observed > ratio:
+            failures.append(f"p95 latency {observed:.2f}x stable > maxP95LatencyRatio {ratio}")
+    return failures
+
+
+def _check_failures(analysis: Analysis, values: Mapping[str, float | None]) -> list[str]:
+    failures = []
+    for check in analysis.checks:
+        value = values.get(check.name)
+        if value is None:
+            continue
+        if check.min is not None and value < check.min:
+            failures.append(f"check {check.name} = {value:g} < min {check.min:g}")
+        if check.max is not None and value > check.max:
+            failures.append(f"check {check.name} = {value:g} > max {check.max:g}")
+    return failures
