@@ -1,0 +1,92 @@
+"""Measuring a canary with Prometheus' HTTP API (I/O); the verdict is controller.analysis'."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import httpx
+
+from api.v1alpha1 import Analysis
+from controller.analysis import Measurement, VersionSample, build_check_query, build_queries
+
+__all__ = ["PrometheusClient", "PrometheusError", "fetch_measurement"]
+
+
+class PrometheusError(Exception):
+    """Prometheus could not answer a query."""
+
+
+class PrometheusClient:
+    """Instant queries against one Prometheus server."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, timeout: float = 5.0) -> None:
+        self._http = http
+        self._url = base_url.rstrip("/") + "/api/v1/query"
+        self._timeout = timeout
+
+    async def query(self, promql: str) -> float | None:
+        """The sum of an instant query's sample values; None when it returns no (finite) data."""
+        try:
+            response = await self._http.post(
+                self._url, data={"query": promql}, timeout=self._timeout
+            )
+            payload: dict[str, Any] = response.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise PrometheusError(f"{type(error).__name__}: {error}") from error
+        if response.status_code != 200 or payload.get("status") != "success":
+            detail = payload.get("error") or f"HTTP {response.status_code}"
+            raise PrometheusError(f"query failed: {detail}")
+        return _sum_values(payload.get("data", {}))
+
+
+def _sum_values(data: dict[str, Any]) -> float | None:
+    kind, result = data.get("resultType"), data.get("result")
+    if kind == "scalar" and isinstance(result, list):
+        values = [float(result[1])]
+    elif kind == "vector" and isinstance(result, list):
+        values = [float(sample["value"][1]) for sample in result]
+    else:
+        raise PrometheusError(f"unexpected result type {kind!r}")
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) if finite else None
+
+
+async def _sample(client: PrometheusClient, queries: dict[str, str]) -> VersionSample:
+    requests, errors, p95 = await asyncio.gather(
+        client.query(queries["requests"]),
+        client.query(queries["errors"]),
+        client.query(queries["p95_ms"]),
+    )
+    return VersionSample(
+        requests=requests, errors=errors or 0.0 if requests else errors, p95_ms=p95
+    )
+
+
+async def fetch_measurement(
+    client: PrometheusClient,
+    prompt: str,
+    canary_version: str,
+    stable_version: str | None,
+    analysis: Analysis,
+) -> Measurement:
+    """Run the canary's (and the stable's) queries; a Prometheus failure becomes `error`."""
+    window = analysis.window
+    canary_queries = build_queries(prompt, canary_version, window)
+    stable_queries = build_queries(prompt, stable_version, window) if stable_version else {}
+    checks = {
+        c.name: build_check_query(c.query, prompt, canary_version, window) for c in analysis.checks
+    }
+    queries = {f"canary.{k}": v for k, v in canary_queries.items()}
+    queries |= {f"stable.{k}": v for k, v in stable_queries.items()}
+    queries |= {f"check.{k}": v for k, v in checks.items()}
+    try:
+        canary = await _sample(client, canary_queries)
+        stable = await _sample(client, stable_queries) if stable_queries else None
+        values = await asyncio.gather(*(client.query(q) for q in checks.values()))
+    except PrometheusError as error:
+        return Measurement(queries=queries, error=str(error))
+    return Measurement(
+        canary=canary, stable=stable, checks=dict(zip(checks, values, strict=True)), queries=queries
+    )
