@@ -114,7 +114,11 @@ def build_queries(prompt: str, version: str, window: str) -> dict[str, str]:
     selector = _selector(prompt, version)
     failures = "|".join(FAILURE_OUTCOMES)
     return {
-        "requests": f"sum(increase(promptrollouts_requests_total{{{selector}}}[{window}]))",
+        # 422s (outcome "invalid") are the caller's fault: not in the denominator.
+        "requests": (
+            f"sum(increase(promptrollouts_requests_total{{{selector},"
+            f'outcome!="invalid"}}[{window}]))'
+        ),
         "errors": (
             f"sum(increase(promptrollouts_requests_total{{{selector},"
             f'outcome=~"{failures}"}}[{window}]))'

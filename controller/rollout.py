@@ -19,7 +19,7 @@ passed in; nothing here reads a clock, a cluster or Prometheus.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -315,16 +315,19 @@ def _progress_canary(
     plan: _Plan, views: Sequence[VersionView], assessment: Assessment | None
 ) -> None:
     canary = _canary(plan, views)
-    if canary is None or plan.phase(canary) is not Phase.PROGRESSING:
+    if canary is None:
         return
-    if _stable(plan, views) is None:
+    if _stable(plan, views) is None:  # paused or not: it alone serves, so it takes 100
         _promote(plan, views, canary, "no stable version left: promoted")
+        return
+    if plan.phase(canary) is not Phase.PROGRESSING:
         return
     started_now = "stepIndex" in plan.changes.get(canary.name, Change(canary.name)).status
     if assessment is None or started_now:
         return  # no analysis ran, or the canary (re)started its step in this decision
     analysis = canary.spec.rollout.analysis
-    plan.patch(canary, lastAnalysis=assessment.to_status(plan.now))
+    last = assessment.to_status(plan.now)
+    plan.patch(canary, lastAnalysis=_replacing(canary.status.last_analysis, last))
     failures, errors = canary.status.consecutive_failures, canary.status.consecutive_errors
     reasons = "; ".join(assessment.reasons)
     if assessment.verdict is Verdict.FAILED:
@@ -349,6 +352,17 @@ def _progress_canary(
         plan.patch(canary, consecutiveFailures=0, consecutiveErrors=0)
         if _pause_over(canary, plan):
             _advance(plan, views, canary, "analysis passed")
+
+
+def _replacing(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """`new` as a merge patch that replaces `old`: keys only `old` has become None (deleted)."""
+    patch = dict(new)
+    for key, value in (old or {}).items():
+        if key not in patch:
+            patch[key] = None
+        elif isinstance(value, Mapping) and isinstance(patch[key], Mapping):
+            patch[key] = _replacing(value, patch[key])
+    return patch
 
 
 def _pause_over(view: VersionView, plan: _Plan) -> bool:

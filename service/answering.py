@@ -17,6 +17,7 @@ from service.rendering import render_messages
 from service.retrieval import Passage, Retriever, build_context
 from service.schemas import AnswerRequest, AnswerResponse, Citation, Usage
 from service.settings import ModelPrice
+from service.tracing import answer_span, record_answer
 from service.variables import resolve_variables
 
 __all__ = ["AnswerService", "cost_usd"]
@@ -50,14 +51,19 @@ class AnswerService:
     ) -> AnswerResponse:
         """Answer `request`; raises ServiceError subclasses for the problem handlers."""
         started = self.clock()
-        served = self.registry.select(request.prompt, request.version, request.user or request_id)
-        try:
-            response = await self._answer(served, request, request_id, idempotency_key, started)
-        except ServiceError as error:
-            self._observe(served, outcome_of_error(error), started)
-            raise
-        self._observe(served, response.outcome, started)
-        return response
+        with answer_span() as span:
+            served = self.registry.select(
+                request.prompt, request.version, request.user or request_id
+            )
+            record_answer(span, prompt=served.prompt, version=served.version)
+            try:
+                response = await self._answer(served, request, request_id, idempotency_key, started)
+            except ServiceError as error:
+                self._observe(served, outcome_of_error(error), started)
+                raise
+            self._observe(served, response.outcome, started)
+            record_answer(span, outcome=response.outcome)
+            return response
 
     async def _answer(
         self,
@@ -144,8 +150,9 @@ class AnswerService:
         if reply.cache_hit:
             self.metrics.cache_hits.labels(served.prompt, served.version).inc()
             return
-        self.metrics.tokens.labels(reply.model, "input").inc(reply.input_tokens)
-        self.metrics.tokens.labels(reply.model, "output").inc(reply.output_tokens)
+        labels = (served.prompt, served.version, reply.model)
+        self.metrics.tokens.labels(*labels, "input").inc(reply.input_tokens)
+        self.metrics.tokens.labels(*labels, "output").inc(reply.output_tokens)
         cost = cost_usd(self.prices, reply.model, reply.input_tokens, reply.output_tokens)
         self.metrics.cost.labels(served.prompt, served.version, reply.model).inc(cost)
 

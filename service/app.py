@@ -17,6 +17,7 @@ from service.problems import install_problem_handlers
 from service.resources import open_resources
 from service.routers import answers, health, prompts
 from service.settings import Settings
+from service.tracing import configure_tracing
 
 __all__ = ["create_app"]
 
@@ -29,8 +30,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_resources(settings) as resources:
+            tracing = configure_tracing(app, resources.http)
             app.state.resources = resources
-            yield
+            try:
+                yield
+            finally:
+                if tracing is not None:
+                    tracing.shutdown()
 
     app = FastAPI(
         title="prompt-rollouts",

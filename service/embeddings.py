@@ -24,6 +24,7 @@ from tokenizers import Tokenizer
 
 from service.errors import EmbeddingError
 from service.settings import Settings
+from service.tracing import ONNX_PROVIDER, OPENAI_PROVIDER, embedding_span
 
 __all__ = [
     "MINILM_DIMENSION",
@@ -138,12 +139,15 @@ class OnnxMiniLMEmbedder:
         """Unit vectors for ``texts``; raises EmbeddingError if the model cannot run."""
         if not texts:
             return []
-        try:
-            vectors = await asyncio.to_thread(self._embed_sync, list(texts))
-        except EmbeddingError:
-            raise
-        except Exception as exc:  # onnxruntime and tokenizers raise bare exceptions
-            raise EmbeddingError(f"the bundled embedding model failed: {exc}") from exc
+        with embedding_span(
+            self.model_id, len(texts), provider=ONNX_PROVIDER, dimension=MINILM_DIMENSION
+        ):
+            try:
+                vectors = await asyncio.to_thread(self._embed_sync, list(texts))
+            except EmbeddingError:
+                raise
+            except Exception as exc:  # onnxruntime and tokenizers raise bare exceptions
+                raise EmbeddingError(f"the bundled embedding model failed: {exc}") from exc
         return vectors.tolist()  # type: ignore[no-any-return]
 
     def _session(self) -> tuple[Tokenizer, Any]:
@@ -233,8 +237,15 @@ class OpenAIEmbedder:
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Unit vectors for ``texts``, one request per ``batch_size`` texts."""
         vectors: list[list[float]] = []
-        for start in range(0, len(texts), self._batch_size):
-            vectors.extend(await self._embed_batch(texts[start : start + self._batch_size]))
+        with embedding_span(
+            self._model,
+            len(texts),
+            provider=OPENAI_PROVIDER,
+            server_url=self._url,
+            dimension=self._dimension,
+        ):
+            for start in range(0, len(texts), self._batch_size):
+                vectors.extend(await self._embed_batch(texts[start : start + self._batch_size]))
         return vectors
 
     async def _embed_batch(self, texts: Sequence[str]) -> list[list[float]]:

@@ -1,19 +1,147 @@
-"""Logging set-up for the service's own loggers (``service.*``)."""
+"""Logging: one JSON object per line on stdout, for structlog events and stdlib records alike.
+
+``configure_logging(level)`` routes everything through one handler on the root logger::
+
+    structlog.get_logger("service.x").info("event", key=value)  ─┐
+    logging.getLogger("uvicorn.access").info(...)                ├─> stdout handler
+    logging.getLogger("service.y").warning(...)                  │   └─ ProcessorFormatter
+    any library's warnings (root logger)                        ─┘      └─ redact → JSON
+
+Every line carries ``timestamp`` (ISO 8601, UTC), ``level``, ``logger``, ``event``, the
+context variables bound at the time (``request_id`` inside a request, see
+``service.middleware``), and the event's own keys. Every string value is redacted
+(``service.redaction``) unless wrapped in `Verbatim`; JSON is rendered ASCII-only, so
+newlines, control characters and lone surrogates in user text come out escaped and a
+line can neither be broken nor forged.
+"""
 
 from __future__ import annotations
 
+import json as jsonlib
 import logging
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["configure_logging"]
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from service.redaction import redact_value
+
+__all__ = ["Verbatim", "configure_logging", "redact_event"]
+
+#: Stdlib loggers whose own handlers are dropped so that they propagate to ours.
+ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "service")
+_LEADING_KEYS = ("timestamp", "level", "logger", "event", "request_id")
+#: Keys the pipeline writes itself: nothing to redact.
+_OWN_KEYS = frozenset({"timestamp", "level", "logger"})
 
 
-def configure_logging(level: str) -> None:
-    """Send ``service.*`` records at `level` and above to stderr, once."""
-    logger = logging.getLogger("service")
-    logger.setLevel(level)
-    if not any(getattr(h, "_prompt_rollouts", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-        handler._prompt_rollouts = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
+@dataclass(frozen=True, slots=True)
+class Verbatim:
+    """A log value `redact_event` passes through untouched.
+
+    For content that is redacted already (no need to pay twice) or that the operator
+    chose to log in full (``LOG_CONTENT=full``).
+    """
+
+    value: object
+
+
+def redact_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Structlog processor: redacts every value of the event but `Verbatim` ones."""
+    for key, value in event_dict.items():
+        if key in _OWN_KEYS:
+            continue
+        event_dict[key] = value.value if isinstance(value, Verbatim) else redact_value(value)
+    return event_dict
+
+
+def _leading_keys_first(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    ordered = {key: event_dict.pop(key) for key in _LEADING_KEYS if key in event_dict}
+    ordered.update(event_dict)
+    return ordered
+
+
+def _dumps(event_dict: EventDict, **_: Any) -> str:
+    # ASCII-only: "\n", "\x1b", "\u2028" and lone surrogates are all written as escapes.
+    return jsonlib.dumps(event_dict, ensure_ascii=True, default=repr, separators=(",", ":"))
+
+
+class _StdoutHandler(logging.Handler):
+    """Writes each record as one line to ``sys.stdout`` as it is at the time of writing."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            stream = sys.stdout
+            stream.write(line + "\n")
+            stream.flush()
+        except RecursionError:
+            raise
+        except Exception:  # logging must never raise into the caller
+            self.handleError(record)
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def _renderer(json: bool) -> Processor:
+    if json:
+        return structlog.processors.JSONRenderer(serializer=_dumps)
+    # For a terminal: values are repr()-ed, so control characters are escaped here too.
+    return structlog.processors.KeyValueRenderer(key_order=list(_LEADING_KEYS), drop_missing=True)
+
+
+def _formatter(json: bool) -> structlog.stdlib.ProcessorFormatter:
+    final: Sequence[Processor] = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        structlog.processors.format_exc_info,
+        redact_event,
+        _leading_keys_first,
+        _renderer(json),
+    ]
+    return structlog.stdlib.ProcessorFormatter(
+        processors=final, foreign_pre_chain=_shared_processors()
+    )
+
+
+def configure_logging(level: str, json: bool = True) -> None:
+    """Send structlog events and stdlib records at `level` and above to stdout as JSON lines.
+
+    Idempotent: a second call replaces the handler of the first (so an app created per
+    test does not duplicate lines). ``service.*`` and ``uvicorn*`` loggers log at `level`;
+    other libraries keep their own levels (WARNING by default) but share the handler.
+    `json` False renders ``key='value'`` pairs instead, for reading in a terminal.
+    """
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = _StdoutHandler()
+    handler.setFormatter(_formatter(json))
+    root = logging.getLogger()
+    for previous in [h for h in root.handlers if isinstance(h, _StdoutHandler)]:
+        root.removeHandler(previous)
+    root.addHandler(handler)
+    for name in ROUTED_LOGGERS:
+        logger = logging.getLogger(name)
+        for own_handler in list(logger.handlers):
+            logger.removeHandler(own_handler)
+        logger.setLevel(level)
+        logger.propagate = True

