@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from fakemodel.app import FakeModelState, create_fake_model_app
