@@ -10,7 +10,7 @@ sticky function of a routing key: the same user lands on the same version.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import semver
@@ -150,6 +150,51 @@ class PromptRegistry:
                 compile_prompt(resource.spec.template) if phase is not Phase.INVALID else None
             )
             served.append(ServedVersion(resource, compiled, phase, weight, message))
+        return cls(served)
+
+    @classmethod
+    def from_status(
+        cls,
+        resources: Sequence[PromptVersion],
+        collections: set[str] | None,
+        compiled: dict[tuple[str, str], CompiledPrompt] | None = None,
+    ) -> PromptRegistry:
+        """Serve the phases and weights the controller wrote to each resource's status.
+
+        `compiled` caches templates by (namespace/name, version) across rebuilds: specs
+        are immutable, so a compiled template never goes stale.
+        """
+        cache = compiled if compiled is not None else {}
+        served = []
+        for resource in resources:
+            reason = check_servable(resource, collections)
+            status = resource.status
+            if reason is not None:
+                served.append(ServedVersion(resource, None, Phase.INVALID, 0, reason))
+                continue
+            key = (f"{resource.metadata.namespace}/{resource.metadata.name}", resource.spec.version)
+            if key not in cache:
+                cache[key] = compile_prompt(resource.spec.template)
+            phase = (status.phase if status else None) or Phase.PENDING
+            weight = (status.weight if status else None) or 0
+            message = status.message if status else None
+            served.append(ServedVersion(resource, cache[key], phase, weight, message))
+        return cls(served)
+
+    @classmethod
+    def with_routing(
+        cls, registry: PromptRegistry, routing: Mapping[str, Mapping[str, int]]
+    ) -> PromptRegistry:
+        """`registry` with the weights of a local routing file ({prompt: {version: weight}})."""
+        served = []
+        for item in registry.versions():
+            weights = routing.get(item.prompt)
+            if weights is None or item.compiled is None:
+                served.append(item)
+                continue
+            weight = int(weights.get(item.version, 0))
+            message = "weight from the routing file"
+            served.append(ServedVersion(item.resource, item.compiled, item.phase, weight, message))
         return cls(served)
 
     def versions(self) -> list[ServedVersion]:

@@ -1,0 +1,147 @@
+"""Where the served PromptVersions come from: manifest files, or the cluster (I/O).
+
+Files: ``PROMPTS_DIR`` is read at start-up; an optional ``ROUTING_FILE``
+(``{prompt: {version: weight}}``) overrides the local weights and is re-read when it
+changes. Cluster: PromptVersions are listed and watched through the Kubernetes API
+(read-only); every change rebuilds the registry from the weights in ``status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from api.client import KubeError, PromptVersionClient
+from api.v1alpha1 import PromptVersion
+from api.v1alpha1.manifests import load_manifests
+from service.catalog import Catalog
+from service.registry import PromptRegistry
+from service.rendering import CompiledPrompt
+
+__all__ = [
+    "RoutingError",
+    "load_file_registry",
+    "parse_routing",
+    "watch_cluster",
+    "watch_routing_file",
+]
+
+_log = logging.getLogger(__name__)
+
+
+class RoutingError(ValueError):
+    """A routing file that is not `{prompt: {version: weight}}` with weights 0-100."""
+
+
+def parse_routing(text: str) -> dict[str, dict[str, int]]:
+    """The weights of a routing file (pure); RoutingError names what is wrong."""
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise RoutingError("a routing file maps prompt names to {version: weight}")
+    routing: dict[str, dict[str, int]] = {}
+    for prompt, weights in data.items():
+        if not isinstance(weights, dict) or not weights:
+            raise RoutingError(f"{prompt}: expected {{version: weight}}")
+        for version, weight in weights.items():
+            if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+                raise RoutingError(f"{prompt} {version}: weight must be an integer 0-100")
+        if sum(weights.values()) <= 0:
+            raise RoutingError(f"{prompt}: at least one version needs a positive weight")
+        routing[str(prompt)] = {str(v): int(w) for v, w in weights.items()}
+    return routing
+
+
+def load_file_registry(
+    prompts_dir: Path, collections: set[str], routing_file: Path | None
+) -> PromptRegistry:
+    """The local registry, with the routing file's weights when one is given."""
+    registry = PromptRegistry.from_resources(load_manifests(prompts_dir), collections)
+    if routing_file is not None:
+        registry = PromptRegistry.with_routing(registry, parse_routing(routing_file.read_text()))
+    return registry
+
+
+def _mtime(path: Path) -> int | None:
+    return path.stat().st_mtime_ns if path.exists() else None
+
+
+async def watch_routing_file(
+    path: Path, base: PromptRegistry, catalog: Catalog, interval: float = 1.0
+) -> None:
+    """Re-apply the routing file whenever it changes (runs until cancelled)."""
+    seen = await asyncio.to_thread(_mtime, path)
+    while True:
+        await asyncio.sleep(interval)
+        current = await asyncio.to_thread(_mtime, path)
+        if current == seen:
+            continue
+        seen = current
+        try:
+            text = await asyncio.to_thread(path.read_text) if current is not None else ""
+            routing = parse_routing(text)
+        except (OSError, yaml.YAMLError, RoutingError) as error:
+            _log.error("routing file %s ignored: %s", path, error)
+            continue
+        catalog.replace(PromptRegistry.with_routing(base, routing))
+
+
+def _parse(item: Mapping[str, Any]) -> PromptVersion | None:
+    try:
+        return PromptVersion.model_validate(item)
+    except ValidationError as error:
+        name = item.get("metadata", {}).get("name")
+        _log.error("PromptVersion %s ignored: %s", name, str(error).splitlines()[0])
+        return None
+
+
+async def watch_cluster(
+    client: PromptVersionClient,
+    catalog: Catalog,
+    collections: set[str],
+    *,
+    retry_max: float = 10.0,
+) -> None:
+    """List, then watch PromptVersions; rebuild the catalog on every change (until cancelled)."""
+    compiled: dict[tuple[str, str], CompiledPrompt] = {}
+    backoff = 0.5
+    while True:
+        try:
+            items, version = await client.list()
+            objects = {_key(item): item for item in items}
+            catalog.replace(_build(objects, collections, compiled))
+            backoff = 0.5
+            async for event in client.watch(version):
+                if event.type == "ERROR":
+                    raise KubeError(f"watch error: {event.object.get('message')}")
+                if event.type == "BOOKMARK":
+                    continue
+                if event.type == "DELETED":
+                    objects.pop(_key(event.object), None)
+                else:
+                    objects[_key(event.object)] = event.object
+                catalog.replace(_build(objects, collections, compiled))
+        except (KubeError, ValueError) as error:
+            catalog.ready = catalog.ready and isinstance(error, KubeError) and error.status == 410
+            _log.warning("PromptVersion watch: %s; relisting in %.1f s", error, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, retry_max)
+
+
+def _key(item: Mapping[str, Any]) -> str:
+    metadata = item.get("metadata", {})
+    return f"{metadata.get('namespace')}/{metadata.get('name')}"
+
+
+def _build(
+    objects: Mapping[str, Mapping[str, Any]],
+    collections: set[str],
+    compiled: dict[tuple[str, str], CompiledPrompt],
+) -> PromptRegistry:
+    resources = [r for r in (_parse(item) for item in objects.values()) if r is not None]
+    return PromptRegistry.from_status(resources, collections, compiled)
