@@ -7,12 +7,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from service.cache import ResponseCache, build_cache_key
+from service.catalog import Catalog
 from service.chat import ChatModel, ChatRequest, ChatResponse
 from service.errors import ServiceError
 from service.guardrails import assess_answer
 from service.metrics import Metrics
 from service.outcome import Outcome, outcome_of_error
-from service.registry import PromptRegistry, ServedVersion
+from service.registry import ServedVersion
 from service.rendering import render_messages
 from service.retrieval import Passage, Retriever, build_context
 from service.schemas import AnswerRequest, AnswerResponse, Citation, Usage
@@ -38,7 +39,7 @@ def cost_usd(
 class AnswerService:
     """Answers questions with the registry's versions, the retriever and a chat model."""
 
-    registry: PromptRegistry
+    catalog: Catalog
     retriever: Retriever
     chat: ChatModel
     prices: Mapping[str, ModelPrice]
@@ -52,7 +53,7 @@ class AnswerService:
         """Answer `request`; raises ServiceError subclasses for the problem handlers."""
         started = self.clock()
         with answer_span() as span:
-            served = self.registry.select(
+            served = self.catalog.registry.select(
                 request.prompt, request.version, request.user or request_id
             )
             record_answer(span, prompt=served.prompt, version=served.version)

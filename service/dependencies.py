@@ -46,7 +46,7 @@ async def get_answer_service(resources: ResourcesDep) -> AnswerService:
 
 async def get_registry(resources: ResourcesDep) -> PromptRegistry:
     """The served PromptVersions."""
-    return resources.registry
+    return resources.catalog.registry
 
 
 async def get_metrics(resources: ResourcesDep) -> Metrics:

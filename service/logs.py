@@ -1,11 +1,12 @@
 """Logging: one JSON object per line on stdout, for structlog events and stdlib records alike.
 
-``configure_logging(level)`` routes everything through one handler on the root logger::
+``configure_logging(level)`` sends both kinds of events to stdout, through the same
+processors and the same renderer::
 
-    structlog.get_logger("service.x").info("event", key=value)  ─┐
-    logging.getLogger("uvicorn.access").info(...)                ├─> stdout handler
-    logging.getLogger("service.y").warning(...)                  │   └─ ProcessorFormatter
-    any library's warnings (root logger)                        ─┘      └─ redact → JSON
+    structlog.get_logger("service.requests").info("request", ...)
+        └─ structlog processors: context, level, time, traceback, redact → JSON → stdout
+    logging.getLogger("uvicorn.access" | "service.x" | any library).info(...)
+        └─ root handler → ProcessorFormatter(foreign_pre_chain = the same processors) → stdout
 
 Every line carries ``timestamp`` (ISO 8601, UTC), ``level``, ``logger``, ``event``, the
 context variables bound at the time (``request_id`` inside a request, see
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json as jsonlib
 import logging
 import sys
-from collections.abc import Sequence
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,7 @@ __all__ = ["Verbatim", "configure_logging", "redact_event"]
 ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "service")
 _LEADING_KEYS = ("timestamp", "level", "logger", "event", "request_id")
 #: Keys the pipeline writes itself: nothing to redact.
-_OWN_KEYS = frozenset({"timestamp", "level", "logger"})
+_OWN_KEYS = frozenset({"timestamp", "level", "logger", "_record", "_from_structlog"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,27 +70,57 @@ def _dumps(event_dict: EventDict, **_: Any) -> str:
     return jsonlib.dumps(event_dict, ensure_ascii=True, default=repr, separators=(",", ":"))
 
 
+#: One lock for both writers, so lines from structlog and from stdlib never interleave.
+_WRITE_LOCK = threading.Lock()
+
+
+def _write_line(line: str) -> None:
+    # sys.stdout as it is now (not as it was at configuration: tests swap it).
+    with _WRITE_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 class _StdoutHandler(logging.Handler):
-    """Writes each record as one line to ``sys.stdout`` as it is at the time of writing."""
+    """Writes each stdlib record as one line to stdout."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record)
-            stream = sys.stdout
-            stream.write(line + "\n")
-            stream.flush()
+            _write_line(self.format(record))
         except RecursionError:
             raise
         except Exception:  # logging must never raise into the caller
             self.handleError(record)
 
 
+class _StdoutLogger:
+    """Structlog's wrapped logger: writes each rendered event as one line to stdout."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # read by structlog.stdlib.add_logger_name
+
+    def msg(self, message: str) -> None:
+        """Write `message` (every level method is this one)."""
+        _write_line(message)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _stdout_logger_factory(name: str = "root", *_args: object) -> _StdoutLogger:
+    """``structlog.get_logger("service.x")`` names its lines like ``logging.getLogger``."""
+    return _StdoutLogger(name)
+
+
 def _shared_processors() -> list[Processor]:
+    """Adds the context and time, renders tracebacks, redacts: for both kinds of events."""
     return [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
+        structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_event,
+        _leading_keys_first,
     ]
 
 
@@ -101,15 +132,9 @@ def _renderer(json: bool) -> Processor:
 
 
 def _formatter(json: bool) -> structlog.stdlib.ProcessorFormatter:
-    final: Sequence[Processor] = [
-        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-        structlog.processors.format_exc_info,
-        redact_event,
-        _leading_keys_first,
-        _renderer(json),
-    ]
     return structlog.stdlib.ProcessorFormatter(
-        processors=final, foreign_pre_chain=_shared_processors()
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _renderer(json)],
+        foreign_pre_chain=_shared_processors(),
     )
 
 
@@ -122,16 +147,10 @@ def configure_logging(level: str, json: bool = True) -> None:
     `json` False renders ``key='value'`` pairs instead, for reading in a terminal.
     """
     structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *_shared_processors(),
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        processors=[*_shared_processors(), _renderer(json)],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
+        logger_factory=_stdout_logger_factory,
+        cache_logger_on_first_use=False,
     )
     handler = _StdoutHandler()
     handler.setFormatter(_formatter(json))

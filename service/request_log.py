@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from service.logs import Verbatim
 from service.redaction import redact, redact_value
@@ -104,7 +105,8 @@ class RequestLogger:
 
     def __init__(self, mode: ContentMode = ContentMode.REDACTED) -> None:
         self.mode = mode
-        self._logger = structlog.stdlib.get_logger(LOGGER_NAME)
+        # Bound now: follows the logging configuration in force when the app is built.
+        self._logger: FilteringBoundLogger = structlog.get_logger(LOGGER_NAME).bind()
 
     def log(self, record: RequestRecord) -> None:
         """Emit `record` as one JSON line."""

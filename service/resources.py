@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from qdrant_client import AsyncQdrantClient
 
-from api.v1alpha1.manifests import load_manifests
+from api.client import PromptVersionClient, build_http_client, load_kube_config
 from service.answering import AnswerService
+from service.catalog import Catalog
 from service.chat import ChatModel
 from service.chunking import read_documents
 from service.embeddings import Embedder, build_embedder
-from service.extractive import EXTRACTIVE_MODEL_ID, ExtractiveAnswerer
+from service.extractive import ExtractiveAnswerer
 from service.idempotency import IdempotencyStore, build_idempotency_store
 from service.indexing import index_documents
 from service.metrics import Metrics, MetricsObserver
 from service.openai_chat import OpenAIChatModel
-from service.outcome import Outcome
 from service.registry import PromptRegistry
 from service.resilience.breaker import BreakerConfig
 from service.resilience.caller import ResilienceConfig, ResilientChatModel
 from service.retrieval import Retriever
 from service.settings import Settings
+from service.sources import load_file_registry, watch_cluster, watch_routing_file
 from service.vectorstore import open_qdrant
 
 __all__ = ["Resources", "open_resources"]
@@ -41,7 +45,7 @@ class Resources:
     http: httpx.AsyncClient
     qdrant: AsyncQdrantClient
     embedder: Embedder
-    registry: PromptRegistry
+    catalog: Catalog
     chat: ChatModel
     answers: AnswerService
     metrics: Metrics
@@ -86,30 +90,43 @@ def build_chat_model(
     )
 
 
-def publish_registry(metrics: Metrics, registry: PromptRegistry) -> None:
-    """Create every series a loaded version can have, at 0, and publish the weights.
+async def open_catalog(
+    settings: Settings, collections: set[str], metrics: Metrics, stack: AsyncExitStack
+) -> Catalog:
+    """The served PromptVersions, kept current by a background task where they can change."""
+    if settings.prompt_source == "cluster":
+        config = load_kube_config()
+        namespace = (
+            None
+            if settings.kube_namespace == "*"
+            else (settings.kube_namespace or config.namespace)
+        )
+        kube = await stack.enter_async_context(build_http_client(config))
+        catalog = Catalog(PromptRegistry([]), metrics)
+        catalog.ready = False
+        client = PromptVersionClient(kube, namespace)
+        _background(stack, watch_cluster(client, catalog, collections), "cluster watch")
+        _log.info("watching PromptVersions in %s", namespace or "all namespaces")
+        return catalog
+    registry = load_file_registry(settings.prompts_dir, collections, settings.routing_file)
+    catalog = Catalog(PromptRegistry([]), metrics)
+    catalog.replace(registry)
+    if settings.routing_file is not None:
+        base = load_file_registry(settings.prompts_dir, collections, None)
+        _background(stack, watch_routing_file(settings.routing_file, base, catalog), "routing file")
+    return catalog
 
-    A counter series that first appears already holding a value shows no increase
-    to rate()/increase(): without this, a canary's first burst of errors would be
-    invisible to the rollout analysis and the recording rules.
-    """
-    for served in registry.versions():
-        labels = (served.prompt, served.version)
-        metrics.version_weight.labels(*labels).set(served.weight)
-        for outcome in Outcome:
-            metrics.requests.labels(*labels, outcome.value)
-        metrics.request_duration.labels(*labels)
-        metrics.empty_retrievals.labels(*labels)
-        metrics.cache_hits.labels(*labels)
-        model = served.resource.spec.model
-        for name in (model.name, *model.fallbacks, EXTRACTIVE_MODEL_ID):
-            metrics.cost.labels(*labels, name)
-            for direction in ("input", "output"):
-                metrics.tokens.labels(*labels, name, direction)
-        for name in (model.name, *model.fallbacks):
-            metrics.breaker_state.labels(name).set(0)
-            metrics.upstream_requests.labels(name, "200")
-            metrics.upstream_retries.labels(name)
+
+def _background(stack: AsyncExitStack, work: Coroutine[Any, Any, None], name: str) -> None:
+    """Run `work` until the lifespan ends."""
+    task = asyncio.create_task(work, name=name)
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(stop)
 
 
 @asynccontextmanager
@@ -142,16 +159,11 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                 report.removed,
             )
         collections = {c.name for c in (await qdrant.get_collections()).collections}
-        registry = PromptRegistry.from_resources(load_manifests(settings.prompts_dir), collections)
-        for served in registry.versions():
-            _log.info(
-                "loaded %s %s: %s %d%%", served.prompt, served.version, served.phase, served.weight
-            )
         metrics = Metrics()
-        publish_registry(metrics, registry)
+        catalog = await open_catalog(settings, collections, metrics, stack)
         chat = build_chat_model(settings, http, embedder, metrics)
         answers = AnswerService(
-            registry=registry,
+            catalog=catalog,
             retriever=Retriever(qdrant, embedder),
             chat=chat,
             prices=settings.model_prices,
@@ -160,5 +172,5 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         idempotency = build_idempotency_store(settings.redis_url)
         stack.push_async_callback(idempotency.close)
         yield Resources(
-            settings, http, qdrant, embedder, registry, chat, answers, metrics, idempotency
+            settings, http, qdrant, embedder, catalog, chat, answers, metrics, idempotency
         )

@@ -38,6 +38,21 @@ class Settings(BaseSettings):
     prompts_dir: Path = Field(
         default=Path("prompts"), description="Folder of PromptVersion manifests to serve."
     )
+    prompt_source: Literal["files", "cluster"] = Field(
+        default="files",
+        description="Serve the manifests in PROMPTS_DIR, or watch PromptVersions in the "
+        "cluster and follow the weights the controller writes.",
+    )
+    routing_file: Path | None = Field(
+        default=None,
+        description="Files mode: YAML {prompt: {version: weight}} overriding the local "
+        "weights, re-read when it changes.",
+    )
+    kube_namespace: str | None = Field(
+        default=None,
+        description="Cluster mode: namespace to watch; unset uses the kubeconfig's or the "
+        "pod's namespace; `*` watches all namespaces.",
+    )
     corpus_dir: Annotated[Path | None, NoDecode] = Field(
         default=Path("data/policies"),
         description="Folder indexed into CORPUS_COLLECTION at start-up; empty disables.",

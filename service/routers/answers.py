@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 from redis.exceptions import RedisError
 
+from api.v1alpha1 import SEMVER_PATTERN
 from service.dependencies import (
     AnswerServiceDep,
     IdempotencyStoreDep,
@@ -57,6 +58,14 @@ async def create_answer(
     metrics: MetricsDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
+    pinned_version: Annotated[
+        str | None,
+        Header(
+            alias="X-Prompt-Version",
+            pattern=SEMVER_PATTERN,
+            description="Pin a version for testing (the body's `version` wins).",
+        ),
+    ] = None,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -67,6 +76,8 @@ async def create_answer(
     ] = None,
 ) -> Response:
     """Answer `question` with the prompt's current version (or the pinned `version`)."""
+    if pinned_version is not None and body.version is None:
+        body = body.model_copy(update={"version": pinned_version})
     if idempotency_key is None:
         return _answer_response(await answers.answer(body, request_id))
     key = validate_key(_unquote(idempotency_key))

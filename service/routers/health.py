@@ -28,7 +28,10 @@ async def readyz(resources: ResourcesDep) -> HealthResponse | JSONResponse:
     except Exception as error:
         body = HealthResponse(status="unavailable", detail=f"vector store: {type(error).__name__}")
         return JSONResponse(body.model_dump(), status_code=503)
-    if not any(v.weight > 0 for v in resources.registry.versions()):
+    if not resources.catalog.ready:
+        body = HealthResponse(status="unavailable", detail="PromptVersions not listed yet")
+        return JSONResponse(body.model_dump(), status_code=503)
+    if not any(v.weight > 0 for v in resources.catalog.registry.versions()):
         body = HealthResponse(status="unavailable", detail="no servable PromptVersion")
         return JSONResponse(body.model_dump(), status_code=503)
     return HealthResponse(status="ok")
