@@ -1,0 +1,197 @@
+"""The kopf operator: thin handlers around the pure state machine.
+
+Run with ``kopf run --all-namespaces -m controller.operator`` (add ``--standalone``
+without peering, or ``--peering=prompt-rollouts`` so two replicas never both act).
+
+Every tick, for each prompt, the object of its newest version acts for the whole
+prompt: observe (the index of all its versions) → measure (Prometheus, only when the
+canary's analysis is due) → decide (pure) → apply (one status merge patch per changed
+object, plus Events). All state lives in ``status``: a restarted controller carries on
+where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import kopf
+from prometheus_client import start_http_server
+
+from api.client import KubeError, PromptVersionClient, build_http_client, load_kube_config
+from api.v1alpha1 import GROUP, VERSION, Phase
+from controller.analysis import Assessment, assess
+from controller.metrics import ControllerMetrics
+from controller.prometheus import PrometheusClient, fetch_measurement
+from controller.rollout import (
+    STABLE_PHASES,
+    Change,
+    VersionView,
+    analysis_due,
+    canary_of,
+    decide,
+    format_time,
+)
+from controller.settings import ControllerSettings
+from controller.views import build_view, choose_actor
+
+__all__: list[str] = []
+
+PLURAL = "promptversions"
+#: Read once at import: kopf fixes timer intervals when handlers are registered.
+_TICK = ControllerSettings().controller_tick_seconds
+_log = logging.getLogger(__name__)
+
+
+@kopf.on.startup(id="configure")
+async def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Clients, metrics and kopf settings, once per process."""
+    config = ControllerSettings()
+    # kopf's own progress goes to annotations: a real API server prunes status.kopf.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix="promptrollouts.io"
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="promptrollouts.io", key="last-handled-configuration"
+    )
+    settings.posting.level = logging.INFO
+    # One line per timer run and per API call is noise at a 1 s tick; transitions are logged.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings.peering.name = "prompt-rollouts"
+    memo.settings = config
+    memo.http = httpx.AsyncClient()
+    memo.kube_http = build_http_client(load_kube_config())
+    memo.prometheus = PrometheusClient(
+        memo.http, config.prometheus_url, config.prometheus_timeout_seconds
+    )
+    memo.metrics = ControllerMetrics()
+    memo.locks = {}
+    if config.controller_metrics_port:
+        start_http_server(
+            config.controller_metrics_port, config.controller_metrics_host, memo.metrics.registry
+        )
+
+
+@kopf.on.cleanup(id="close")
+async def close(*, memo: kopf.Memo, **_: Any) -> None:
+    """Close the clients."""
+    await memo.http.aclose()
+    await memo.kube_http.aclose()
+
+
+@kopf.index(GROUP, VERSION, PLURAL, id="by_prompt")
+def by_prompt(
+    *, body: kopf.Body, namespace: str | None, spec: kopf.Spec, **_: Any
+) -> dict[Any, Any]:
+    """Every PromptVersion, grouped by (namespace, prompt)."""
+    return {(namespace, spec.get("prompt")): body}
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, id="reconcile", interval=_TICK, sharp=True)
+async def reconcile(
+    *,
+    body: kopf.Body,
+    namespace: str | None,
+    spec: kopf.Spec,
+    memo: kopf.Memo,
+    by_prompt: kopf.Index[Any, Any] | None = None,
+    **_: Any,
+) -> None:
+    """Reconcile this object's prompt, if this object acts for it this tick."""
+    key = (namespace, spec.get("prompt"))
+    bodies = list(by_prompt.get(key, [])) if by_prompt is not None else [body]
+    if choose_actor(bodies) != body.get("metadata", {}).get("name"):
+        return
+    lock = memo.locks.setdefault(key, asyncio.Lock())
+    async with lock:
+        await _reconcile_prompt(namespace, str(key[1]), bodies, memo)
+
+
+async def _reconcile_prompt(
+    namespace: str | None, prompt: str, bodies: list[kopf.Body], memo: kopf.Memo
+) -> None:
+    now = datetime.now(UTC)
+    by_name = {str(b["metadata"]["name"]): b for b in bodies}
+    views: list[VersionView] = []
+    changes: list[Change] = []
+    for name, body in by_name.items():
+        view = build_view(body)
+        if isinstance(view, str):
+            if (body.get("status") or {}).get("phase") != Phase.INVALID.value:
+                changes.append(_invalid(name, view, now))
+            continue
+        views.append(view)
+    changes += decide(views, await _analyse(prompt, views, now, memo), now)
+    client = PromptVersionClient(memo.kube_http, namespace)
+    for change in changes:
+        try:
+            if change.status:
+                await client.patch_status(change.name, change.status)
+        except KubeError as error:
+            memo.metrics.reconcile_errors.labels(prompt).inc()
+            raise kopf.TemporaryError(f"status patch of {change.name}: {error}", delay=1) from error
+        for kind, reason, message in change.events:
+            kopf.event(by_name[change.name], type=kind, reason=reason, message=message)
+        _count(prompt, by_name[change.name], change, memo.metrics)
+
+
+def _invalid(name: str, reason: str, now: datetime) -> Change:
+    message = f"invalid spec: {reason}"
+    condition = {
+        "type": "Degraded",
+        "status": "True",
+        "reason": Phase.INVALID.value,
+        "message": message,
+        "lastTransitionTime": format_time(now),
+    }
+    return Change(
+        name,
+        {"phase": Phase.INVALID.value, "weight": 0, "message": message, "conditions": [condition]},
+        [("Warning", Phase.INVALID.value, message)],
+    )
+
+
+async def _analyse(
+    prompt: str, views: list[VersionView], now: datetime, memo: kopf.Memo
+) -> Assessment | None:
+    """Measure and assess the canary when its analysis is due; None otherwise."""
+    canary = canary_of(views)
+    if canary is None or not analysis_due(canary, now):
+        return None
+    stable = max(
+        (v for v in views if v.phase in STABLE_PHASES), key=lambda v: v.semver, default=None
+    )
+    analysis = canary.spec.rollout.analysis
+    measurement = await fetch_measurement(
+        memo.prometheus,
+        prompt,
+        canary.spec.version,
+        stable.spec.version if stable else None,
+        analysis,
+    )
+    assessment = assess(analysis, measurement)
+    memo.metrics.analyses.labels(prompt, canary.spec.version, assessment.verdict.value).inc()
+    _log.info(
+        "analysis of %s %s: %s (%s)",
+        prompt,
+        canary.spec.version,
+        assessment.verdict.value,
+        "; ".join(assessment.reasons),
+    )
+    return assessment
+
+
+def _count(
+    prompt: str, body: Mapping[str, Any], change: Change, metrics: ControllerMetrics
+) -> None:
+    version = str((body.get("spec") or {}).get("version"))
+    if "weight" in change.status:
+        metrics.weight.labels(prompt, version).set(change.status["weight"])
+    phase = change.status.get("phase")
+    if phase in ("Promoted", "RolledBack", "Aborted", "Superseded"):
+        metrics.rollouts.labels(prompt, phase).inc()
