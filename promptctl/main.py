@@ -9,6 +9,14 @@ from promptctl.fake_model import fake_model_command
 from promptctl.index import index_command
 from promptctl.lint import lint_command
 from promptctl.render import render_command
+from promptctl.rollouts import (
+    abort_command,
+    pause_command,
+    promote_command,
+    resume_command,
+    retry_command,
+    status_command,
+)
 
 __all__ = ["app"]
 
@@ -24,3 +32,9 @@ app.command("lint")(lint_command)
 app.command("index")(index_command)
 app.command("crd")(crd_command)
 app.command("fake-model")(fake_model_command)
+app.command("status")(status_command)
+app.command("promote")(promote_command)
+app.command("abort")(abort_command)
+app.command("pause")(pause_command)
+app.command("resume")(resume_command)
+app.command("retry")(retry_command)
