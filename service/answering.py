@@ -13,8 +13,10 @@ from service.errors import ServiceError
 from service.guardrails import assess_answer
 from service.metrics import Metrics
 from service.outcome import Outcome, outcome_of_error
+from service.problems import status_of
 from service.registry import ServedVersion
-from service.rendering import render_messages
+from service.rendering import Message, render_messages
+from service.request_log import RequestLogger, RequestRecord
 from service.retrieval import Passage, Retriever, build_context
 from service.schemas import AnswerRequest, AnswerResponse, Citation, Usage
 from service.settings import ModelPrice
@@ -36,6 +38,14 @@ def cost_usd(
 
 
 @dataclass
+class _Trail:
+    """What one request went through, for its log event."""
+
+    messages: list[Message] = field(default_factory=list)
+    reply: ChatResponse | None = None
+
+
+@dataclass
 class AnswerService:
     """Answers questions with the registry's versions, the retriever and a chat model."""
 
@@ -45,6 +55,7 @@ class AnswerService:
     prices: Mapping[str, ModelPrice]
     metrics: Metrics = field(default_factory=Metrics)
     cache: ResponseCache = field(default_factory=ResponseCache)
+    request_log: RequestLogger | None = None
     clock: Callable[[], float] = time.perf_counter
 
     async def answer(
@@ -57,14 +68,56 @@ class AnswerService:
                 request.prompt, request.version, request.user or request_id
             )
             record_answer(span, prompt=served.prompt, version=served.version)
+            trail = _Trail()
             try:
-                response = await self._answer(served, request, request_id, idempotency_key, started)
+                response = await self._answer(
+                    served, request, request_id, idempotency_key, started, trail
+                )
             except ServiceError as error:
-                self._observe(served, outcome_of_error(error), started)
+                outcome = outcome_of_error(error)
+                self._observe(served, outcome, started)
+                self._log(served, request, trail, outcome, started, error=error)
                 raise
             self._observe(served, response.outcome, started)
+            self._log(served, request, trail, response.outcome, started, response=response)
             record_answer(span, outcome=response.outcome)
             return response
+
+    def _log(
+        self,
+        served: ServedVersion,
+        request: AnswerRequest,
+        trail: _Trail,
+        outcome: Outcome,
+        started: float,
+        *,
+        response: AnswerResponse | None = None,
+        error: ServiceError | None = None,
+    ) -> None:
+        """One `request` log event, content per the configured mode."""
+        if self.request_log is None:
+            return
+        reply = trail.reply
+        self.request_log.log(
+            RequestRecord(
+                prompt=served.prompt,
+                version=served.version,
+                model=reply.model if reply else None,
+                outcome=outcome.value,
+                status=status_of(error) if error else 200,
+                latency_ms=round((self.clock() - started) * 1000, 2),
+                input_tokens=response.usage.input_tokens if response else 0,
+                output_tokens=response.usage.output_tokens if response else 0,
+                cost_usd=response.usage.cost_usd if response else 0.0,
+                retries=reply.retries if reply else 0,
+                cache_hit=bool(reply and reply.cache_hit),
+                fallback_used=bool(reply and reply.fallback_used),
+                messages=[(m.role, m.content) for m in trail.messages],
+                response=response.answer if response else None,
+                variables=request.variables,
+                error=str(error) if error else None,
+            )
+        )
 
     async def _answer(
         self,
@@ -73,6 +126,7 @@ class AnswerService:
         request_id: str,
         idempotency_key: str | None,
         started: float,
+        trail: _Trail,
     ) -> AnswerResponse:
         spec = served.resource.spec
         values = resolve_variables(spec.variables, request.variables)
@@ -105,6 +159,7 @@ class AnswerService:
         messages = render_messages(
             served.compiled, {**values, "question": request.question, "context": context}
         )
+        trail.messages = messages
         chat_request = ChatRequest(
             model=spec.model.name,
             messages=messages,
@@ -118,6 +173,7 @@ class AnswerService:
             idempotency_key=idempotency_key or request_id,
         )
         reply = await self._complete(served, chat_request)
+        trail.reply = reply
         self._count_usage(served, reply)
         empty_answer = spec.retrieval.empty_answer if spec.retrieval else ""
         verdict = assess_answer(reply.text, passages, spec.guardrails, empty_answer)

@@ -142,12 +142,18 @@ def configure_logging(level: str, json: bool = True) -> None:
     """Send structlog events and stdlib records at `level` and above to stdout as JSON lines.
 
     Idempotent: a second call replaces the handler of the first (so an app created per
-    test does not duplicate lines). ``service.*`` and ``uvicorn*`` loggers log at `level`;
-    other libraries keep their own levels (WARNING by default) but share the handler.
-    `json` False renders ``key='value'`` pairs instead, for reading in a terminal.
+    test does not duplicate lines). structlog events and ``service.*`` loggers log at
+    `level`; uvicorn's loggers lose their own handlers but keep the levels uvicorn's
+    ``--log-level`` gave them (``--no-access-log`` still works); other libraries keep
+    their levels (WARNING by default) and share the handler. `json` False renders
+    ``key='value'`` pairs instead, for reading in a terminal.
     """
     structlog.configure(
-        processors=[*_shared_processors(), _renderer(json)],
+        processors=[
+            structlog.processors.StackInfoRenderer(),
+            *_shared_processors(),
+            _renderer(json),
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
         logger_factory=_stdout_logger_factory,
         cache_logger_on_first_use=False,
@@ -162,5 +168,5 @@ def configure_logging(level: str, json: bool = True) -> None:
         logger = logging.getLogger(name)
         for own_handler in list(logger.handlers):
             logger.removeHandler(own_handler)
-        logger.setLevel(level)
         logger.propagate = True
+    logging.getLogger("service").setLevel(level)

@@ -30,7 +30,13 @@ from service.errors import (
 from service.outcome import outcome_of_error
 from service.resilience.policy import format_retry_after
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "build_problem", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "build_problem",
+    "install_problem_handlers",
+    "problem_response",
+    "status_of",
+]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _TYPE_PREFIX = "urn:prompt-rollouts:problem:"
@@ -52,6 +58,11 @@ _MAPPING: list[tuple[type[ServiceError], int, str, str]] = [
     (UpstreamUnavailableError, 503, "model-unavailable", "Model unavailable"),
     (ModelError, 503, "model-unavailable", "Model unavailable"),
 ]
+
+
+def status_of(error: ServiceError) -> int:
+    """The HTTP status an error becomes."""
+    return next((status for kind, status, _, _ in _MAPPING if isinstance(error, kind)), 500)
 
 
 def _retry_after(error: ServiceError) -> float | None:

@@ -6,22 +6,17 @@ lone surrogates replaced by U+FFFD, NFKC (the full-width at sign U+FF20 becomes
 as zero-width spaces, other default-ignorable code points, C0/C1 controls but tab and
 newlines) removed. It then replaces, in this order:
 
-=========================================  =============
-what                                       replaced by
-=========================================  =============
-API keys and tokens (``_PREFIXED_SECRET``,  ``[SECRET]``
-``_BEARER``, ``_ASSIGNED_SECRET``)
-e-mail addresses                           ``[EMAIL]``
-IBANs passing the mod-97 check             ``[IBAN]``
-card numbers passing the Luhn check        ``[CARD]``
-IPv6 and IPv4 addresses                    ``[IP]``
-phone numbers (``_PHONE_*``)               ``[PHONE]``
-=========================================  =============
+- API keys and tokens (``_PREFIXED_SECRET``, ``_BEARER``, ``_ASSIGNED_SECRET``): ``[SECRET]``
+- e-mail addresses: ``[EMAIL]``
+- IBANs passing the mod-97 check: ``[IBAN]``
+- card numbers passing the Luhn check: ``[CARD]``
+- IPv6 and IPv4 addresses: ``[IP]``
+- phone numbers (``_PHONE_*``): ``[PHONE]``
 
 The output is the normalised text with those replacements; it is meant for logs,
 not for showing back to users. Each pass is one precompiled regular expression,
 skipped when a cheap test (an ``@``, a digit, two colons, a keyword) shows it cannot
-match: about 0.02 ms for 500 characters of prose, 0.08 ms with personal data in it.
+match: about 0.02 ms for 500 characters of prose, 0.09 ms with personal data in it.
 """
 
 from __future__ import annotations
@@ -29,7 +24,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 __all__ = ["iban_valid", "luhn_valid", "normalise", "redact", "redact_value"]
 
@@ -205,32 +200,54 @@ def _iban(match: re.Match[str]) -> str:
     return IBAN if iban_valid(match.group()) else match.group()
 
 
+#: Luhn's doubled digit values: 2d, minus 9 when over 9.
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
+def _longest_card(groups: Sequence[str]) -> int | None:
+    """Index of the last group of the longest 13-19 digit Luhn-valid run from ``groups[0]``.
+
+    Incremental: per parity of a digit's index, the sum of the digits and of their doubles;
+    the digits at the parity of the last one count plain, the others doubled.
+    """
+    plain = [0, 0]
+    doubled = [0, 0]
+    count = 0
+    longest = None
+    for index, group in enumerate(groups):
+        for char in group:
+            value = ord(char) - 48
+            plain[count & 1] += value
+            doubled[count & 1] += _DOUBLED[value]
+            count += 1
+        if count > 19:
+            break
+        last = (count - 1) & 1
+        if count >= 13 and (plain[last] + doubled[1 - last]) % 10 == 0:
+            longest = index
+    return longest
+
+
 def _cards(match: re.Match[str]) -> str:
     """Redacts the longest runs of whole digit groups that form a Luhn-valid number.
 
     A card glued to a neighbouring number by a space (``5 4111 1111 1111 1111``) is
-    still found: every run of 13-19 digits starting at a group boundary is tried.
+    still found: runs starting at every group are tried.
     """
     text = match.group()
-    groups = [(group.start(), group.end(), group.group()) for group in _DIGIT_GROUP.finditer(text)]
+    spans = [(group.start(), group.end()) for group in _DIGIT_GROUP.finditer(text)]
+    groups = [text[start:end] for start, end in spans]
     pieces: list[str] = []
     kept_to = 0
     first = 0
     while first < len(groups):
-        digits = ""
-        longest: int | None = None
-        for last in range(first, len(groups)):
-            digits += groups[last][2]
-            if len(digits) > 19:
-                break
-            if len(digits) >= 13 and luhn_valid(digits):
-                longest = last
+        longest = _longest_card(groups[first : first + 19])
         if longest is None:
             first += 1
             continue
-        pieces += [text[kept_to : groups[first][0]], CARD]
-        kept_to = groups[longest][1]
-        first = longest + 1
+        pieces += [text[kept_to : spans[first][0]], CARD]
+        kept_to = spans[first + longest][1]
+        first += longest + 1
     return "".join([*pieces, text[kept_to:]]) if pieces else text
 
 

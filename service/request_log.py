@@ -20,10 +20,21 @@ from structlog.typing import FilteringBoundLogger
 from service.logs import Verbatim
 from service.redaction import redact, redact_value
 
-__all__ = ["ContentMode", "RequestLogger", "RequestRecord", "build_request_fields"]
+__all__ = [
+    "MAX_CONTENT_CHARS",
+    "ContentMode",
+    "RequestLogger",
+    "RequestRecord",
+    "build_request_fields",
+    "clip",
+]
 
 EVENT = "request"
 LOGGER_NAME = "service.requests"
+#: Longest message, response or error kept in a line; the rest is cut (after redaction).
+MAX_CONTENT_CHARS = 4000
+#: Redaction reads this much past the cut, so a value straddling it is still recognised.
+_REDACTION_MARGIN = 2048
 
 
 class ContentMode(StrEnum):
@@ -62,11 +73,25 @@ class RequestRecord:
     error: str | None = None
 
 
+def clip(text: str, length: int | None = None) -> str:
+    """`text` cut to `MAX_CONTENT_CHARS`, saying how long it was (`length`, if not its own)."""
+    if len(text) <= MAX_CONTENT_CHARS:
+        return text
+    return f"{text[:MAX_CONTENT_CHARS]}[... {length or len(text)} characters in all]"
+
+
+def _redact_clipped(text: str) -> str:
+    # Long texts are only redacted up to the margin past the cut: bounded cost.
+    return clip(redact(text[: MAX_CONTENT_CHARS + _REDACTION_MARGIN]), len(text))
+
+
 def build_request_fields(record: RequestRecord, mode: ContentMode) -> dict[str, object]:
     """The event's fields for `record` under `mode` (pure).
 
     Content values come wrapped in `Verbatim`: redacted here already, or logged in full
-    by choice, so the log pipeline's own redaction pass leaves them alone.
+    by choice, so the log pipeline's own redaction pass leaves them alone. Messages,
+    response and error are cut at `MAX_CONTENT_CHARS`; variables are kept whole (their
+    size is bounded by the request body limit and the version's variable rules).
     """
     fields: dict[str, object] = {
         "prompt": record.prompt,
@@ -82,18 +107,15 @@ def build_request_fields(record: RequestRecord, mode: ContentMode) -> dict[str, 
         "cache_hit": record.cache_hit,
         "fallback_used": record.fallback_used,
         "content": str(mode),
-        "error": None if record.error is None else Verbatim(redact(record.error)),
+        "error": None if record.error is None else Verbatim(_redact_clipped(record.error)),
     }
     if mode is ContentMode.OFF:
         return fields
-    if mode is ContentMode.REDACTED:
-        messages = [{"role": role, "content": redact(content)} for role, content in record.messages]
-        response = None if record.response is None else redact(record.response)
-        variables = redact_value(dict(record.variables))
-    else:
-        messages = [{"role": role, "content": content} for role, content in record.messages]
-        response = record.response
-        variables = dict(record.variables)
+    redacted = mode is ContentMode.REDACTED
+    content = _redact_clipped if redacted else clip
+    messages = [{"role": role, "content": content(text)} for role, text in record.messages]
+    response = None if record.response is None else content(record.response)
+    variables = redact_value(record.variables) if redacted else dict(record.variables)
     fields["messages"] = Verbatim(messages)
     fields["response"] = Verbatim(response)
     fields["variables"] = Verbatim(variables)

@@ -25,6 +25,7 @@ from service.indexing import index_documents
 from service.metrics import Metrics, MetricsObserver
 from service.openai_chat import OpenAIChatModel
 from service.registry import PromptRegistry
+from service.request_log import ContentMode, RequestLogger
 from service.resilience.breaker import BreakerConfig
 from service.resilience.caller import ResilienceConfig, ResilientChatModel
 from service.retrieval import Retriever
@@ -168,6 +169,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             chat=chat,
             prices=settings.model_prices,
             metrics=metrics,
+            request_log=RequestLogger(ContentMode(settings.log_content)),
         )
         idempotency = build_idempotency_store(settings.redis_url)
         stack.push_async_callback(idempotency.close)

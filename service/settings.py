@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level."
     )
+    log_content: Literal["off", "redacted", "full"] = Field(
+        default="redacted",
+        description="Prompt, response and variables in request logs: redacted (default), "
+        "off, or full (UNSAFE: raw personal data in logs).",
+    )
 
     # Resilience of model calls (docs/resilience.md).
     model_max_attempts: int = Field(
