@@ -451,9 +451,7 @@ class PromptVersionStatus(_Model):
     step_started_at: str | None = Field(
         default=None, description="RFC 3339 time the current step (and its pause) began."
     )
-    consecutive_failures: int = Field(
-        default=0, ge=0, description="Failed analyses in a row."
-    )
+    consecutive_failures: int = Field(default=0, ge=0, description="Failed analyses in a row.")
     consecutive_errors: int = Field(
         default=0, ge=0, description="Analyses in a row that Prometheus could not answer."
     )
