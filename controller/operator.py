@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -62,7 +63,10 @@ async def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: An
     # One line per timer run and per API call is noise at a 1 s tick; transitions are logged.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    settings.peering.name = "prompt-rollouts"
+    # Peering (--peering=NAME) elects the replica with the highest priority; equal
+    # priorities would freeze them all, so each replica draws its own unless told.
+    if settings.peering.priority == 0:
+        settings.peering.priority = config.controller_priority or secrets.randbelow(10_000) + 1
     memo.settings = config
     memo.http = httpx.AsyncClient()
     memo.kube_http = build_http_client(load_kube_config())

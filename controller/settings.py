@@ -29,3 +29,8 @@ class ControllerSettings(BaseSettings):
         default="0.0.0.0",  # noqa: S104 - scraped by Prometheus from outside the pod
         description="Address the controller's /metrics binds to.",
     )
+    controller_priority: int | None = Field(
+        default=None,
+        ge=1,
+        description="Peering priority; unset draws a random one so HA replicas never tie.",
+    )
