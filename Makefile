@@ -8,10 +8,11 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 # Debian packages of the real servers integration tests start (installed when run as root).
 SYSTEM_PACKAGES ?= redis-server prometheus
 
-.PHONY: help install system-deps run test lint typecheck format check crds lock bench clean
+.PHONY: help install system-deps run test lint typecheck format check crds lock bench image clean
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -67,6 +68,9 @@ lock: ## Re-resolve the pinned locks from pyproject.toml.
 
 bench: install ## Measure the service's overhead over a direct model call; writes docs/benchmarks.md.
 	$(BIN)/python -m bench.overhead
+
+image: ## Build the container image (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) -t prompt-rollouts:$(VERSION) .
 
 clean: ## Remove the virtualenv, caches and the local vector store.
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var
