@@ -14,7 +14,7 @@ SYSTEM_PACKAGES ?= redis-server prometheus
 # The chart tests run the real Helm engine (helm-sdkpy), which needs Python >= 3.12.
 HELM_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) $(shell command -v python3.12 2>/dev/null))
 
-.PHONY: help install system-deps run test test-chart lint typecheck format check crds lock bench image clean
+.PHONY: help install system-deps run test test-chart lint typecheck format check crds lock bench image e2e-cluster clean
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -93,6 +93,9 @@ bench: install ## Measure the service's overhead over a direct model call; write
 
 image: ## Build the container image (needs a Docker engine).
 	docker build --build-arg VERSION=$(VERSION) -t prompt-rollouts:$(VERSION) .
+
+e2e-cluster: ## Real-cluster end to end on kind (needs docker, kind, kubectl, helm).
+	scripts/e2e-cluster.sh
 
 clean: ## Remove the virtualenv, caches and the local vector store.
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var
