@@ -91,12 +91,17 @@ async def watch_routing_file(
         catalog.replace(PromptRegistry.with_routing(base, routing))
 
 
-def _parse(item: Mapping[str, Any]) -> PromptVersion | None:
+def _parse(item: Mapping[str, Any], reported: set[tuple[str, Any, Any]]) -> PromptVersion | None:
     try:
         return PromptVersion.model_validate(item)
     except ValidationError as error:
-        name = item.get("metadata", {}).get("name")
-        _log.error("PromptVersion %s ignored: %s", name, str(error).splitlines()[0])
+        metadata = item.get("metadata", {})
+        seen = (_key(item), metadata.get("uid"), metadata.get("generation"))
+        if seen not in reported:  # once per spec, not again on every watch event
+            reported.add(seen)
+            _log.error(
+                "PromptVersion %s ignored: %s", metadata.get("name"), str(error).splitlines()[0]
+            )
         return None
 
 
@@ -109,12 +114,13 @@ async def watch_cluster(
 ) -> None:
     """List, then watch PromptVersions; rebuild the catalog on every change (until cancelled)."""
     compiled: dict[tuple[str, str], CompiledPrompt] = {}
+    reported: set[tuple[str, Any, Any]] = set()  # unparseable objects already logged
     backoff = 0.5
     while True:
         try:
             items, version = await client.list()
             objects = {_key(item): item for item in items}
-            catalog.replace(_build(objects, collections, compiled))
+            catalog.replace(_build(objects, collections, compiled, reported))
             backoff = 0.5
             async for event in client.watch(version):
                 if event.type == "ERROR":
@@ -125,7 +131,7 @@ async def watch_cluster(
                     objects.pop(_key(event.object), None)
                 else:
                     objects[_key(event.object)] = event.object
-                catalog.replace(_build(objects, collections, compiled))
+                catalog.replace(_build(objects, collections, compiled, reported))
         except (KubeError, ValueError) as error:
             catalog.ready = catalog.ready and isinstance(error, KubeError) and error.status == 410
             _log.warning("PromptVersion watch: %s; relisting in %.1f s", error, backoff)
@@ -142,6 +148,8 @@ def _build(
     objects: Mapping[str, Mapping[str, Any]],
     collections: set[str],
     compiled: dict[tuple[str, str], CompiledPrompt],
+    reported: set[tuple[str, Any, Any]],
 ) -> PromptRegistry:
-    resources = [r for r in (_parse(item) for item in objects.values()) if r is not None]
+    parsed = (_parse(item, reported) for item in objects.values())
+    resources = [r for r in parsed if r is not None]
     return PromptRegistry.from_status(resources, collections, compiled)
