@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-from api.v1alpha1 import Scalar, Variable, VariableType
+from api.v1alpha1 import Scalar, Variable, VariableType, value_matches_type
 from service.errors import VariableError, VariableProblem
 
 __all__ = ["resolve_variables"]
@@ -101,14 +101,10 @@ def _check(variable: Variable, value: object) -> list[VariableProblem]:
 
 
 def _is_type(value: object, kind: VariableType) -> bool:
-    if kind is VariableType.STRING:
-        return isinstance(value, str)
-    if kind is VariableType.BOOLEAN:
-        return isinstance(value, bool)
-    if isinstance(value, bool):
-        return False
+    """The declaration's type check, plus what JSON requests need: 120.0 is an integer, and
+    NaN or Infinity (which compare false with every bound) are not numbers."""
     if isinstance(value, float) and not math.isfinite(value):
-        return False  # NaN and Infinity compare false with every bound
-    if kind is VariableType.INTEGER:
-        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    return isinstance(value, int | float)
+        return False
+    if kind is VariableType.INTEGER and isinstance(value, float) and value.is_integer():
+        return True
+    return value_matches_type(value, kind)

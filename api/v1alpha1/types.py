@@ -58,6 +58,7 @@ __all__ = [
     "Scalar",
     "Variable",
     "VariableType",
+    "value_matches_type",
 ]
 
 GROUP = "promptrollouts.io"
@@ -106,7 +107,7 @@ class VariableType(StrEnum):
     BOOLEAN = "boolean"
 
 
-def _matches_type(value: Scalar, kind: VariableType) -> bool:
+def value_matches_type(value: object, kind: VariableType) -> bool:
     """Whether a JSON scalar is of a variable type (bool is never a number)."""
     if kind is VariableType.STRING:
         return isinstance(value, str)
@@ -172,10 +173,10 @@ class Variable(_Model):
         if self.required and self.default is not None:
             raise ValueError("a required variable cannot have a default")
         for value in self.enum or []:
-            if not _matches_type(value, self.type):
+            if not value_matches_type(value, self.type):
                 raise ValueError(f"enum value {value!r} is not of type {self.type.value}")
         if self.default is not None:
-            if not _matches_type(self.default, self.type):
+            if not value_matches_type(self.default, self.type):
                 raise ValueError(f"default {self.default!r} is not of type {self.type.value}")
             problem = _violation(self, self.default)
             if problem:

@@ -46,7 +46,7 @@ import kmock
 import yaml
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from tests.support.kube import KubeEmulator
+from tests.support.kube import KubeEmulator, write_kubeconfig
 
 __all__ = ["HelmCluster", "HelmKubeEmulator", "decode_protobuf", "run_helm_cluster"]
 
@@ -364,19 +364,6 @@ class _Thread(threading.Thread):
                 self._loop.call_soon_threadsafe(self._stopping.set)
 
 
-def _kubeconfig(path: Path, url: str, namespace: str) -> None:
-    context = {"cluster": "emulator", "user": "emulator", "namespace": namespace}
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "emulator", "cluster": {"server": url}}],
-        "users": [{"name": "emulator", "user": {}}],
-        "contexts": [{"name": "emulator", "context": context}],
-        "current-context": "emulator",
-    }
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-
-
 @contextlib.contextmanager
 def run_helm_cluster(
     workdir: Path,
@@ -398,7 +385,7 @@ def run_helm_cluster(
         if thread.emulator is None:
             raise RuntimeError("the Kubernetes emulator did not start") from thread.error
         kubeconfig = workdir / "kubeconfig"
-        _kubeconfig(kubeconfig, thread.url, namespace)
+        write_kubeconfig(kubeconfig, thread.url, namespace)
         with httpx.Client(base_url=thread.url, timeout=10.0) as http:
             yield HelmCluster(thread.url, kubeconfig, thread.emulator, http)
     finally:

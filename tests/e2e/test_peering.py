@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from tests.support.kube import CRD_PATH, KubeCluster, run_kube_emulator
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -22,17 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PEERING = "apiVersion: kopf.dev/v1\nkind: ClusterKopfPeering\nmetadata:\n  name: prompt-rollouts\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def _controller(
     cluster: KubeCluster, priority: int, log: Path
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         **cluster.env,

@@ -26,7 +26,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -38,6 +37,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -953,20 +954,13 @@ def test_service_starts_offline_writing_only_to_the_mounts(image_root: ImageRoot
     assert not guard_log.exists(), guard_log.read_text()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.mark.integration
 def test_dockerfile_cmd_serves_answers(
     image_root: ImageRoot, dockerfile: Dockerfile, tmp_path: Path
 ) -> None:
     """The image's own CMD (host and port moved to a free loopback port) serves answers."""
     command = _words(dockerfile.final.all("CMD")[-1].value)
-    port = str(_free_port())
+    port = str(free_port())
     command[command.index("--host") + 1] = "127.0.0.1"
     command[command.index("--port") + 1] = port
     command[0] = str(image_root.path(f"/opt/venv/bin/{command[0]}"))

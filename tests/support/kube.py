@@ -72,6 +72,7 @@ __all__ = [
     "KubeEmulator",
     "run_kube_emulator",
     "run_operator",
+    "write_kubeconfig",
 ]
 
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "promptversion.yaml"
@@ -676,8 +677,9 @@ class _EmulatorThread(threading.Thread):
                 self._loop.call_soon_threadsafe(self._stopping.set)
 
 
-def _write_kubeconfig(path: Path, url: str) -> None:
-    context = {"cluster": "kube-emulator", "user": "kube-emulator", "namespace": "default"}
+def write_kubeconfig(path: Path, url: str, namespace: str = "default") -> None:
+    """A kubeconfig with one context for the emulator at `url` (no credentials)."""
+    context = {"cluster": "kube-emulator", "user": "kube-emulator", "namespace": namespace}
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -714,7 +716,7 @@ def run_kube_emulator(
             httpx.Client(base_url=thread.url, timeout=10.0) as http,
         ):
             kubeconfig = Path(tmp) / "kubeconfig"
-            _write_kubeconfig(kubeconfig, thread.url)
+            write_kubeconfig(kubeconfig, thread.url)
             yield KubeCluster(
                 url=thread.url,
                 kubeconfig=kubeconfig,

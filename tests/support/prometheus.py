@@ -8,7 +8,6 @@ keep queries' windows short.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import yaml
+
+from tests.support.net import free_port
 
 __all__ = [
     "PROMETHEUS",
@@ -42,13 +43,6 @@ PROMTOOL: str | None = shutil.which("promtool") or (
 PromSample = tuple[dict[str, str], float]
 
 T = TypeVar("T")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _host_port(target: str) -> str:
@@ -128,7 +122,7 @@ def run_prometheus(
     config_path = workdir / "prometheus.yml"
     config_path.write_text(build_config(targets, rule_files, scrape_interval))
     log_path = workdir / "prometheus.log"
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     command = [
         PROMETHEUS,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -13,19 +12,14 @@ from pathlib import Path
 
 import redis
 
+from tests.support.net import free_port
+
 __all__ = ["REDIS_SERVER", "run_redis_server"]
 
 #: The Debian binary (``make system-deps``); ``None`` when it is not installed.
 REDIS_SERVER: str | None = shutil.which("redis-server") or (
     "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _answers_ping(port: int) -> bool:
@@ -45,7 +39,7 @@ def run_redis_server(startup_timeout: float = 10.0) -> Iterator[str]:
         raise FileNotFoundError("redis-server is not installed (run `make system-deps`)")
     workdir = Path(tempfile.mkdtemp(prefix="redis-test-"))
     log_path = workdir / "redis.log"
-    port = _free_port()
+    port = free_port()
     command = [
         REDIS_SERVER,
         "--bind", "127.0.0.1",
