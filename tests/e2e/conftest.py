@@ -28,14 +28,14 @@ from tests.support.servers import serve_in_thread
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kube() -> Iterator[KubeCluster]:
     with run_kube_emulator() as cluster:
         yield cluster
         assert cluster.crashes == []
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fake_model() -> Iterator[str]:
     with serve_in_thread(create_fake_model_app(FakeModelState())) as url:
         yield url
@@ -61,7 +61,7 @@ def _service_settings(model_url: str) -> Settings:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def service(kube: KubeCluster, fake_model: str) -> Iterator[str]:
     """The service in cluster mode, following the weights the controller writes."""
     with contextlib.ExitStack() as stack:
@@ -71,7 +71,7 @@ def service(kube: KubeCluster, fake_model: str) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def prometheus(service: str) -> Iterator[str]:
     if PROMETHEUS is None:
         pytest.skip("prometheus is not installed (run `make system-deps`)")
@@ -79,7 +79,7 @@ def prometheus(service: str) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def controller(
     kube: KubeCluster, prometheus: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControllerProcess]:

@@ -178,7 +178,7 @@ def _settle(traffic: Traffic) -> float:
     return wait_for(evaluated, 15, "the rules to evaluate the scraped traffic")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def traffic() -> Iterator[Traffic]:
     if PROMETHEUS is None:
         print("SKIP: /usr/bin/prometheus is not installed (run `make system-deps`)")

@@ -58,7 +58,7 @@ class StoreKit:
     wait: Callable[[float], Awaitable[None]]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
     """A redis-server for the whole session; skipped only when the binary is missing."""
     if REDIS_SERVER is None:
