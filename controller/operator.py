@@ -75,6 +75,7 @@ async def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: An
     )
     memo.metrics = ControllerMetrics()
     memo.locks = {}
+    memo.servable = {}  # check_servable verdicts by (uid, generation)
     if config.controller_metrics_port:
         start_http_server(
             config.controller_metrics_port, config.controller_metrics_host, memo.metrics.registry
@@ -124,7 +125,7 @@ async def _reconcile_prompt(
     views: list[VersionView] = []
     changes: list[Change] = []
     for name, body in by_name.items():
-        view = build_view(body)
+        view = build_view(body, memo.servable)
         if isinstance(view, str):
             if (body.get("status") or {}).get("phase") != Phase.INVALID.value:
                 changes.append(_invalid(name, view, now))

@@ -64,6 +64,10 @@ async def _sample(client: PrometheusClient, queries: dict[str, str]) -> VersionS
     )
 
 
+async def _none() -> None:
+    return None
+
+
 async def fetch_measurement(
     client: PrometheusClient,
     prompt: str,
@@ -82,9 +86,11 @@ async def fetch_measurement(
     queries |= {f"stable.{k}": v for k, v in stable_queries.items()}
     queries |= {f"check.{k}": v for k, v in checks.items()}
     try:
-        canary = await _sample(client, canary_queries)
-        stable = await _sample(client, stable_queries) if stable_queries else None
-        values = await asyncio.gather(*(client.query(q) for q in checks.values()))
+        canary, stable, values = await asyncio.gather(
+            _sample(client, canary_queries),
+            _sample(client, stable_queries) if stable_queries else _none(),
+            asyncio.gather(*(client.query(q) for q in checks.values())),
+        )
     except PrometheusError as error:
         return Measurement(queries=queries, error=str(error))
     return Measurement(

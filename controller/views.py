@@ -2,61 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import semver
-from pydantic import ValidationError
 
-from api.v1alpha1 import PromptVersion, PromptVersionSpec, PromptVersionStatus
+from api.v1alpha1 import PromptVersionStatus
+from api.v1alpha1.manifests import ManifestError, parse_object
 from controller.rollout import REQUEST_ANNOTATION, VersionView, parse_request
 from service.registry import check_servable
 
-__all__ = ["build_view", "choose_actor", "describe_errors"]
+__all__ = ["build_view", "choose_actor"]
 
 
-def build_view(body: Mapping[str, Any]) -> VersionView | str:
-    """The view of one object, or why its spec is invalid (rules the CRD could not check)."""
+def build_view(
+    body: Mapping[str, Any], servable: MutableMapping[tuple[Any, Any], str | None] | None = None
+) -> VersionView | str:
+    """The view of one object, or why its spec is invalid (rules the CRD could not check).
+
+    `servable` caches check_servable's verdict by (uid, generation): a spec never
+    changes under one generation, so its templates are parsed once, not every tick.
+    """
+    try:
+        resource = parse_object(body)
+    except ManifestError as error:
+        return "; ".join(f"{p.field}: {p.message}" for p in error.problems)
     metadata = body.get("metadata") or {}
-    try:
-        spec = PromptVersionSpec.model_validate(body.get("spec") or {})
-    except ValidationError as error:
-        return describe_errors(error)
-    try:
-        status = PromptVersionStatus.model_validate(_known_status(body.get("status") or {}))
-    except ValidationError:
-        status = PromptVersionStatus()
-    resource = PromptVersion.model_validate(
-        {
-            "apiVersion": body.get("apiVersion", "promptrollouts.io/v1alpha1"),
-            "kind": "PromptVersion",
-            "metadata": {"name": metadata.get("name"), "namespace": metadata.get("namespace")},
-            "spec": spec.model_dump(by_alias=True),
-        }
-    )
+    key = (metadata.get("uid"), metadata.get("generation"))
+    cache = servable if servable is not None and key[0] is not None else {}
+    if key not in cache:
+        cache[key] = check_servable(resource, None)
     annotations = metadata.get("annotations") or {}
     return VersionView(
-        name=str(metadata.get("name")),
-        spec=spec,
-        status=status,
-        invalid_reason=check_servable(resource, None),
+        name=resource.metadata.name,
+        spec=resource.spec,
+        status=resource.status or PromptVersionStatus(),
+        invalid_reason=cache[key],
         request=parse_request(annotations.get(REQUEST_ANNOTATION)),
     )
-
-
-def describe_errors(error: ValidationError) -> str:
-    """Pydantic errors as one line: `spec.rollout.steps: Value error, ...; ...`."""
-    parts = []
-    for detail in error.errors():
-        where = ".".join(str(p) for p in ("spec", *detail["loc"]))
-        parts.append(f"{where}: {detail['msg']}")
-    return "; ".join(parts)
-
-
-def _known_status(status: Mapping[str, Any]) -> dict[str, Any]:
-    """The status fields we own (kopf or others may add their own)."""
-    fields = set(PromptVersionStatus.model_json_schema(by_alias=True)["properties"])
-    return {k: v for k, v in status.items() if k in fields}
 
 
 def choose_actor(bodies: list[Mapping[str, Any]]) -> str | None:

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from api.v1alpha1 import PromptVersion
-from api.v1alpha1.manifests import MANIFEST_SUFFIXES, ManifestError, load_manifests
+from api.v1alpha1.manifests import ManifestError, load_manifests, manifest_files
 from promptctl.rules import LintProblem, lint_versions
 
 __all__ = ["lint_command"]
@@ -26,18 +26,11 @@ class OutputFormat(StrEnum):
     JSON = "json"
 
 
-def _manifest_files(path: Path) -> list[Path]:
-    """The files the service would load: like `kubectl apply -f DIR`, not recursive."""
-    if path.is_file():
-        return [path]
-    return sorted(p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
-
-
 def collect_problems(path: Path) -> tuple[int, list[LintProblem]]:
     """Number of PromptVersions read and every finding for the manifests under `path`."""
     versions: list[tuple[str, PromptVersion]] = []
     problems: list[LintProblem] = []
-    for file in _manifest_files(path):
+    for file in manifest_files(path):
         try:
             versions += [(str(file), version) for version in load_manifests(file)]
         except ManifestError as error:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from api.v1alpha1 import Guardrails
+from service import redaction
 from service.outcome import Outcome
 from service.retrieval import Passage
 
 __all__ = ["Verdict", "assess_answer", "find_citations", "find_forbidden_phrase", "normalise"]
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
-#: Format characters (Unicode category Cf) used to hide words from naive matching.
-_INVISIBLE = re.compile(
-    "[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]"
-)
 
 
 @dataclass(frozen=True)
@@ -31,9 +27,8 @@ class Verdict:
 
 
 def normalise(text: str) -> str:
-    """Case-folded NFKC text without format characters, whitespace collapsed."""
-    folded = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).casefold()
-    return " ".join(folded.split())
+    """Text as redaction sees it (NFKC, no invisibles), case-folded, spaces collapsed."""
+    return " ".join(redaction.normalise(text).casefold().split())
 
 
 def _bare(text: str) -> str:

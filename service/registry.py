@@ -9,7 +9,9 @@ sticky function of a routing key: the same user lands on the same version.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -114,16 +116,12 @@ def assign_local_weights(
 
 def choose_by_weight(weights: Sequence[int], routing_key: str) -> int:
     """Index of the weighted option a routing key falls into (pure, sticky, uniform)."""
-    total = sum(weights)
-    if total <= 0:
+    bounds = list(itertools.accumulate(weights))
+    if not bounds or bounds[-1] <= 0:
         raise ValueError("no option has a positive weight")
     digest = hashlib.sha256(routing_key.encode()).digest()
-    point = int.from_bytes(digest[:8], "big") % total
-    for index, weight in enumerate(weights):
-        if point < weight:
-            return index
-        point -= weight
-    raise AssertionError("unreachable: point < total")  # pragma: no cover
+    point = int.from_bytes(digest[:8], "big") % bounds[-1]
+    return bisect.bisect_right(bounds, point)
 
 
 class PromptRegistry:

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from api.client import KubeError, PromptVersionClient
 from api.v1alpha1 import PromptVersion
-from api.v1alpha1.manifests import load_manifests
+from api.v1alpha1.manifests import ManifestError, load_manifests, parse_object
 from service.catalog import Catalog
 from service.registry import PromptRegistry
 from service.rendering import CompiledPrompt
@@ -91,17 +90,16 @@ async def watch_routing_file(
         catalog.replace(PromptRegistry.with_routing(base, routing))
 
 
-def _parse(item: Mapping[str, Any], reported: set[tuple[str, Any, Any]]) -> PromptVersion | None:
+def _parse(item: Mapping[str, Any], reported: set[tuple[Any, Any]]) -> PromptVersion | None:
+    """The object as a PromptVersion, or None (logged once per spec generation)."""
     try:
-        return PromptVersion.model_validate(item)
-    except ValidationError as error:
+        return parse_object(item)
+    except ManifestError as error:
         metadata = item.get("metadata", {})
-        seen = (_key(item), metadata.get("uid"), metadata.get("generation"))
-        if seen not in reported:  # once per spec, not again on every watch event
+        seen = (metadata.get("uid") or _key(item), metadata.get("generation"))
+        if seen not in reported:  # once per spec, not again on every status write
             reported.add(seen)
-            _log.error(
-                "PromptVersion %s ignored: %s", metadata.get("name"), str(error).splitlines()[0]
-            )
+            _log.error("PromptVersion %s ignored: %s", _key(item), error)
         return None
 
 
@@ -114,13 +112,14 @@ async def watch_cluster(
 ) -> None:
     """List, then watch PromptVersions; rebuild the catalog on every change (until cancelled)."""
     compiled: dict[tuple[str, str], CompiledPrompt] = {}
-    reported: set[tuple[str, Any, Any]] = set()  # unparseable objects already logged
+    reported: set[tuple[Any, Any]] = set()  # unparseable objects already logged
     backoff = 0.5
     while True:
         try:
             items, version = await client.list()
-            objects = {_key(item): item for item in items}
-            catalog.replace(_build(objects, collections, compiled, reported))
+            # Parsed once per event, not the whole set again on every change.
+            resources = {_key(item): _parse(item, reported) for item in items}
+            catalog.replace(_build(resources, collections, compiled))
             backoff = 0.5
             async for event in client.watch(version):
                 if event.type == "ERROR":
@@ -128,10 +127,10 @@ async def watch_cluster(
                 if event.type == "BOOKMARK":
                     continue
                 if event.type == "DELETED":
-                    objects.pop(_key(event.object), None)
+                    resources.pop(_key(event.object), None)
                 else:
-                    objects[_key(event.object)] = event.object
-                catalog.replace(_build(objects, collections, compiled, reported))
+                    resources[_key(event.object)] = _parse(event.object, reported)
+                catalog.replace(_build(resources, collections, compiled))
         except (KubeError, ValueError) as error:
             catalog.ready = catalog.ready and isinstance(error, KubeError) and error.status == 410
             _log.warning("PromptVersion watch: %s; relisting in %.1f s", error, backoff)
@@ -145,11 +144,9 @@ def _key(item: Mapping[str, Any]) -> str:
 
 
 def _build(
-    objects: Mapping[str, Mapping[str, Any]],
+    resources: Mapping[str, PromptVersion | None],
     collections: set[str],
     compiled: dict[tuple[str, str], CompiledPrompt],
-    reported: set[tuple[str, Any, Any]],
 ) -> PromptRegistry:
-    parsed = (_parse(item, reported) for item in objects.values())
-    resources = [r for r in parsed if r is not None]
-    return PromptRegistry.from_status(resources, collections, compiled)
+    servable = [r for r in resources.values() if r is not None]
+    return PromptRegistry.from_status(servable, collections, compiled)

@@ -24,7 +24,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from api.v1alpha1.types import API_VERSION, KIND, PromptVersion
+from api.v1alpha1.types import API_VERSION, KIND, PromptVersion, PromptVersionStatus
 
 __all__ = [
     "MANIFEST_SUFFIXES",
@@ -33,7 +33,9 @@ __all__ = [
     "ManifestProblem",
     "find_duplicate_versions",
     "load_manifests",
+    "manifest_files",
     "parse_manifest",
+    "parse_object",
 ]
 
 MANIFEST_SUFFIXES = frozenset({".yaml", ".yml"})
@@ -93,6 +95,37 @@ def parse_manifest(
         ) from None
 
 
+_STATUS_FIELDS = frozenset(PromptVersionStatus.model_json_schema(by_alias=True)["properties"])
+
+
+def parse_object(body: Mapping[str, Any]) -> PromptVersion:
+    """A PromptVersion as the API server returns it: the spec strictly, the status leniently.
+
+    The spec is checked as a manifest is (ManifestError names the field). Status fields
+    this release does not know (another tool's, a newer controller's) are ignored, and a
+    status that does not validate reads as none: the controller will rewrite it.
+    """
+    metadata = body.get("metadata") or {}
+    origin = f"{metadata.get('namespace')}/{metadata.get('name')}"
+    resource = parse_manifest(
+        {
+            "apiVersion": body.get("apiVersion"),
+            "kind": body.get("kind"),
+            "metadata": metadata,
+            "spec": body.get("spec"),
+        },
+        origin,
+    )
+    raw = body.get("status") or {}
+    try:
+        status = PromptVersionStatus.model_validate(
+            {k: v for k, v in raw.items() if k in _STATUS_FIELDS}
+        )
+    except ValidationError:
+        status = None
+    return resource.model_copy(update={"status": status})
+
+
 def load_manifests(path: Path) -> list[PromptVersion]:
     """Every PromptVersion in a YAML file, or in the ``*.yaml``/``*.yml`` files of a directory.
 
@@ -102,7 +135,7 @@ def load_manifests(path: Path) -> list[PromptVersion]:
     """
     versions: list[PromptVersion] = []
     problems: list[ManifestProblem] = []
-    for file in _manifest_files(path):
+    for file in manifest_files(path):
         try:
             documents = list(yaml.load_all(file.read_text(encoding="utf-8"), _StrictLoader))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
@@ -126,7 +159,8 @@ def find_duplicate_versions(versions: Iterable[PromptVersion]) -> list[tuple[str
     return sorted(pair for pair, count in counts.items() if count > 1)
 
 
-def _manifest_files(path: Path) -> list[Path]:
+def manifest_files(path: Path) -> list[Path]:
+    """`path` itself, or the *.yaml/*.yml files directly in it (like `kubectl apply -f DIR`)."""
     if path.is_dir():
         return sorted(p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file())
     if path.is_file():

@@ -249,10 +249,14 @@ class ResilientChatModel:
             before_sleep=lambda rs: self._before_sleep(rs, model, tally),
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._attempt(model, state, request, deadline, attempt.retry_state)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+        attempts = 0
+
+        async def attempt() -> ChatResponse:
+            nonlocal attempts
+            attempts += 1
+            return await self._attempt(model, state, request, deadline, first=attempts == 1)
+
+        return await retrying(attempt)
 
     async def _attempt(
         self,
@@ -260,9 +264,10 @@ class ResilientChatModel:
         state: UpstreamState,
         request: ChatRequest,
         deadline: float,
-        retry_state: RetryCallState,
+        *,
+        first: bool,
     ) -> ChatResponse:
-        if retry_state.attempt_number > 1 and not self._admit_retry(model, state):
+        if not first and not self._admit_retry(model, state):
             raise UpstreamError(f"model {model}: circuit opened", kind="circuit_open")
         timeout = min(self._config.attempt_timeout, deadline - self._clock())
         before = state.breaker.state

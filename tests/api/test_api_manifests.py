@@ -19,8 +19,9 @@ from api.v1alpha1.manifests import (
     find_duplicate_versions,
     load_manifests,
     parse_manifest,
+    parse_object,
 )
-from api.v1alpha1.types import RESERVED_VARIABLES, PromptVersion
+from api.v1alpha1.types import RESERVED_VARIABLES, Phase, PromptVersion
 
 REPO = Path(__file__).resolve().parents[2]
 PROMPTS = REPO / "prompts"
@@ -379,3 +380,19 @@ def test_find_duplicate_versions(
     pairs: list[tuple[str, str]], expected: list[tuple[str, str]]
 ) -> None:
     assert find_duplicate_versions(_versions(*pairs)) == expected
+
+
+def test_parse_object_reads_spec_strictly_and_status_leniently() -> None:
+    body = yaml.safe_load(BASE_FILE.read_text())
+    body["metadata"] |= {"namespace": "default", "uid": "u-1", "resourceVersion": "7"}
+    body["status"] = {"phase": "Progressing", "weight": 10, "kopf": {"progress": {}}}
+    resource = parse_object(body)
+    assert resource.status is not None
+    assert (resource.status.phase, resource.status.weight) == (Phase.PROGRESSING, 10)
+
+    body["status"] = {"weight": "not a number"}
+    assert parse_object(body).status is None  # the controller rewrites it
+
+    body["spec"]["rollout"]["steps"] = [{"weight": 50}, {"weight": 10}]
+    with pytest.raises(ManifestError, match=r"default/policy-qa-1-1-0.*spec\.rollout\.steps"):
+        parse_object(body)

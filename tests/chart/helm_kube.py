@@ -52,7 +52,6 @@ __all__ = ["HelmCluster", "HelmKubeEmulator", "decode_protobuf", "run_helm_clust
 
 _MAGIC = b"k8s\x00"  # Kubernetes' protobuf envelope (runtime.Unknown follows)
 _APPLY = "application/apply-patch"
-_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 # The empty OpenAPI v2 document `helm test` needs (see the module docstring).
 _OPENAPI_V2 = {"swagger": "2.0", "info": {"title": "emulator", "version": "v1"}, "paths": {}}
 _OPENAPI_V2_PB = b"\n\x032.0"  # gnostic openapi_v2.Document{swagger: "2.0"}
@@ -242,26 +241,10 @@ class HelmKubeEmulator(KubeEmulator):
         replace = attrs.evolve(request, method=kmock.method.PUT)
         return await super()._update(replace)
 
-    def _serve_crd(self, crd: Mapping[str, Any]) -> None:
-        """Declare a created CRD's served versions (as `declare_crd`, without storing it)."""
-        spec, names = crd["spec"], crd["spec"]["names"]
-        for version in spec["versions"]:
-            if version.get("served", True):
-                resource = kmock.resource(spec["group"], version["name"], names["plural"])
-                self.resources[resource] = kmock.ResourceInfo(
-                    kind=names["kind"],
-                    singular=names.get("singular", names["kind"].lower()),
-                    namespaced=spec["scope"] == "Namespaced",
-                    verbs=_VERBS,
-                    shortnames=names.get("shortNames", ()),
-                    categories=names.get("categories", ()),
-                    subresources=version.get("subresources", {}).keys(),
-                )
-
     async def _create(self, request: kmock.Request) -> dict[str, Any]:
         body = await super()._create(request)
         if request.resource == _CRDS:
-            self._serve_crd(body)  # served at once; then marked established
+            self.serve_crd(body)  # served at once; then marked established
             key = (_CRDS, None, body["metadata"]["name"])
             established = copy.deepcopy(body)
             established["status"] = {

@@ -236,6 +236,12 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     def declare_crd(self, crd: Mapping[str, Any]) -> None:
         """Serve every served version of a CustomResourceDefinition, and store the CRD."""
+        self.serve_crd(crd)
+        crds = "apiextensions.k8s.io/v1/customresourcedefinitions"
+        self.objects[crds, None, crd["metadata"]["name"]] = self._stamp(copy.deepcopy(dict(crd)))
+
+    def serve_crd(self, crd: Mapping[str, Any]) -> None:
+        """Serve every served version of a CustomResourceDefinition (without storing it)."""
         spec, names = crd["spec"], crd["spec"]["names"]
         for version in spec["versions"]:
             if not version.get("served", True):
@@ -251,8 +257,6 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 subresources=version.get("subresources", {}).keys(),
             )
             self._columns[resource] = list(version.get("additionalPrinterColumns", ()))
-        crds = "apiextensions.k8s.io/v1/customresourcedefinitions"
-        self.objects[crds, None, crd["metadata"]["name"]] = self._stamp(copy.deepcopy(dict(crd)))
 
     def add_namespace(self, name: str) -> None:
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
