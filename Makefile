@@ -42,7 +42,9 @@ run: install ## Run the service with its embedded defaults on http://127.0.0.1:8
 	$(BIN)/uvicorn --factory service.app:create_app --host $(HOST) --port $(PORT)
 
 test: install system-deps ## Run the whole test suite (the chart tests too when Python 3.12 exists).
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) || { status=$$?; \
+		echo "FAILED: pytest exited $$status; the chart tests (tests/chart, make test-chart) did NOT run"; \
+		exit $$status; }
 	@if [ -n "$(HELM_PYTHON)" ]; then \
 		$(MAKE) --no-print-directory test-chart; \
 	elif [ "$$PROMPT_ROLLOUTS_FORBID_SKIPS" = 1 ]; then \

@@ -1,5 +1,8 @@
 """The rollout controller (kopf): turns PromptVersions into canary weights.
 
-Not written yet: it arrives with the rollout issue. The service already reads
-the ``status`` fields it will write (phase, weight, stepIndex, conditions).
+``controller.operator`` holds the kopf handlers (run with
+``kopf run -A --standalone -m controller.operator``); ``controller.rollout.decide`` is
+the pure state machine; ``controller.analysis`` judges a canary from Prometheus. It
+writes the ``status`` fields the service reads in cluster mode (phase, weight,
+stepIndex, conditions).
 """
