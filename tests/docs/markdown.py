@@ -51,14 +51,10 @@ TARGET_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.\-/ ]*?)\s*:(?![=:])")
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem, named by file and line."""
+    """One problem and its line (the caller knows the file)."""
 
-    path: str
     line: int
     message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
 
 
 @dataclass
@@ -105,7 +101,6 @@ def parse_blocks(text: str) -> tuple[list[Block], list[tuple[int, str]], list[Fi
             if match.group(2).strip():
                 findings.append(
                     Finding(
-                        "",
                         number,
                         f"text after a closing fence ({match.group(2).strip()[:40]!r}): the "
                         f"block opened on line {opened} stays open; put the text on its own line",
@@ -117,7 +112,7 @@ def parse_blocks(text: str) -> tuple[list[Block], list[tuple[int, str]], list[Fi
             continue
         blocks[-1].lines.append(line)
     if fence is not None:
-        findings.append(Finding("", fence[1], "code fence opened here is never closed"))
+        findings.append(Finding(fence[1], "code fence opened here is never closed"))
     return blocks, prose, findings
 
 
@@ -160,16 +155,16 @@ def check_links(path: Path, root: Path) -> list[Finding]:
             file_part, _, anchor = target.partition("#")
             linked = (path.parent / file_part).resolve() if file_part else path
             if not linked.exists():
-                findings.append(Finding("", number, f"link to a missing file: {target}"))
+                findings.append(Finding(number, f"link to a missing file: {target}"))
                 continue
             if root not in linked.parents and linked != root:
-                findings.append(Finding("", number, f"link outside the repository: {target}"))
+                findings.append(Finding(number, f"link outside the repository: {target}"))
                 continue
             if anchor and linked.suffix == ".md":
                 anchors = heading_anchors(linked.read_text(encoding="utf-8"))
                 if anchor not in anchors:
                     findings.append(
-                        Finding("", number, f"link to a missing anchor: {target} (no such heading)")
+                        Finding(number, f"link to a missing anchor: {target} (no such heading)")
                     )
     return findings
 
@@ -247,7 +242,7 @@ class CliCommand:
     subcommands: Mapping[str, CliCommand] | None = None
 
 
-def _check_options(inv: Invocation, shown: str, command: CliCommand, words: list[str]) -> str | None:
+def _check_options(shown: str, command: CliCommand, words: list[str]) -> str | None:
     for word in words:
         if word == "--":
             return None  # what follows is not ours
@@ -270,7 +265,7 @@ def check_commands(
                 continue  # `make` alone (the default goal) or a placeholder
             if target not in targets:
                 findings.append(
-                    Finding("", inv.line, f"`make {target}`: the Makefile has no such target")
+                    Finding(inv.line, f"`make {target}`: the Makefile has no such target")
                 )
             continue
         words = [w for w in inv.words if w != "\\"]
@@ -280,7 +275,7 @@ def check_commands(
         if not re.match(r"^[a-z][\w-]*$", name):
             continue  # a placeholder such as COMMAND or <command>
         if name not in cli:
-            findings.append(Finding("", inv.line, f"`promptctl {name}`: the CLI has no such command"))
+            findings.append(Finding(inv.line, f"`promptctl {name}`: the CLI has no such command"))
             continue
         command, shown, rest = cli[name], f"promptctl {name}", words[1:]
         if command.subcommands is not None:
@@ -291,12 +286,12 @@ def check_commands(
             if sub not in command.subcommands:
                 has = ", ".join(sorted(command.subcommands))
                 findings.append(
-                    Finding("", inv.line, f"`{shown} {sub}`: no such subcommand (has: {has})")
+                    Finding(inv.line, f"`{shown} {sub}`: no such subcommand (has: {has})")
                 )
                 continue
             command, shown = command.subcommands[sub], f"{shown} {sub}"
             rest = rest[rest.index(sub) + 1 :]
-        problem = _check_options(inv, shown, command, rest)
+        problem = _check_options(shown, command, rest)
         if problem:
-            findings.append(Finding("", inv.line, problem))
+            findings.append(Finding(inv.line, problem))
     return findings
