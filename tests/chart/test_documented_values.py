@@ -61,3 +61,20 @@ def test_the_service_names_the_docs_use(helm: Helm) -> None:
     )
     used = set(re.findall(r"\b(?:svc/)?(prompt-rollouts-[a-z]+)\b(?=[ .:\n`])", docs))
     assert used - {"prompt-rollouts-dashboard"} <= names, used
+
+
+def test_notes_warn_when_monitoring_objects_have_no_selector_label(helm: Helm) -> None:
+    release = helm.install(
+        {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}
+    )
+    for key in ("serviceMonitor", "prometheusRule"):
+        assert f"NOTE: {key}.labels is empty" in release.notes
+        assert f"--set {key}.labels.release=monitoring" in release.notes
+    labelled = helm.upgrade(
+        {
+            "serviceMonitor": {"enabled": True, "labels": {"release": "monitoring"}},
+            "prometheusRule": {"enabled": True, "labels": {"release": "monitoring"}},
+        }
+    )
+    assert "labels is empty" not in labelled.notes
+    assert "labels is empty" not in helm.upgrade({}, reset_values=True).notes  # both off
