@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV = Path(sys.executable).resolve().parent.parent if sys.prefix != sys.base_prefix else None
+VENV = Path(sys.executable).parent.parent if sys.prefix != sys.base_prefix else None
 
 
 def _make_test(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
