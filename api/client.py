@@ -1,38 +1,52 @@
-"""A small async client for PromptVersions over the Kubernetes API (httpx).
+"""PromptVersions over the Kubernetes API, logged in the way kubectl logs in.
 
 Used by the service (list + watch, read-only), the controller (status patches) and
-``promptctl`` (annotations). Credentials come from the pod's service account when
-running in a cluster, else from ``KUBECONFIG`` / ``~/.kube/config`` (token or client
-certificate; CA or insecure-skip-tls-verify).
+``promptctl`` (annotations). Configuration loading is ``kubernetes_asyncio``'s, a port of
+the official client's loader kept in step with it: the pod's service account (its token
+re-read as it rotates), else the current context of ``KUBECONFIG`` / ``~/.kube/config``
+with static tokens, token files, client certificates, auth providers and ``exec``
+credential plugins (the EKS, GKE and AKS way). An ``exec`` token is fetched again when
+it expires, and once more when the API server answers 401.
+
+Errors::
+
+    KubeError           the API could not be reached, refused a request, or no
+                        credentials could be loaded (``status`` holds the HTTP code)
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import tempfile
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import httpx
-import yaml
+import aiohttp
+from kubernetes_asyncio import client as kube_client
+from kubernetes_asyncio import config as kube_config
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config.config_exception import ConfigException
+from kubernetes_asyncio.config.kube_config import KubeConfigLoader
+from kubernetes_asyncio.watch import Watch
 
 from api.v1alpha1 import GROUP, VERSION
 
 __all__ = [
-    "KubeConfig",
+    "SERVICE_ACCOUNT_DIR",
     "KubeError",
+    "KubeSession",
     "PromptVersionClient",
     "WatchEvent",
-    "build_http_client",
-    "load_kube_config",
+    "open_session",
 ]
 
 PLURAL = "promptversions"
-_SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+#: Where Kubernetes mounts a pod's service account.
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+_MERGE_PATCH = "application/merge-patch+json"
+_T = TypeVar("_T")
 
 
 class KubeError(Exception):
@@ -43,98 +57,112 @@ class KubeError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
-class KubeConfig:
-    """Where the API server is and how to authenticate."""
+@dataclass
+class KubeSession:
+    """An API client, the namespace its context names, and how to renew its credentials."""
 
+    api: kube_client.ApiClient
+    namespace: str
     server: str
-    namespace: str = "default"
-    token: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    insecure: bool = False
+    _loader: KubeConfigLoader | None = field(default=None, repr=False)
+
+    @property
+    def uses_exec_plugin(self) -> bool:
+        """Whether the credentials come from an ``exec`` plugin (and can be renewed)."""
+        return self._loader is not None and "exec" in (self._loader._user or {})
+
+    async def renew(self, *, force: bool = False) -> None:
+        """Run the ``exec`` plugin again if its token expired (or always, with `force`)."""
+        loader = self._loader
+        if loader is None or not self.uses_exec_plugin:
+            return
+        if force and hasattr(loader, "exec_plugin_expiry"):
+            del loader.exec_plugin_expiry
+        try:
+            await loader.load_from_exec_plugin()
+        except Exception as error:  # the plugin's own failure, whatever it raised
+            raise KubeError(f"exec credential plugin failed: {error}") from error
+        token = getattr(loader, "token", None)
+        if token:
+            self.api.configuration.api_key["BearerToken"] = token
+
+    async def call(self, request: Callable[[], Awaitable[_T]], what: str) -> _T:
+        """Run one API request with fresh credentials, retried once after a 401."""
+        for attempt in (1, 2):
+            await self.renew(force=attempt == 2)
+            try:
+                return await request()
+            except ApiException as error:
+                if error.status == 401 and attempt == 1 and self.uses_exec_plugin:
+                    continue
+                raise KubeError(f"{what}: {error.status} {_reason(error)}", error.status) from error
+            except (aiohttp.ClientError, TimeoutError) as error:
+                raise KubeError(f"{what}: {type(error).__name__}: {error}") from error
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.api.close()
+
+    async def __aenter__(self) -> KubeSession:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
 
 
-def _materialise(data: str | None, suffix: str) -> str | None:
-    """Write base64 `data` from a kubeconfig to a private temp file (httpx wants paths)."""
-    if not data:
-        return None
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the process
-        prefix="promptrollouts-", suffix=suffix, delete=False
-    )
-    handle.write(base64.b64decode(data))
-    handle.close()
-    os.chmod(handle.name, 0o600)
-    return handle.name
+async def open_session(
+    kubeconfig: Path | None = None, *, service_account_dir: Path = SERVICE_ACCOUNT_DIR
+) -> KubeSession:
+    """The pod's service account in a cluster, else the kubeconfig's current context.
 
-
-def load_kube_config(path: Path | None = None) -> KubeConfig:
-    """The in-cluster service account, else the current context of a kubeconfig file."""
-    if (
-        path is None
-        and (_SERVICE_ACCOUNT / "token").exists()
-        and "KUBERNETES_SERVICE_HOST" in os.environ
-    ):
-        host = os.environ["KUBERNETES_SERVICE_HOST"]
-        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-        return KubeConfig(
-            server=f"https://{host}:{port}",
-            namespace=(_SERVICE_ACCOUNT / "namespace").read_text().strip(),
-            token=(_SERVICE_ACCOUNT / "token").read_text().strip(),
-            ca_file=str(_SERVICE_ACCOUNT / "ca.crt"),
+    An explicit `kubeconfig` always wins; otherwise the service account is used when
+    ``KUBERNETES_SERVICE_HOST`` is set and its token is mounted, else ``$KUBECONFIG``
+    (a list of files, merged as kubectl does) or ``~/.kube/config``.
+    """
+    configuration = kube_client.Configuration()
+    token_file = service_account_dir / "token"
+    try:
+        if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ and token_file.exists():
+            kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration,
+                token_filename=str(token_file),
+                cert_filename=str(service_account_dir / "ca.crt"),
+            )
+            namespace_file = service_account_dir / "namespace"
+            namespace = namespace_file.read_text().strip() if namespace_file.exists() else "default"
+            return KubeSession(
+                kube_client.ApiClient(configuration),
+                namespace or "default",
+                str(configuration.host),
+            )
+        files = str(kubeconfig) if kubeconfig else _kubeconfig_files()
+        loader = await kube_config.load_kube_config(
+            config_file=files, client_configuration=configuration, persist_config=False
         )
-    candidates = (
-        [path]
-        if path
-        else [Path(p) for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
-        or [Path.home() / ".kube" / "config"]
-    )
-    file = next((p for p in candidates if p.exists()), None)
-    if file is None:
-        raise KubeError("no kubeconfig found and not running in a cluster")
-    config = yaml.safe_load(file.read_text()) or {}
-    current = config.get("current-context")
-    context = _named(config.get("contexts"), current, "context", file)
-    cluster = _named(config.get("clusters"), context.get("cluster"), "cluster", file)
-    user = (
-        _named(config.get("users"), context.get("user"), "user", file)
-        if context.get("user")
-        else {}
-    )
-    return KubeConfig(
-        server=str(cluster["server"]).rstrip("/"),
-        namespace=str(context.get("namespace") or "default"),
-        token=user.get("token"),
-        ca_file=cluster.get("certificate-authority")
-        or _materialise(cluster.get("certificate-authority-data"), ".crt"),
-        cert_file=user.get("client-certificate")
-        or _materialise(user.get("client-certificate-data"), ".crt"),
-        key_file=user.get("client-key") or _materialise(user.get("client-key-data"), ".key"),
-        insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
+    except (ConfigException, OSError, ValueError) as error:
+        raise KubeError(f"no usable Kubernetes credentials: {error}") from error
+    except Exception as error:  # an exec plugin that failed or printed garbage
+        raise KubeError(f"loading the kubeconfig failed: {error}") from error
+    context = loader.current_context or {}
+    namespace = str((context.get("context") or {}).get("namespace") or "default")
+    return KubeSession(
+        kube_client.ApiClient(configuration), namespace, str(configuration.host), loader
     )
 
 
-def _named(items: Any, name: Any, kind: str, file: Path) -> dict[str, Any]:
-    for item in items or []:
-        if item.get("name") == name:
-            found: dict[str, Any] = item.get(kind) or {}
-            return found
-    raise KubeError(f"{file}: no {kind} named {name!r}")
-
-
-def build_http_client(config: KubeConfig, timeout: float = 30.0) -> httpx.AsyncClient:
-    """An httpx client for the API server described by `config`."""
-    headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
-    verify: bool | str = False if config.insecure else (config.ca_file or True)
-    cert = (config.cert_file, config.key_file) if config.cert_file and config.key_file else None
-    return httpx.AsyncClient(
-        base_url=config.server,
-        headers=headers,
-        verify=verify,
-        cert=cert,
-        timeout=httpx.Timeout(timeout, connect=5.0),
-    )
+def _kubeconfig_files() -> str:
+    """``$KUBECONFIG`` as kubectl reads it (read now, not at import), else the default file."""
+    listed = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    existing = [p for p in listed if Path(p).exists()]
+    if listed and not existing:
+        raise KubeError(f"none of the KUBECONFIG files exist: {', '.join(listed)}")
+    if existing:
+        return os.pathsep.join(existing)
+    default = Path.home() / ".kube" / "config"
+    if not default.exists():
+        raise KubeError(f"no kubeconfig found ({default}) and not running in a cluster")
+    return str(default)
 
 
 @dataclass(frozen=True)
@@ -148,88 +176,130 @@ class WatchEvent:
 class PromptVersionClient:
     """PromptVersions in one namespace, or in all namespaces when `namespace` is None."""
 
-    def __init__(self, http: httpx.AsyncClient, namespace: str | None) -> None:
-        self._http = http
+    def __init__(self, session: KubeSession, namespace: str | None) -> None:
+        self._session = session
+        self._api = kube_client.CustomObjectsApi(session.api)
         self.namespace = namespace
 
-    def _collection(self, namespace: str | None = None) -> str:
-        namespace = namespace or self.namespace
-        base = f"/apis/{GROUP}/{VERSION}"
-        return f"{base}/namespaces/{namespace}/{PLURAL}" if namespace else f"{base}/{PLURAL}"
-
-    async def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = await self._http.request(method, url, **kwargs)
-        except httpx.HTTPError as error:
-            raise KubeError(f"{method} {url}: {type(error).__name__}: {error}") from error
-        if response.status_code >= 400:
-            raise KubeError(
-                f"{method} {url}: {response.status_code} {_reason(response)}", response.status_code
-            )
-        body: dict[str, Any] = response.json()
-        return body
+    def _where(self, namespace: str | None) -> str:
+        return namespace or self.namespace or "all namespaces"
 
     async def list(self) -> tuple[list[dict[str, Any]], str]:
         """Every PromptVersion, and the list's resourceVersion to watch from."""
-        body = await self._request("GET", self._collection())
-        return list(body.get("items") or []), str(
-            body.get("metadata", {}).get("resourceVersion", "")
+        body: dict[str, Any] = await self._session.call(
+            self._list_call(), f"list {PLURAL} in {self._where(None)}"
         )
+        return list(body.get("items") or []), str(
+            (body.get("metadata") or {}).get("resourceVersion", "")
+        )
+
+    def _list_call(self) -> Callable[..., Awaitable[Any]]:
+        """The list function of this client's scope (a watch streams it with its options)."""
+        if self.namespace:
+            namespace = self.namespace
+
+            async def namespaced(**extra: Any) -> Any:
+                return await self._api.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, **extra
+                )
+
+            return namespaced
+
+        async def cluster_wide(**extra: Any) -> Any:
+            return await self._api.list_cluster_custom_object(GROUP, VERSION, PLURAL, **extra)
+
+        return cluster_wide
 
     async def get(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         """One PromptVersion."""
-        return await self._request("GET", f"{self._collection(namespace)}/{name}")
+        where = namespace or self._required_namespace()
+        body: dict[str, Any] = await self._session.call(
+            lambda: self._api.get_namespaced_custom_object(GROUP, VERSION, where, PLURAL, name),
+            f"get {PLURAL}/{name} in {where}",
+        )
+        return body
 
     async def watch(
         self, resource_version: str, timeout_seconds: int = 300
     ) -> AsyncIterator[WatchEvent]:
-        """Events after `resource_version` until the server ends the watch."""
-        params = {
-            "watch": "true",
-            "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(timeout_seconds),
+        """Events after `resource_version` until the server ends the watch.
+
+        A 410 (the resourceVersion is too old) raises KubeError with status 410: the caller
+        lists again, as an informer does.
+        """
+        await self._session.renew()
+        kwargs: dict[str, Any] = {
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": timeout_seconds,
+            "_request_timeout": timeout_seconds + 30,
         }
         if resource_version:
-            params["resourceVersion"] = resource_version
+            kwargs["resource_version"] = resource_version
+        watch = Watch()
         try:
-            async with self._http.stream(
-                "GET", self._collection(), params=params, timeout=httpx.Timeout(None, connect=5.0)
-            ) as response:
-                if response.status_code >= 400:
-                    raise KubeError(f"watch: {response.status_code}", response.status_code)
-                async for line in response.aiter_lines():
-                    if line.strip():
-                        event = json.loads(line)
-                        yield WatchEvent(str(event.get("type")), event.get("object") or {})
-        except httpx.HTTPError as error:
+            async with watch.stream(self._list_call(), **kwargs) as stream:
+                async for event in stream:
+                    body = event.get("raw_object") or event.get("object") or {}
+                    yield WatchEvent(str(event.get("type")), dict(body))
+        except ApiException as error:
+            raise KubeError(f"watch: {error.status} {_reason(error)}", error.status) from error
+        except (aiohttp.ClientError, TimeoutError) as error:
             raise KubeError(f"watch: {type(error).__name__}: {error}") from error
 
     async def patch_status(
         self, name: str, status: Mapping[str, Any], namespace: str | None = None
     ) -> dict[str, Any]:
         """JSON merge patch of `.status` through the status subresource (None deletes a key)."""
-        return await self._request(
-            "PATCH",
-            f"{self._collection(namespace)}/{name}/status",
-            content=json.dumps({"status": dict(status)}),
-            headers={"Content-Type": "application/merge-patch+json"},
+        where = namespace or self._required_namespace()
+        body: dict[str, Any] = await self._session.call(
+            lambda: self._api.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                where,
+                PLURAL,
+                name,
+                {"status": dict(status)},
+                # The stub omits `_content_type`; without it a dict body goes out as a
+                # JSON patch, the first content type the operation lists.
+                _content_type=_MERGE_PATCH,  # type: ignore[call-arg]
+            ),
+            f"patch {PLURAL}/{name}/status in {where}",
         )
+        return body
 
     async def annotate(
         self, name: str, annotations: Mapping[str, str | None], namespace: str | None = None
     ) -> dict[str, Any]:
         """Set (or, with None, remove) annotations; the spec is never touched."""
-        return await self._request(
-            "PATCH",
-            f"{self._collection(namespace)}/{name}",
-            content=json.dumps({"metadata": {"annotations": dict(annotations)}}),
-            headers={"Content-Type": "application/merge-patch+json"},
+        where = namespace or self._required_namespace()
+        body: dict[str, Any] = await self._session.call(
+            lambda: self._api.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                where,
+                PLURAL,
+                name,
+                {"metadata": {"annotations": dict(annotations)}},
+                # The stub omits `_content_type`; without it a dict body goes out as a
+                # JSON patch, the first content type the operation lists.
+                _content_type=_MERGE_PATCH,  # type: ignore[call-arg]
+            ),
+            f"annotate {PLURAL}/{name} in {where}",
         )
+        return body
+
+    def _required_namespace(self) -> str:
+        if not self.namespace:
+            raise KubeError("a namespace is needed for this request")
+        return self.namespace
 
 
-def _reason(response: httpx.Response) -> str:
+def _reason(error: ApiException) -> str:
+    """The API server's message for a failed request, short."""
     try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    return str(body.get("message") or body.get("reason") or body)[:200]
+        body = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        return str(error.reason or "")[:200]
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("reason") or error.reason or "")[:200]
+    return str(error.reason or "")[:200]

@@ -23,7 +23,7 @@ import httpx
 import kopf
 from prometheus_client import start_http_server
 
-from api.client import KubeError, PromptVersionClient, build_http_client, load_kube_config
+from api.client import KubeError, PromptVersionClient, open_session
 from api.v1alpha1 import GROUP, VERSION, Phase
 from controller.analysis import Assessment, assess
 from controller.metrics import ControllerMetrics
@@ -69,7 +69,7 @@ async def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: An
         settings.peering.priority = config.controller_priority or secrets.randbelow(10_000) + 1
     memo.settings = config
     memo.http = httpx.AsyncClient()
-    memo.kube_http = build_http_client(load_kube_config())
+    memo.kube = await open_session()
     memo.prometheus = PrometheusClient(
         memo.http, config.prometheus_url, config.prometheus_timeout_seconds
     )
@@ -86,7 +86,7 @@ async def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: An
 async def close(*, memo: kopf.Memo, **_: Any) -> None:
     """Close the clients."""
     await memo.http.aclose()
-    await memo.kube_http.aclose()
+    await memo.kube.close()
 
 
 @kopf.index(GROUP, VERSION, PLURAL, id="by_prompt")
@@ -132,7 +132,7 @@ async def _reconcile_prompt(
             continue
         views.append(view)
     changes += decide(views, await _analyse(prompt, views, now, memo), now)
-    client = PromptVersionClient(memo.kube_http, namespace)
+    client = PromptVersionClient(memo.kube, namespace)
     for change in changes:
         try:
             if change.status:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import semver
 import typer
@@ -19,7 +19,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from api.client import KubeError, PromptVersionClient, build_http_client, load_kube_config
 from controller.rollout import REQUEST_ANNOTATION, Action
 
 __all__ = [
@@ -75,19 +74,36 @@ def choose_target(items: Sequence[dict[str, Any]], prompt: str, action: Action) 
     return target
 
 
+_T = TypeVar("_T")
+
+
+def _against_cluster(work: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run `work`; a Kubernetes error becomes one red line and exit code 1."""
+    # kubernetes_asyncio takes ~1.7 s to import: only the commands that talk to a cluster pay.
+    from api.client import KubeError  # noqa: PLC0415
+
+    try:
+        return asyncio.run(work())
+    except KubeError as error:
+        Console(stderr=True).print(f"[red]error[/red] {escape(str(error))}")
+        raise typer.Exit(code=1) from error
+
+
 async def _list(kubeconfig: Path | None, namespace: str | None) -> list[dict[str, Any]]:
-    config = load_kube_config(kubeconfig)
-    async with build_http_client(config) as http:
-        items, _ = await PromptVersionClient(http, namespace or config.namespace).list()
+    from api.client import PromptVersionClient, open_session  # noqa: PLC0415 - import cost
+
+    async with await open_session(kubeconfig) as session:
+        items, _ = await PromptVersionClient(session, namespace or session.namespace).list()
     return items
 
 
 async def _request(
     kubeconfig: Path | None, namespace: str | None, prompt: str, action: Action
 ) -> str:
-    config = load_kube_config(kubeconfig)
-    async with build_http_client(config) as http:
-        client = PromptVersionClient(http, namespace or config.namespace)
+    from api.client import PromptVersionClient, open_session  # noqa: PLC0415 - import cost
+
+    async with await open_session(kubeconfig) as session:
+        client = PromptVersionClient(session, namespace or session.namespace)
         items, _ = await client.list()
         target = choose_target(items, prompt, action)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -98,11 +114,7 @@ async def _request(
 
 
 def _act(action: Action, prompt: str, namespace: str | None, kubeconfig: Path | None) -> None:
-    try:
-        name = asyncio.run(_request(kubeconfig, namespace, prompt, action))
-    except KubeError as error:
-        Console(stderr=True).print(f"[red]error[/red] {escape(str(error))}")
-        raise typer.Exit(code=1) from error
+    name = _against_cluster(lambda: _request(kubeconfig, namespace, prompt, action))
     Console().print(f"{action.value} requested on [bold]{escape(name)}[/bold]")
 
 
@@ -110,11 +122,7 @@ def status_command(
     prompt: PromptArgument, namespace: NamespaceOption = None, kubeconfig: KubeconfigOption = None
 ) -> None:
     """Show every version of a prompt: phase, weight, step and the latest analysis."""
-    try:
-        items = _versions_of(asyncio.run(_list(kubeconfig, namespace)), prompt)
-    except KubeError as error:
-        Console(stderr=True).print(f"[red]error[/red] {escape(str(error))}")
-        raise typer.Exit(code=1) from error
+    items = _versions_of(_against_cluster(lambda: _list(kubeconfig, namespace)), prompt)
     if not items:
         Console(stderr=True).print(f"[red]error[/red] no PromptVersion of prompt {prompt!r}")
         raise typer.Exit(code=1)

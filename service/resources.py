@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 from qdrant_client import AsyncQdrantClient
 
-from api.client import PromptVersionClient, build_http_client, load_kube_config
 from service.answering import AnswerService
 from service.catalog import Catalog
 from service.chat import ChatModel
@@ -96,13 +95,12 @@ async def open_catalog(
 ) -> Catalog:
     """The served PromptVersions, kept current by a background task where they can change."""
     if settings.prompt_source == "cluster":
-        config = load_kube_config()
+        from api.client import PromptVersionClient, open_session  # noqa: PLC0415 - import cost
+
+        kube = await stack.enter_async_context(await open_session())
         namespace = (
-            None
-            if settings.kube_namespace == "*"
-            else (settings.kube_namespace or config.namespace)
+            None if settings.kube_namespace == "*" else (settings.kube_namespace or kube.namespace)
         )
-        kube = await stack.enter_async_context(build_http_client(config))
         catalog = Catalog(PromptRegistry([]), metrics)
         catalog.ready = False
         client = PromptVersionClient(kube, namespace)

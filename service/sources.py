@@ -12,16 +12,18 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from api.client import KubeError, PromptVersionClient
 from api.v1alpha1 import PromptVersion
 from api.v1alpha1.manifests import ManifestError, load_manifests, parse_object
 from service.catalog import Catalog
 from service.registry import PromptRegistry
 from service.rendering import CompiledPrompt
+
+if TYPE_CHECKING:  # kubernetes_asyncio takes ~1.7 s to import: only cluster mode pays it
+    from api.client import PromptVersionClient
 
 __all__ = [
     "RoutingError",
@@ -110,7 +112,13 @@ async def watch_cluster(
     *,
     retry_max: float = 10.0,
 ) -> None:
-    """List, then watch PromptVersions; rebuild the catalog on every change (until cancelled)."""
+    """List, then watch PromptVersions; rebuild the catalog on every change (until cancelled).
+
+    The informer pattern: list, then watch from the list's resourceVersion; when the watch
+    ends it is resumed from the last event seen, and a 410 (history expired) lists again.
+    """
+    from api.client import KubeError  # noqa: PLC0415 - cluster mode only (import cost)
+
     compiled: dict[tuple[str, str], CompiledPrompt] = {}
     reported: set[tuple[Any, Any]] = set()  # unparseable objects already logged
     backoff = 0.5

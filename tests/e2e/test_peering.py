@@ -40,8 +40,12 @@ def _controller(
         process = subprocess.Popen(
             [*command, "-m", "controller.operator"], env=env, stdout=output, stderr=output, cwd=ROOT
         )
+        metrics = f"http://127.0.0.1:{port}/metrics"
         try:
-            yield process, f"http://127.0.0.1:{port}/metrics"
+            # Started means configured (the metrics server opens in the startup handler);
+            # on a loaded machine the imports alone can take many seconds.
+            _wait(lambda: _serving(metrics), 60, f"the controller (priority {priority}) to start")
+            yield process, metrics
         finally:
             process.terminate()
             try:
@@ -61,6 +65,13 @@ def _weights_set(metrics_url: str) -> set[str]:
         for line in text.splitlines()
         if line.startswith("promptrollouts_controller_weight_percent{")
     }
+
+
+def _serving(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:

@@ -30,6 +30,14 @@ shims, one line each on why:
   undeclared resources are 404 (kmock stores objects of any resource it is sent: typos pass).
 - discovery: core groupVersion is "v1" (kmock: "/v1"); subresources carry no short names
   (kmock copies them, and kubectl warns that `pver` is ambiguous on every call).
+- boolean query parameters are parsed as Go does (`watch=True` from the official Python
+  clients is a watch; kmock only knows `true`).
+- authentication: off unless a test sets `accepted_tokens`; then any other bearer token is 401
+  (kmock accepts everyone), so credential plugins and token rotation can be tested.
+- admission: objects of a served CRD are pruned to its schema (rejected with
+  `fieldValidation=Strict`), validated against it and its `x-kubernetes-validations` CEL rules,
+  transition rules included, with a 422 Invalid listing the causes (kmock stores anything;
+  see admission.py).
 - `kubectl get` asks for a Table: the CRD's additionalPrinterColumns are rendered (simple
   `.a.b` paths only), so printer columns can be tested.
 """
@@ -64,6 +72,8 @@ import jsonpointer
 import kmock
 import kopf
 import yaml
+
+from tests.support.admission import InvalidObjectError, admit
 
 __all__ = [
     "CRD_PATH",
@@ -101,6 +111,29 @@ _GONE = {
     "reason": "Expired",
     "status": "Failure",
 }
+
+
+_UNAUTHORIZED = {
+    "kind": "Status",
+    "apiVersion": "v1",
+    "code": 401,
+    "reason": "Unauthorized",
+    "status": "Failure",
+    "message": "Unauthorized",
+}
+
+
+_BOOLEAN_PARAMS = {"watch", "allowWatchBookmarks", "sendInitialEvents"}
+
+
+def _go_bool(key: str, value: str) -> str:
+    """Boolean query parameters as the API server parses them (Go's strconv.ParseBool): the
+    official Python clients send `watch=True`, which kmock reads as "not a watch"."""
+    if key in _BOOLEAN_PARAMS and value in {"1", "t", "T", "TRUE", "True"}:
+        return "true"
+    if key in _BOOLEAN_PARAMS and value in {"0", "f", "F", "FALSE", "False"}:
+        return "false"
+    return value
 
 
 def _now() -> str:
@@ -215,8 +248,11 @@ def _decide_update(
 class KubeEmulator(kmock.KubernetesEmulator):
     """kmock's stateful Kubernetes emulator with the shims kopf 1.45 and kubectl 1.32 need."""
 
+    #: Bearer tokens the API accepts (401 for any other request); None serves anyone.
+    accepted_tokens: set[str] | None = attrs.field(default=None, init=False)
     _revision: int = attrs.field(default=0, init=False)
     _columns: dict[kmock.resource, list[dict[str, Any]]] = attrs.field(factory=dict, init=False)
+    _schemas: dict[kmock.resource, dict[str, Any]] = attrs.field(factory=dict, init=False)
     _history: dict[kmock.resource, collections.deque[dict[str, Any]]] = attrs.field(
         factory=lambda: collections.defaultdict(lambda: collections.deque(maxlen=_HISTORY)),
         init=False,
@@ -257,6 +293,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 subresources=version.get("subresources", {}).keys(),
             )
             self._columns[resource] = list(version.get("additionalPrinterColumns", ()))
+            schema = (version.get("schema") or {}).get("openAPIV3Schema")
+            if schema:
+                self._schemas[resource] = schema
 
     def add_namespace(self, name: str) -> None:
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
@@ -280,13 +319,22 @@ class KubeEmulator(kmock.KubernetesEmulator):
     # -- routing ------------------------------------------------------------------------------
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if self.accepted_tokens is not None and not self._authorised(raw_request):
+            return aiohttp.web.json_response(_UNAUTHORIZED, status=401)
+        url = raw_request.rel_url
+        query = {k: _go_bool(k, v) for k, v in url.query.items()}
         match = _NAMESPACE_PATH.fullmatch(raw_request.path)
         if match:
             path = f"/api/v1/namespaces/{_NS_MARK}/namespaces"
             path += "".join(f"/{part}" for part in match.group("name", "sub") if part)
-            url = raw_request.rel_url.with_path(path).with_query(raw_request.rel_url.query)
-            raw_request = raw_request.clone(rel_url=url)
+            url = url.with_path(path)
+        if match or query != dict(url.query):
+            raw_request = raw_request.clone(rel_url=url.with_query(query))
         return await super().__call__(raw_request)
+
+    def _authorised(self, raw_request: aiohttp.web.BaseRequest) -> bool:
+        scheme, _, token = raw_request.headers.get("Authorization", "").partition(" ")
+        return scheme == "Bearer" and token in (self.accepted_tokens or ())
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if request.namespace == _NS_MARK:
@@ -356,6 +404,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
             body.setdefault("kind", info.kind)
         if "status" in info.subresources:
             body.pop("status", None)  # a status subresource ignores .status on create
+        body = self._admit(request, body, None)
         self._stamp(body)
         if key in self.objects:
             self.objects[key].create(body)
@@ -390,7 +439,26 @@ class KubeEmulator(kmock.KubernetesEmulator):
             to_status=request.subresource == "status",
             has_status="status" in self._info(request.resource).subresources,
         )
-        return old if new == old else await self._store(key, new)
+        if new == old:
+            return old
+        return await self._store(key, self._admit(request, new, old))
+
+    def _admit(
+        self, request: kmock.Request, new: dict[str, Any], old: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The CRD's schema and CEL rules, as the API server applies them (see admission.py)."""
+        assert request.resource is not None
+        schema = self._schemas.get(request.resource)
+        if schema is None:
+            return new
+        strict = request.params.get("fieldValidation") == "Strict"
+        try:
+            return admit(schema, new, old, strict=strict)
+        except InvalidObjectError as invalid:
+            kind = f"{self._info(request.resource).kind}.{request.resource.group}"
+            name = new.get("metadata", {}).get("name")
+            message = f"{kind} {name!r} is invalid: " + ", ".join(invalid.causes)
+            raise kmock.KubernetesError(422, "Invalid", message) from invalid
 
     async def _delete(self, request: kmock.Request) -> dict[str, Any]:
         key, old = self._existing(request)
