@@ -299,5 +299,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to bind (8000)")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn's own loggers (info); the service's follow LOG_LEVEL",
+    )
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="turn uvicorn's access log off"
+    )
     args = parser.parse_args(argv)
-    uvicorn.Server(build_server_config(Settings(), args.host, args.port)).run()
+    config = build_server_config(
+        Settings(),
+        args.host,
+        args.port,
+        log_level=args.log_level,
+        access_log=not args.no_access_log,
+    )
+    uvicorn.Server(config).run()
