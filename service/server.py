@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -282,8 +283,11 @@ def build_limits(settings: Settings) -> ConnectionLimits:
 
 def build_server_config(settings: Settings, host: str, port: int, **extra: Any) -> uvicorn.Config:
     """uvicorn's configuration for the app (`extra` for tests: log level and the like)."""
+    # A factory, so the app (and its logging set-up) is built after uvicorn configures
+    # its own loggers, which the service's logging then routes as JSON lines.
     return uvicorn.Config(
-        create_app(settings),
+        functools.partial(create_app, settings),
+        factory=True,
         host=host,
         port=port,
         http=build_protocol(settings.http_parser, build_limits(settings)),

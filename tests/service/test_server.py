@@ -309,3 +309,7 @@ def test_python_m_service_reads_its_limits_from_the_environment(tmp_path: Path) 
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+    # The app is built after uvicorn configures its loggers: uvicorn's lines are JSON too.
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert any(e["logger"] == "uvicorn.error" for e in events)
+    assert any(e["logger"] == "service.server" and "16384" not in e["event"] for e in events)
