@@ -317,3 +317,17 @@ def test_python_m_service_reads_its_limits_from_the_environment(tmp_path: Path) 
     events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert any(e["logger"] == "uvicorn.error" for e in events)
     assert any(e["logger"] == "service.server" and "2048 bytes" in e["event"] for e in events)
+
+
+def test_response_before_the_body_was_read_closes_the_connection(
+    server: tuple[str, int],
+) -> None:
+    _, port = server
+    # GET /healthz never reads its body: the rest must not be taken for the next request.
+    head = b"GET /healthz HTTP/1.1\r\nHost: t\r\ncontent-length: 100\r\n\r\n"
+    with _connect(port) as sock:
+        sock.sendall(head + b"GET /metrics HTTP/1.1\r\n")
+        reply = _read_until_closed(sock, time.monotonic(), 5)
+    assert reply.status == 200
+    assert reply.headers["connection"] == "close"
+    assert reply.closed and reply.raw.count(b"HTTP/1.1 ") == 1
