@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 # prompt-rollouts: one image, two entrypoints.
-#   service (default CMD):  uvicorn --factory service.app:create_app --host 0.0.0.0 --port 8000
+#   service (default CMD):  python -m service --host 0.0.0.0 --port 8000
+#                           (uvicorn with the connection limits of service/server.py)
 #   controller (the Helm chart sets the container's command, replacing CMD):
 #                           kopf run --all-namespaces --standalone -m controller.operator
 #                           (or --peering=prompt-rollouts instead of --standalone)
@@ -96,4 +97,4 @@ USER 10001:10001
 # 8000: service HTTP API and /metrics; 8081: controller /metrics.
 EXPOSE 8000 8081
 
-CMD ["uvicorn", "--factory", "service.app:create_app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["python", "-m", "service", "--host", "0.0.0.0", "--port", "8000"]

@@ -39,7 +39,7 @@ system-deps: ## Install the Debian packages integration tests need (as root; els
 	fi
 
 run: install ## Run the service with its embedded defaults on http://127.0.0.1:8000.
-	$(BIN)/uvicorn --factory service.app:create_app --host $(HOST) --port $(PORT)
+	$(BIN)/python -m service --host $(HOST) --port $(PORT)
 
 test: install system-deps ## Run the whole test suite (the chart tests too when Python 3.12 exists).
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || { status=$$?; \

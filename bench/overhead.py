@@ -238,6 +238,9 @@ def render_report(results: Results, machine: Mapping[str, str]) -> str:
         "by each run. Numbers from a shared 2-core machine are noisy: compare ratios taken",
         "in one run, not absolute numbers across runs.",
         "",
+        "Overload (load shedding with `MAX_INFLIGHT`) is measured by its own test and",
+        "recorded in [benchmarks-overload.md](benchmarks-overload.md).",
+        "",
         "## Service overhead over a direct model call",
         "",
         f"- Date: {results.started:%Y-%m-%d %H:%M} UTC; the run took {results.seconds:.0f} s.",
@@ -247,7 +250,7 @@ def render_report(results: Results, machine: Mapping[str, str]) -> str:
         "### Method",
         "",
         f"- The fake model (`promptctl fake-model --latency-ms {p.latency_ms:g}`) and the service",
-        "  (`uvicorn --factory service.app:create_app`, one worker, `LOG_LEVEL=WARNING`) run as",
+        "  (`python -m service`, one worker, `LOG_LEVEL=WARNING`) run as",
         "  subprocesses on 127.0.0.1; the client is one `httpx.AsyncClient` with keep-alive.",
         "- The service serves a copy of policy-qa 1.1.0 without `retrieval` (no CONTEXT block,",
         "  no embedding, no vector search; `CORPUS_DIR` empty). Variables, guardrails and the",
@@ -720,7 +723,7 @@ async def run(params: Params) -> Results:
     started, t0 = datetime.now(UTC), time.perf_counter_ns()
     budget_ns = int(params.max_seconds * 1e9)
     bin_dir = Path(sys.executable).parent
-    for tool in ("promptctl", "uvicorn"):
+    for tool in ("promptctl", "python"):
         if not (bin_dir / tool).exists():
             raise BenchError(f"{bin_dir / tool} not found: run with the project's venv python")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, ExitStack() as stack:
@@ -745,7 +748,7 @@ async def run(params: Params) -> Results:
         service = stack.enter_context(
             run_process(
                 [
-                    *(str(bin_dir / "uvicorn"), "--factory", "service.app:create_app"),
+                    *(str(bin_dir / "python"), "-m", "service"),
                     *("--host", "127.0.0.1", "--port", str(service_port), "--log-level", "warning"),
                 ],
                 build_service_env(prompts, f"{model_url}/v1"),

@@ -112,6 +112,16 @@ class Metrics:
             "Responses replayed for a repeated Idempotency-Key.",
             registry=registry,
         )
+        self.shed_requests = Counter(
+            "promptrollouts_shed_requests_total",
+            "Answering requests refused with 503 because MAX_INFLIGHT were in flight.",
+            registry=registry,
+        )
+        self.inflight_requests = Gauge(
+            "promptrollouts_inflight_requests",
+            "Answering requests in flight in this worker (shed above MAX_INFLIGHT).",
+            registry=registry,
+        )
         self.version_weight = Gauge(
             "promptrollouts_version_weight_percent",
             "Share of traffic each loaded version receives, in percent.",

@@ -31,15 +31,21 @@ from service.outcome import outcome_of_error
 from service.resilience.policy import format_retry_after
 
 __all__ = [
+    "MAX_LISTED_PROMPTS",
     "PROBLEM_MEDIA_TYPE",
+    "assess_body_error",
     "build_problem",
     "install_problem_handlers",
+    "is_json_media_type",
     "problem_response",
     "status_of",
 ]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _TYPE_PREFIX = "urn:prompt-rollouts:problem:"
+#: At most this many prompt names are listed in a 404 (names only, sorted).
+MAX_LISTED_PROMPTS = 20
+_SEND_JSON = "send the request body as JSON with the header `content-type: application/json`"
 _log = logging.getLogger(__name__)
 
 #: error class → (HTTP status, problem type slug, title); the first match wins.
@@ -128,15 +134,58 @@ async def _service_error(request: Request, error: Exception) -> JSONResponse:
         extensions["rule"] = error.rule
     if isinstance(error, ModelError | RateLimitedError):
         extensions["outcome"] = outcome_of_error(error).value
-    response = problem_response(request, status, slug, title, str(error), **extensions)
+    detail = str(error)
+    if isinstance(error, PromptNotFoundError):
+        names = _served_prompts(request)
+        extensions["prompts"] = names[:MAX_LISTED_PROMPTS]
+        more = len(names) - MAX_LISTED_PROMPTS
+        listed = ", ".join(names[:MAX_LISTED_PROMPTS]) or "none"
+        detail += f"; prompts served here: {listed}" + (f" and {more} more" if more > 0 else "")
+    response = problem_response(request, status, slug, title, detail, **extensions)
     retry_after = _retry_after(error)
     if retry_after is not None:
         response.headers["Retry-After"] = format_retry_after(retry_after)
     return response
 
 
+def _served_prompts(request: Request) -> list[str]:
+    """The names of the prompts with a loaded version, sorted."""
+    resources = getattr(request.app.state, "resources", None)
+    if resources is None:
+        return []
+    return sorted({served.prompt for served in resources.catalog.registry.versions()})
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """Whether a content-type header names JSON (`application/json` or `application/*+json`)."""
+    media = (content_type or "").partition(";")[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def assess_body_error(cause: BaseException | None) -> str:
+    """Why a request body could not be parsed as JSON, as a sentence (pure)."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the request body is not valid UTF-8 (byte {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "the request body nests arrays or objects too deeply"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return "the request body holds a number with too many digits"
+    return "the request body could not be parsed as JSON"
+
+
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
+    content_type = request.headers.get("content-type")
+    if request.method in ("POST", "PUT", "PATCH") and not is_json_media_type(content_type):
+        got = f"`{content_type}`" if content_type else "none"
+        return problem_response(
+            request,
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            f"{_SEND_JSON} (content-type sent: {got})",
+        )
     errors = [
         {
             "field": "body"
@@ -155,6 +204,13 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400 and error.detail == "There was an error parsing the body":
+        # FastAPI's 400 for bodies json.loads raised on (bad UTF-8, nesting, huge numbers).
+        detail = assess_body_error(error.__cause__)
+        errors = [{"field": "body", "message": detail}]
+        return problem_response(
+            request, 422, "invalid-request", "Invalid request", f"body: {detail}", errors=errors
+        )
     title = HTTPStatus(error.status_code).phrase
     slug = title.lower().replace(" ", "-")
     response = problem_response(request, error.status_code, slug, title, str(error.detail))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -17,7 +18,26 @@ __all__ = [
     "PromptSummary",
     "PromptsResponse",
     "Usage",
+    "has_visible_text",
 ]
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether `text` holds a character that is neither whitespace nor invisible (pure).
+
+    Invisible: format characters (zero-width space and joiners, BOM, bidi marks: Unicode
+    category Cf), controls (Cc), and the Hangul and Braille blanks that render as nothing.
+    """
+    return any(
+        not char.isspace()
+        and unicodedata.category(char) not in ("Cf", "Cc", "Zs")
+        and char not in _BLANKS
+        for char in text
+    )
+
+
+#: Letters that render as blank space.
+_BLANKS = frozenset("\u2800\u3164\u115f\u1160\uffa0")
 
 
 class AnswerRequest(BaseModel):
@@ -38,6 +58,15 @@ class AnswerRequest(BaseModel):
         max_length=256,
         description="Stable end-user id: keeps one user on one version during a rollout.",
     )
+
+    @field_validator("question")
+    @classmethod
+    def _visible_text(cls, question: str) -> str:
+        if not has_visible_text(question):
+            raise ValueError(
+                "question must contain visible text, not only whitespace or zero-width characters"
+            )
+        return question
 
     @field_validator("variables")
     @classmethod

@@ -164,6 +164,45 @@ class Settings(BaseSettings):
         description="How long a key stays in flight if its request never finishes (a crash).",
     )
 
+    # HTTP boundary: load shedding and connection hygiene (docs/resilience.md). Read by
+    # `python -m service` (service/server.py) and the app's middleware.
+    max_inflight: int = Field(
+        default=100,
+        ge=1,
+        description="Answering requests in flight per worker; more get an immediate 503 "
+        "with Retry-After (health, readiness and metrics are never shed).",
+    )
+    http_parser: Literal["h11", "httptools"] = Field(
+        default="httptools",
+        description="uvicorn's HTTP/1.1 parser; the limits below hold identically for both.",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Time to receive a request line and headers; 408 and close after.",
+    )
+    body_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="Time to receive a whole request body; 408 and close after.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request line plus headers; 431 and close above.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections per worker; a connection beyond gets 503 and is closed.",
+    )
+    keep_alive_timeout_seconds: int = Field(
+        default=5, ge=1, le=300, description="Idle time before a kept-alive connection is closed."
+    )
+
     @field_validator("corpus_dir", mode="before")
     @classmethod
     def _empty_disables(cls, value: object) -> object:

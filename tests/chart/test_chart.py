@@ -217,7 +217,7 @@ def test_defaults_server(helm: Helm) -> None:
     server = container(release, "server")
     assert server["image"] == "prompt-rollouts:0.1.0"
     assert server["args"] == [
-        "uvicorn", "--factory", "service.app:create_app", "--host", "0.0.0.0", "--port", "8000",
+        "python", "-m", "service", "--host", "0.0.0.0", "--port", "8000",
     ]  # fmt: skip
     assert server["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
     assert server["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}

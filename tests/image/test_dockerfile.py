@@ -62,7 +62,7 @@ BUILD_TOOLS = frozenset(
 )
 #: Writable mounts of the image (everything else is read-only at run time).
 WRITABLE = ("/tmp", "/var/lib/prompt-rollouts")
-SERVICE_COMMAND = ["uvicorn", "--factory", "service.app:create_app"]
+SERVICE_COMMAND = ["python", "-m", "service"]
 
 # --- a tiny Dockerfile parser -----------------------------------------------------------
 
@@ -595,7 +595,7 @@ ENV HOME=/tmp PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \\
     QDRANT_PATH=/var/lib/prompt-rollouts/qdrant
 USER 10001:10001
 EXPOSE 8000 8081
-CMD ["uvicorn", "--factory", "service.app:create_app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["python", "-m", "service", "--host", "0.0.0.0", "--port", "8000"]
 """
 
 #: (check, replaced text, replacement, id): GOOD with one defect.

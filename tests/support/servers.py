@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["serve_in_thread"]
+__all__ = ["serve_config_in_thread", "serve_in_thread"]
 
 
 @contextmanager
@@ -25,6 +25,13 @@ def serve_in_thread(app: ASGIApp, startup_timeout: float = 30.0) -> Iterator[str
         lifespan="on",
         timeout_graceful_shutdown=1,
     )
+    with serve_config_in_thread(config, startup_timeout) as url:
+        yield url
+
+
+@contextmanager
+def serve_config_in_thread(config: uvicorn.Config, startup_timeout: float = 30.0) -> Iterator[str]:
+    """Run a uvicorn server of `config` (port 0: a free one); yields its base URL."""
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test-server", daemon=True)
     thread.start()
