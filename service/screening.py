@@ -35,7 +35,7 @@ SCREENING_VERSION = 1
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _HIDDEN_MARKUP = re.compile(r"<!--|-->")
-#: Invisible characters that survive in text: Unicode "format" (Cf) characters and friends.
+#: Hangul fillers: blank-looking letters that NFKC keeps.
 _INVISIBLE_EXTRA = frozenset("\u115f\u1160\u3164\uffa0")
 
 _ASSISTANT = r"(?:ai|a\.i\.|assistant|chat ?bot|llm|gpt|language model|large language model)"
@@ -140,7 +140,13 @@ class Screened:
 
 
 def _invisible(char: str) -> bool:
-    return unicodedata.category(char) == "Cf" or char in _INVISIBLE_EXTRA
+    """Format (Cf) and control (Cc) characters but tab and line ends: they hide or rewrite text."""
+    category = unicodedata.category(char)
+    return (
+        category == "Cf"
+        or (category == "Cc" and char not in "\t\n\r")
+        or char in _INVISIBLE_EXTRA
+    )
 
 
 def normalise_for_screening(text: str) -> str:
