@@ -119,9 +119,7 @@ def render_report(report: IndexReport) -> str:
     )
     others = sum(1 for change in report.files if change.kept)
     if others:
-        line += (
-            f" {report.kept} passages of {others} other files kept (--prune would remove them)."
-        )
+        line += f" {report.kept} passages of {others} other files kept (--prune would remove them)."
     return line
 
 

@@ -223,14 +223,7 @@ async def index_documents(
             )
             if on_progress is not None:
                 on_progress(1)
-        for source in sorted(stored):
-            points = sorted(stored[source])
-            if prune:
-                if not dry_run:
-                    await _delete(client, collection, points)
-                report.files.append(FileChanges(source, removed=len(points), pruned=True))
-            else:
-                report.files.append(FileChanges(source, kept=len(points)))
+        report.files += await _settle_others(client, collection, stored, prune, dry_run)
     except ApiException as exc:
         raise build_store_error(exc, collection) from exc
     for change in report.files:
@@ -240,6 +233,26 @@ async def index_documents(
         report.removed += change.removed
         report.kept += change.kept
     return report
+
+
+async def _settle_others(
+    client: AsyncQdrantClient,
+    collection: str,
+    others: Mapping[str, Mapping[str, Any]],
+    prune: bool,
+    dry_run: bool,
+) -> list[FileChanges]:
+    """Prune (or keep) the passages of sources that were not indexed in this run."""
+    changes: list[FileChanges] = []
+    for source in sorted(others):
+        points = sorted(others[source])
+        if not prune:
+            changes.append(FileChanges(source, kept=len(points)))
+            continue
+        if not dry_run:
+            await _delete(client, collection, points)
+        changes.append(FileChanges(source, removed=len(points), pruned=True))
+    return changes
 
 
 async def _ensure_collection(client: AsyncQdrantClient, collection: str, dimension: int) -> None:

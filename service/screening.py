@@ -90,7 +90,8 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         "secret-claim",
         re.compile(
             r"\b(?:secret(?: code| word| phrase| key)?|code ?word|magic word|passphrase|"
-            r"password|canary(?: token)?)\s*(?:is|are|=|:)\s*[\"'“‘]?(?=[a-z0-9_-]*[0-9_-])"
+            r"password|canary(?: token)?)\s*(?:is|are|=|:)\s*[\"'\u201c\u2018]?"
+            r"(?=[a-z0-9_-]*[0-9_-])"
             r"[a-z0-9][a-z0-9_-]{2,}|\bthe secret (?:is|are)\b"
         ),
     ),
@@ -114,7 +115,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|\b(?:when|if|whenever) (?:you are |you're )?asked\b[^.!?]{0,60}?\b(?:say|reply|"
             r"respond|output)\b"
             r"|\b(?:do not|don't|never) (?:tell|mention|reveal|inform|alert) (?:the |this )?"
-            r"(?:user|customer|human|operator)\b(?!['’]s)"
+            r"(?:user|customer|human|operator)\b(?!['\u2019]s)"
             r"|\byour (?:system prompt|programming|previous instructions|original instructions|"
             r"initial instructions)\b"
             r"|\b(?:jailbreak|developer mode|dan mode|do anything now)\b"
@@ -143,9 +144,7 @@ def _invisible(char: str) -> bool:
     """Format (Cf) and control (Cc) characters but tab and line ends: they hide or rewrite text."""
     category = unicodedata.category(char)
     return (
-        category == "Cf"
-        or (category == "Cc" and char not in "\t\n\r")
-        or char in _INVISIBLE_EXTRA
+        category == "Cf" or (category == "Cc" and char not in "\t\n\r") or char in _INVISIBLE_EXTRA
     )
 
 

@@ -200,9 +200,7 @@ async def test_dry_run_reports_and_writes_nothing(
     edited = [("shipping.md", DOCS[1][1].replace("3 to 5", "2 to 4"))]
     embedder.texts = 0
 
-    report = await index_documents(
-        memory_qdrant, embedder, "p", edited, prune=prune, dry_run=True
-    )
+    report = await index_documents(memory_qdrant, embedder, "p", edited, prune=prune, dry_run=True)
 
     assert (report.added, report.removed) == (1, 1 + (chunk_count(DOCS[:1]) if prune else 0))
     assert report.kept == (0 if prune else chunk_count(DOCS[:1]))
