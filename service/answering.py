@@ -146,6 +146,7 @@ class AnswerService:
         values = resolve_variables(spec.variables, request.variables)
         passages: list[Passage] = []
         context = ""
+        boundary: str | None = None
         markers: tuple[str, str] | None = None
         if spec.retrieval is not None:
             retrieval_started = self.clock()
@@ -198,7 +199,7 @@ class AnswerService:
             fallbacks=tuple(spec.model.fallbacks),
             idempotency_key=idempotency_key or request_id,
         )
-        reply = await self._complete(served, chat_request)
+        reply = await self._complete(served, chat_request, boundary)
         trail.reply = reply
         self._count_usage(served, reply)
         empty_answer = spec.retrieval.empty_answer if spec.retrieval else ""
@@ -240,12 +241,22 @@ class AnswerService:
             answer_excerpt=excerpt,
         )
 
-    async def _complete(self, served: ServedVersion, request: ChatRequest) -> ChatResponse:
-        """The model's reply, from the response cache when the version opted in."""
+    async def _complete(
+        self, served: ServedVersion, request: ChatRequest, boundary: str | None
+    ) -> ChatResponse:
+        """The model's reply, from the response cache when the version opted in.
+
+        The cache key sees the messages with the per-request boundary masked, so that
+        identical requests still share a key.
+        """
         cache = served.resource.spec.cache
         if not cache.enabled:
             return await self.chat.complete(request)
-        key = build_cache_key(served.prompt, served.version, request)
+        keyed = request
+        if boundary is not None:
+            masked = [Message(m.role, m.content.replace(boundary, "-")) for m in request.messages]
+            keyed = replace(request, messages=masked)
+        key = build_cache_key(served.prompt, served.version, keyed)
         cached = self.cache.get(key)
         if cached is not None:
             return replace(cached, cache_hit=True, retries=0)

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from fakemodel.app import FakeModelState, create_fake_model_app
@@ -102,6 +103,9 @@ def test_embedded_answerer_never_returns_the_planted_secret(
     )
     assert screened is not None and float(screened.group(1)) > 0
     assert SECRET not in out  # not in the log lines either
+    warnings = [json.loads(line) for line in out.splitlines() if "screened out" in line]
+    assert [w["level"] for w in warnings] == ["warning"]
+    assert "corpus file digital-refunds.md: 5 instruction-like sentences" in warnings[0]["event"]
 
 
 def test_gullible_model_never_sees_or_returns_the_planted_secret(
@@ -151,3 +155,22 @@ def test_an_answer_revealing_the_system_prompt_is_refused_and_logged_redacted(
     assert warning["answer_excerpt"].startswith("You are a policy expert")
     (logged,) = [e for e in events if e.get("event") == "request"]
     assert logged["outcome"] == "refused"
+
+
+def test_the_random_boundary_does_not_defeat_the_response_cache(
+    tmp_path: Path, gullible: tuple[str, FakeModelState]
+) -> None:
+    url, state = gullible
+    manifest = yaml.safe_load((ROOT / "prompts" / "policy-qa-1.1.0.yaml").read_text())
+    manifest["spec"]["cache"] = {"enabled": True, "ttlSeconds": 60}
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "policy-qa.yaml").write_text(yaml.safe_dump(manifest))
+    settings = build_settings(prompts_dir=prompts, model_base_url=f"{url}/v1")
+    with TestClient(create_app(settings)) as client:
+        state.requests.clear()
+        first = _ask(client, "How long does standard shipping take?")
+        second = _ask(client, "How long does standard shipping take?")
+    assert (first["cache_hit"], second["cache_hit"]) == (False, True)
+    assert second["answer"] == first["answer"]
+    assert len([r for r in state.requests if r.path == "/v1/chat/completions"]) == 1
