@@ -35,8 +35,16 @@ SCREENING_VERSION = 1
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _HIDDEN_MARKUP = re.compile(r"<!--|-->")
-#: Hangul fillers: blank-looking letters that NFKC keeps.
-_INVISIBLE_EXTRA = frozenset("\u115f\u1160\u3164\uffa0")
+#: Characters that hide or rewrite text: every Unicode format (Cf) character (as of
+#: Unicode 15; a test checks this Python's tables), control (Cc) characters but tab and
+#: line ends, and the Hangul fillers (blank-looking letters that NFKC keeps).
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f\u115f\u1160\u3164\uffa0]"
+)
 
 _ASSISTANT = r"(?:ai|a\.i\.|assistant|chat ?bot|llm|gpt|language model|large language model)"
 _TARGETS = (
@@ -53,10 +61,13 @@ _NOT_NEGATED = r"(?<!never )(?<!not )(?<!n't )"
 #: An imperative: the verb opens the sentence or follows "and", "then", "please", a comma...
 _IMPERATIVE = r"(?:^|\b(?:and|then|please|now|also|just)\s|[,;:]\s)"
 
-#: (rule, expression) pairs, tried in order against the normalised sentence.
-_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+#: (rule, keywords, expression), tried in order against the normalised sentence. The
+#: expression runs only when the sentence holds one of the keywords (every match of the
+#: expression does), which keeps screening cheap on ordinary text.
+_RULES: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
     (
         "ignore-instructions",
+        ("ignore", "disregard", "forget", "override", "bypass", "skip", "drop", "abandon"),
         re.compile(
             r"\b(?:ignore|disregard|forget|override|bypass|skip|drop|abandon)\b[^.!?]{0,40}?"
             r"\b(?:previous|prior|above|earlier|preceding|former|all|any|every|your|the system)\b"
@@ -66,6 +77,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "role-marker",
+        (":", "<", "["),
         re.compile(
             r"^[>*#\[(\"'`\s]*(?:system|assistant|developer|user|human|ai|model)\s*[\])*]*\s*:"
             r"|\bassistant\s*:|\[\s*system\s*\]"
@@ -75,10 +87,31 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "delimiter-forgery",
+        ("<<<", ">>>", "end ", "begin ", "start "),
         re.compile(r"<<<|>>>|\b(?:end|begin|start) (?:of )?(?:the )?(?:reference|context)\b"),
     ),
     (
         "reveal-request",
+        (
+            "reveal",
+            "print",
+            "repeat",
+            "output",
+            "display",
+            "disclose",
+            "leak",
+            "recite",
+            "dump",
+            "expose",
+            "echo",
+            "write out",
+            "spell out",
+            "tell",
+            "show",
+            "give",
+            "share",
+            "your",
+        ),
         re.compile(
             rf"{_NOT_NEGATED}\b{_REVEAL}\b[^.!?]{{0,40}}?\b{_TARGETS}"
             rf"|{_IMPERATIVE}(?:reveal|print|output|disclose|leak|recite|dump|expose|tell|give|"
@@ -88,6 +121,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "secret-claim",
+        ("secret", "code", "word", "passphrase", "password", "canary"),
         re.compile(
             r"\b(?:secret(?: code| word| phrase| key)?|code ?word|magic word|passphrase|"
             r"password|canary(?: token)?)\s*(?:is|are|=|:)\s*[\"'\u201c\u2018]?"
@@ -97,6 +131,42 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     (
         "assistant-directive",
+        (
+            "ai",
+            "a.i.",
+            "assistant",
+            "bot",
+            "llm",
+            "gpt",
+            "language model",
+            "act as",
+            "pretend",
+            "role",
+            "behave",
+            "you are now",
+            "you're now",
+            "instructions",
+            "prompt",
+            "directives",
+            "from now on",
+            "henceforth",
+            "only with",
+            "with only",
+            "exactly with",
+            "with the",
+            "asked",
+            "tell",
+            "mention",
+            "reveal",
+            "inform",
+            "alert",
+            "programming",
+            "jailbreak",
+            "developer mode",
+            "dan mode",
+            "do anything now",
+            "new system",
+        ),
         re.compile(
             rf"\b(?:note|message|instructions?|attention|hey|dear|hello|hi) (?:to|for) "
             rf"(?:the |any |all )?{_ASSISTANT}s?\b"
@@ -140,28 +210,19 @@ class Screened:
     flags: tuple[Flag, ...] = ()
 
 
-def _invisible(char: str) -> bool:
-    """Format (Cf) and control (Cc) characters but tab and line ends: they hide or rewrite text."""
-    category = unicodedata.category(char)
-    return (
-        category == "Cf" or (category == "Cc" and char not in "\t\n\r") or char in _INVISIBLE_EXTRA
-    )
-
-
 def normalise_for_screening(text: str) -> str:
     """NFKC, invisible characters removed, case-folded, whitespace collapsed (pure)."""
-    folded = unicodedata.normalize("NFKC", text)
-    visible = "".join(char for char in folded if not _invisible(char))
+    visible = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
     return " ".join(visible.casefold().split())
 
 
 def assess_sentence(sentence: str) -> str | None:
     """The rule a sentence breaks, or None when it reads as plain reference text (pure)."""
-    if any(_invisible(char) for char in sentence) or _HIDDEN_MARKUP.search(sentence):
+    if _INVISIBLE.search(sentence) or _HIDDEN_MARKUP.search(sentence):
         return "hidden-text"
     normalised = normalise_for_screening(sentence)
-    for rule, expression in _RULES:
-        if expression.search(normalised):
+    for rule, keywords, expression in _RULES:
+        if any(word in normalised for word in keywords) and expression.search(normalised):
             return rule
     return None
 
