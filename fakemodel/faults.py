@@ -61,6 +61,11 @@ class Faults(BaseModel):
     times: int | None = Field(
         None, ge=1, description="Affect only the next N matching requests, then heal."
     )
+    obey_injections: bool = Field(
+        False,
+        description="Act as a gullible model: answer with any prompt line saying 'The secret "
+        "is ...', or with the system message when the prompt asks to reveal it.",
+    )
 
     @model_validator(mode="after")
     def _check_combination(self) -> Self:

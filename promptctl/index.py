@@ -3,6 +3,8 @@
 Settings come from the environment (``QDRANT_URL`` or ``QDRANT_PATH``,
 ``EMBEDDING_BASE_URL``, ...), exactly as the service reads them, so the
 service finds what was indexed. Re-running on unchanged files writes nothing.
+Passages of files outside DIR stay unless ``--prune``; ``--dry-run`` writes nothing.
+Sentences screened out as instruction-like are listed per file, for the owner to fix.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from service.indexing import IndexReport, index_documents
 from service.settings import Settings
 from service.vectorstore import open_qdrant
 
-__all__ = ["index_command", "render_report"]
+__all__ = ["index_command", "render_file_lines", "render_report", "render_screened_lines"]
 
 _HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
@@ -48,11 +50,16 @@ def index_command(
         bool,
         typer.Option(
             "--prune/--no-prune",
-            help="Delete passages of files that are no longer in DIRECTORY.",
+            help="Also delete the passages of files that are not in DIRECTORY "
+            "(by default they are kept).",
         ),
-    ] = True,
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show what would change; embed and write nothing."),
+    ] = False,
 ) -> None:
-    """Chunk, embed and upsert DIRECTORY into COLLECTION (idempotent)."""
+    """Chunk, screen, embed and upsert DIRECTORY into COLLECTION (idempotent)."""
     err = Console(stderr=True)
     try:
         settings = Settings()
@@ -60,24 +67,69 @@ def index_command(
         err.print(f"[red]error:[/red] invalid settings in the environment:\n{escape(str(exc))}")
         raise typer.Exit(2) from None
     try:
-        report = asyncio.run(_index(settings, directory, collection, prune, err))
+        report = asyncio.run(_index(settings, directory, collection, prune, dry_run, err))
     except ServiceError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    for line in render_screened_lines(report):
+        typer.echo(line)
+    if dry_run:
+        for line in render_file_lines(report):
+            typer.echo(line)
     typer.echo(render_report(report))
+
+
+def _excerpt(sentence: str, limit: int = 100) -> str:
+    flat = " ".join(sentence.split())
+    return flat if len(flat) <= limit else f"{flat[: limit - 1]}…"
+
+
+def render_screened_lines(report: IndexReport) -> list[str]:
+    """One line per sentence left out as instruction-like, by file (pure)."""
+    return [
+        f"screened {source}: {flag.rule}: {_excerpt(flag.sentence)!r}"
+        for source, flags in sorted(report.screened.items())
+        for flag in flags
+    ]
+
+
+def render_file_lines(report: IndexReport) -> list[str]:
+    """What a dry run would do to each file's passages; files with no change are left out."""
+    lines: list[str] = []
+    for change in report.files:
+        if change.pruned:
+            lines.append(f"would remove {change.removed} passages of {change.source} (--prune)")
+        elif change.kept:
+            lines.append(f"would keep {change.kept} passages of {change.source} (not in folder)")
+        elif change.added or change.updated or change.removed:
+            lines.append(
+                f"would change {change.source}: {change.added} added, {change.updated} updated, "
+                f"{change.removed} removed"
+            )
+    return lines
 
 
 def render_report(report: IndexReport) -> str:
     """One line summing up an indexing run (pure)."""
-    return (
-        f"Indexed {report.documents} documents into {report.collection!r}: "
+    verb = "Dry run, nothing written: would index" if report.dry_run else "Indexed"
+    line = (
+        f"{verb} {report.documents} documents into {report.collection!r}: "
         f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{report.removed} removed."
+        f"{report.removed} removed, {report.screened_count} screened."
     )
+    others = sum(1 for change in report.files if change.kept)
+    if others:
+        line += f" {report.kept} passages of {others} other files kept (--prune would remove them)."
+    return line
 
 
 async def _index(
-    settings: Settings, directory: Path, collection: str, prune: bool, err: Console
+    settings: Settings,
+    directory: Path,
+    collection: str,
+    prune: bool,
+    dry_run: bool,
+    err: Console,
 ) -> IndexReport:
     documents = read_documents(directory)
     client = open_qdrant(settings)
@@ -100,6 +152,7 @@ async def _index(
                     documents,
                     on_progress=lambda done: progress.advance(task, done),
                     prune=prune,
+                    dry_run=dry_run,
                 )
     finally:
         await client.close()

@@ -7,12 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from jinja2 import nodes
+
 from api.v1alpha1 import RESERVED_VARIABLES, PromptVersion
 from service.errors import TemplateError
 from service.guardrails import find_forbidden_phrase
-from service.rendering import compile_prompt, referenced_variables
+from service.rendering import build_environment, compile_prompt, referenced_variables
 
-__all__ = ["LintProblem", "lint_versions"]
+__all__ = ["LintProblem", "count_undelimited_context", "lint_versions"]
+
+_ENVIRONMENT = build_environment()
 
 Severity = Literal["error", "warning"]
 
@@ -47,6 +51,24 @@ def lint_versions(versions: Sequence[tuple[str, PromptVersion]]) -> list[LintPro
             )
         problems.extend(_lint_template(where, version))
     return problems
+
+
+def count_undelimited_context(source: str) -> int:
+    """Uses of ``context`` other than a whole ``{{ context }}`` output (pure).
+
+    The service fills ``context`` with the retrieved passages already enclosed in their
+    REFERENCE markers; filtering, slicing, concatenating or re-assigning it can cut the
+    markers off and hand documents the prompt's voice.
+    """
+    parsed = _ENVIRONMENT.parse(source)
+    uses = [n for n in parsed.find_all(nodes.Name) if n.name == "context" and n.ctx == "load"]
+    whole = [
+        child
+        for output in parsed.find_all(nodes.Output)
+        for child in output.nodes
+        if isinstance(child, nodes.Name) and child.name == "context"
+    ]
+    return len(uses) - len(whole)
 
 
 def _lint_template(where: str, version: PromptVersion) -> list[LintProblem]:
@@ -85,6 +107,17 @@ def _lint_template(where: str, version: PromptVersion) -> list[LintProblem]:
             )
         )
     for which, text in (("system", spec.template.system), ("user", spec.template.user)):
+        if count_undelimited_context(text):
+            problems.append(
+                LintProblem(
+                    where,
+                    "context-outside-delimiters",
+                    f"template.{which} uses context other than as a whole {{{{ context }}}}: "
+                    "filters, slices or expressions can strip the REFERENCE markers that mark "
+                    "retrieved text as untrusted",
+                    severity="warning",
+                )
+            )
         phrase = find_forbidden_phrase(text, spec.guardrails.forbidden_phrases)
         if phrase is not None:
             problems.append(

@@ -6,24 +6,38 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+import structlog
+
 from service.cache import ResponseCache, build_cache_key
 from service.catalog import Catalog
 from service.chat import ChatModel, ChatRequest, ChatResponse
 from service.errors import ServiceError
-from service.guardrails import assess_answer
+from service.guardrails import Verdict, assess_answer, build_protected_text
 from service.metrics import Metrics
 from service.outcome import Outcome, outcome_of_error
 from service.problems import status_of
+from service.redaction import redact
 from service.registry import ServedVersion
-from service.rendering import Message, render_messages
+from service.rendering import Message, guard_messages, render_messages
 from service.request_log import RequestLogger, RequestRecord
-from service.retrieval import Passage, Retriever, build_context
+from service.retrieval import (
+    Passage,
+    Retriever,
+    build_context,
+    delimit_context,
+    draw_boundary,
+    reference_markers,
+)
 from service.schemas import AnswerRequest, AnswerResponse, Citation, Usage
 from service.settings import ModelPrice
 from service.tracing import answer_span, record_answer
 from service.variables import resolve_variables
 
 __all__ = ["AnswerService", "cost_usd"]
+
+_log = structlog.get_logger("service.guardrails")
+#: Longest excerpt of a leaking answer in its warning (redacted, canary masked).
+_LEAK_EXCERPT_CHARS = 200
 
 
 def cost_usd(
@@ -132,6 +146,8 @@ class AnswerService:
         values = resolve_variables(spec.variables, request.variables)
         passages: list[Passage] = []
         context = ""
+        boundary: str | None = None
+        markers: tuple[str, str] | None = None
         if spec.retrieval is not None:
             retrieval_started = self.clock()
             retrieved = await self.retriever.retrieve(
@@ -143,6 +159,9 @@ class AnswerService:
             self.metrics.retrieval_duration.labels(spec.retrieval.collection).observe(
                 self.clock() - retrieval_started
             )
+            screened = sum(p.screened for p in retrieved)
+            if screened:
+                self.metrics.injection_screened.labels(spec.retrieval.collection).inc(screened)
             context, passages = build_context(retrieved, spec.retrieval.max_context_tokens)
             if not passages:
                 self.metrics.empty_retrievals.labels(served.prompt, served.version).inc()
@@ -155,11 +174,19 @@ class AnswerService:
                     answer=spec.retrieval.empty_answer,
                     cited=[],
                 )
-        assert served.compiled is not None  # the registry never selects an Invalid version
-        messages = render_messages(
-            served.compiled, {**values, "question": request.question, "context": context}
+            boundary = draw_boundary(passages)
+            markers = reference_markers(boundary)
+            context = delimit_context(context, boundary)
+        compiled = served.compiled
+        assert compiled is not None  # the registry never selects an Invalid version
+        messages = guard_messages(
+            render_messages(compiled, {**values, "question": request.question, "context": context}),
+            compiled.canary,
+            markers,
         )
-        trail.messages = messages
+        trail.messages = [
+            Message(m.role, m.content.replace(compiled.canary, "[canary]")) for m in messages
+        ]
         chat_request = ChatRequest(
             model=spec.model.name,
             messages=messages,
@@ -172,11 +199,21 @@ class AnswerService:
             fallbacks=tuple(spec.model.fallbacks),
             idempotency_key=idempotency_key or request_id,
         )
-        reply = await self._complete(served, chat_request)
+        reply = await self._complete(served, chat_request, boundary)
         trail.reply = reply
         self._count_usage(served, reply)
         empty_answer = spec.retrieval.empty_answer if spec.retrieval else ""
-        verdict = assess_answer(reply.text, passages, spec.guardrails, empty_answer)
+        inputs = [request.question, *(str(v) for v in values.values() if isinstance(v, str))]
+        verdict = assess_answer(
+            reply.text,
+            passages,
+            spec.guardrails,
+            empty_answer,
+            canary=compiled.canary,
+            protected=build_protected_text(messages[0].content, markers, inputs),
+        )
+        if verdict.leaked:
+            self._warn_leak(served, verdict, reply.text, compiled.canary)
         outcome = verdict.outcome
         if outcome is Outcome.ANSWERED and reply.fallback_used:
             outcome = Outcome.FALLBACK
@@ -190,12 +227,36 @@ class AnswerService:
             cited=verdict.cited,
         )
 
-    async def _complete(self, served: ServedVersion, request: ChatRequest) -> ChatResponse:
-        """The model's reply, from the response cache when the version opted in."""
+    def _warn_leak(self, served: ServedVersion, verdict: Verdict, answer: str, canary: str) -> None:
+        """Log a refused leak: why, and (unless content logging is off) a redacted excerpt."""
+        excerpt = None
+        if self.request_log is None or self.request_log.mode.value != "off":
+            masked = answer.replace(canary, "[canary]")[:_LEAK_EXCERPT_CHARS]
+            excerpt = redact(masked)
+        _log.warning(
+            "output check refused an answer that reveals the system message",
+            prompt=served.prompt,
+            version=served.version,
+            reason=verdict.reason,
+            answer_excerpt=excerpt,
+        )
+
+    async def _complete(
+        self, served: ServedVersion, request: ChatRequest, boundary: str | None
+    ) -> ChatResponse:
+        """The model's reply, from the response cache when the version opted in.
+
+        The cache key sees the messages with the per-request boundary masked, so that
+        identical requests still share a key.
+        """
         cache = served.resource.spec.cache
         if not cache.enabled:
             return await self.chat.complete(request)
-        key = build_cache_key(served.prompt, served.version, request)
+        keyed = request
+        if boundary is not None:
+            masked = [Message(m.role, m.content.replace(boundary, "-")) for m in request.messages]
+            keyed = replace(request, messages=masked)
+        key = build_cache_key(served.prompt, served.version, keyed)
         cached = self.cache.get(key)
         if cached is not None:
             return replace(cached, cache_hit=True, retries=0)

@@ -4,7 +4,8 @@ Used when ``MODEL_BASE_URL`` is unset. It never writes a word of its own: every
 sentence of its answer is copied from a retrieved passage and followed by that
 passage's ``[n]`` marker, so it is grounded by construction. It is honest about
 its limits: it does not follow tone or length instructions, and it cannot answer
-prompts that have no retrieval.
+prompts that have no retrieval. It never quotes a sentence the injection screener
+(:mod:`service.screening`) flags, even when one reaches it unscreened.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from service.chat import ChatRequest, ChatResponse
 from service.embeddings import Embedder
 from service.errors import ModelError
 from service.retrieval import Passage
+from service.screening import assess_sentence
 from service.tokens import estimate_tokens
 
 __all__ = ["EXTRACTIVE_MODEL_ID", "ExtractiveAnswerer", "Sentence", "split_sentences"]
@@ -36,7 +38,10 @@ class Sentence:
 
 
 def split_sentences(passages: Sequence[Passage]) -> list[Sentence]:
-    """Every sentence of the passages, tagged with its passage's [n] (pure)."""
+    """Every sentence of the passages, tagged with its passage's [n] (pure).
+
+    Sentences the injection screener flags are left out: they are never quoted.
+    """
     sentences: list[Sentence] = []
     for number, passage in enumerate(passages, start=1):
         for line in passage.text.splitlines():
@@ -44,7 +49,7 @@ def split_sentences(passages: Sequence[Passage]) -> list[Sentence]:
                 continue
             for piece in _SENTENCE_END.split(line.strip()):
                 text = piece.strip(" -*\t")
-                if len(text) >= 12:
+                if len(text) >= 12 and assess_sentence(text) is None:
                     sentences.append(Sentence(text=text, citation=number))
     return sentences
 

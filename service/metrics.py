@@ -101,6 +101,13 @@ class Metrics:
             ["prompt", "version"],
             registry=registry,
         )
+        self.injection_screened = Counter(
+            "promptrollouts_injection_screened_total",
+            "Instruction-like sentences kept out of prompts (screened at index or retrieval "
+            "time), by collection, counted each time a retrieval returns them.",
+            ["collection"],
+            registry=registry,
+        )
         self.cache_hits = Counter(
             "promptrollouts_cache_hits_total",
             "Model replies served from the response cache.",

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.v1alpha1.messages import describe_error
 from service.errors import (
     EmbeddingError,
     IdempotencyKeyInFlightError,
@@ -191,7 +192,7 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
             "field": "body"
             if e["type"] == "json_invalid"
             else ".".join(str(part) for part in e["loc"][1:]) or "body",
-            "message": e["msg"]
+            "message": describe_error(e)
             + (f" at character {e['loc'][1]}" if e["type"] == "json_invalid" else ""),
         }
         for e in error.errors()

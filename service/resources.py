@@ -157,6 +157,14 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                 report.unchanged,
                 report.removed,
             )
+            for source, flags in sorted(report.screened.items()):
+                _log.warning(
+                    "corpus file %s: %d instruction-like sentences screened out (%s); "
+                    "run `promptctl index` on the folder to list them",
+                    source,
+                    len(flags),
+                    ", ".join(sorted({flag.rule for flag in flags})),
+                )
         collections = {c.name for c in (await qdrant.get_collections()).collections}
         metrics = Metrics()
         catalog = await open_catalog(settings, collections, metrics, stack)

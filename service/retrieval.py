@@ -1,24 +1,38 @@
-"""Retrieve policy passages for a question, and lay them out as a numbered context.
+"""Retrieve policy passages for a question, and lay them out as a numbered, delimited context.
 
-:class:`Retriever` does the I/O (embed the question, query Qdrant);
-:func:`build_context` is pure: it numbers passages ``[1]``, ``[2]``, ... in the
-order given, one paragraph each, and stops before the token budget would be
-exceeded. Those numbers are the citations the model is asked to use.
+:class:`Retriever` does the I/O (embed the question, query Qdrant) and screens every
+passage again (:mod:`service.screening`): instruction-like sentences are dropped and
+counted in :attr:`Passage.screened`. :func:`build_context` is pure: it numbers
+passages ``[1]``, ``[2]``, ... in the order given, one paragraph each, and stops
+before the token budget would be exceeded. Those numbers are the citations the model
+is asked to use. :func:`delimit_context` encloses the block between two marker lines
+carrying a random boundary drawn per request (:func:`draw_boundary`), which no
+passage contains, so retrieved text cannot close the block and speak as the prompt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from qdrant_client import AsyncQdrantClient
 
 from service.embeddings import Embedder
+from service.screening import screen_text
 from service.tokens import estimate_tokens
 from service.tracing import record_retrieval, retrieval_span
 from service.vectorstore import STORE_ERRORS, build_store_error
 
-__all__ = ["Passage", "Retriever", "build_context", "render_passage"]
+__all__ = [
+    "Passage",
+    "Retriever",
+    "build_context",
+    "delimit_context",
+    "draw_boundary",
+    "reference_markers",
+    "render_passage",
+]
 
 _SEPARATOR = "\n\n"
 
@@ -32,6 +46,8 @@ class Passage:
     title: str
     text: str
     score: float
+    #: Instruction-like sentences screened out of this passage (at index or retrieval time).
+    screened: int = 0
 
 
 class Retriever:
@@ -74,13 +90,16 @@ class Retriever:
             payload = point.payload or {}
             if point.score < min_score:
                 continue
+            screened = screen_text(str(payload.get("text", "")))
+            earlier = payload.get("screened", 0)
             passages.append(
                 Passage(
                     passage_id=str(payload.get("passage_id", point.id)),
                     source=str(payload.get("source", "")),
                     title=str(payload.get("title", "")),
-                    text=str(payload.get("text", "")),
+                    text=screened.text,
                     score=float(point.score),
+                    screened=len(screened.flags) + (earlier if isinstance(earlier, int) else 0),
                 )
             )
         return passages
@@ -93,6 +112,29 @@ class Retriever:
             raise build_store_error(exc, name) from exc
 
 
+def reference_markers(boundary: str) -> tuple[str, str]:
+    """The opening and closing marker lines of a context block (pure)."""
+    return f"<<<REFERENCE id={boundary}>>>", f"<<<END REFERENCE id={boundary}>>>"
+
+
+def draw_boundary(
+    passages: Sequence[Passage], token: Callable[[], str] = lambda: secrets.token_hex(12)
+) -> str:
+    """A random boundary that no passage's source, title or text contains."""
+    while True:
+        boundary = token()
+        if not any(boundary in f"{p.source}\n{p.title}\n{p.text}" for p in passages):
+            return boundary
+
+
+def delimit_context(context: str, boundary: str) -> str:
+    """The context block between its marker lines (pure); ValueError if it holds the boundary."""
+    if not boundary or boundary in context:
+        raise ValueError("the boundary must be non-empty and absent from the context")
+    opening, closing = reference_markers(boundary)
+    return f"{opening}\n{context}\n{closing}"
+
+
 def render_passage(number: int, passage: Passage) -> str:
     """``[n] (source) text`` on one line: the passage's whitespace collapsed (pure)."""
     return f"[{number}] ({passage.source}) {' '.join(passage.text.split())}"
@@ -103,12 +145,14 @@ def build_context(passages: Sequence[Passage], max_tokens: int) -> tuple[str, li
 
     Passages are taken in order, whole, separated by blank lines, until the next
     one would push :func:`~service.tokens.estimate_tokens` of the block over
-    ``max_tokens``; the rest are left out. The returned passages' order gives
-    the ``[n]`` numbers.
+    ``max_tokens``; the rest are left out. Passages with no text left after
+    screening are skipped. The returned passages' order gives the ``[n]`` numbers.
     """
     context = ""
     included: list[Passage] = []
     for passage in passages:
+        if not passage.text.strip():  # everything in it was screened out
+            continue
         block = render_passage(len(included) + 1, passage)
         candidate = f"{context}{_SEPARATOR}{block}" if context else block
         if estimate_tokens(candidate) > max_tokens:

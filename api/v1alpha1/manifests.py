@@ -2,7 +2,8 @@
 
 Errors name the file, the document index and the field path as written in
 YAML (camelCase, ``[n]`` for list items), for example
-``prompts/bad.yaml[0]: spec.version: String should match pattern ...``.
+``prompts/bad.yaml[0]: spec.version: version must be semver, e.g. 1.2.0 ...``
+(patterns are named by their rule, :mod:`api.v1alpha1.messages`).
 
 Errors of the ``api`` package::
 
@@ -24,6 +25,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from api.v1alpha1.messages import describe_error
 from api.v1alpha1.types import API_VERSION, KIND, PromptVersion, PromptVersionStatus
 
 __all__ = [
@@ -198,9 +200,7 @@ def _field_path(detail: ErrorDetails, data: Mapping[str, Any]) -> str:
 
 
 def _message(detail: ErrorDetails) -> str:
-    message = detail["msg"]
-    prefix = "Value error, "
-    return message[len(prefix) :] if message.startswith(prefix) else message
+    return describe_error(detail)
 
 
 def _one_line(text: str) -> str:

@@ -37,6 +37,7 @@ __all__ = [
     "DURATION_PATTERN",
     "GROUP",
     "KIND",
+    "PAUSE_PATTERN",
     "RESERVED_VARIABLES",
     "SEMVER_PATTERN",
     "VERSION",
@@ -79,6 +80,8 @@ SEMVER_PATTERN = (
 )
 #: Prometheus-style durations: "30s", "5m", "1h30m", "250ms".
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h))+$"
+#: A canary step's pause: a duration, or "manual".
+PAUSE_PATTERN = r"^(([0-9]+(ms|s|m|h))+|manual)$"
 VARIABLE_NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
 COLLECTION_PATTERN = r"^[A-Za-z0-9_-]{1,255}$"
 
@@ -281,7 +284,7 @@ class RolloutStep(_Model):
     weight: int = Field(ge=1, le=100, description="Percent of traffic for the canary.")
     pause: str | None = Field(
         default=None,
-        pattern=r"^(([0-9]+(ms|s|m|h))+|manual)$",
+        pattern=PAUSE_PATTERN,
         description="How long to hold this step (e.g. `5m`), or `manual` to wait for promotion.",
     )
 

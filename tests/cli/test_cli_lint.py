@@ -127,3 +127,15 @@ def test_lint_missing_path_is_a_usage_error(tmp_path: Path) -> None:
     result = _lint(tmp_path / "nowhere")
 
     assert result.exit_code == 2
+
+
+def test_lint_names_the_semver_rule_instead_of_a_regex() -> None:
+    result = _lint(FIXTURES / "bad-semver", "--output", "json")
+
+    [problem] = _findings(result)["problems"]
+    assert problem["message"] == (
+        "spec.version: version must be semver, e.g. 1.2.0 (MAJOR.MINOR.PATCH, no leading 'v')"
+    )
+    text = _lint(FIXTURES / "bad-semver")
+    assert "version must be semver, e.g. 1.2.0" in text.stdout
+    assert "\\d" not in text.stdout and "pattern" not in text.stdout

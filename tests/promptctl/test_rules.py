@@ -198,3 +198,30 @@ def test_findings_follow_input_order_and_carry_each_origin() -> None:
         ("a.yaml (faq@1.0.0)", "missing-changelog"),
         ("b.yaml (faq@2.0.0)", "unused-variable"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("user", "outside"),
+    [
+        pytest.param("CONTEXT:\n{{ context }}\n\n{{ question }}", 0, id="whole"),
+        pytest.param("{{ context }} and again {{ context }} {{ question }}", 0, id="twice-whole"),
+        pytest.param("{{ context | replace('<<<', '') }} {{ question }}", 1, id="filtered"),
+        pytest.param("{{ context[40:] }} {{ question }}", 1, id="sliced"),
+        pytest.param("{{ 'Docs: ' ~ context }} {{ question }}", 1, id="concatenated"),
+        pytest.param("{% set c = context %}{{ c }} {{ question }}", 1, id="re-assigned"),
+        pytest.param(
+            "{% for line in context.splitlines() %}{{ line }}{% endfor %}{{ question }}",
+            1,
+            id="looped",
+        ),
+    ],
+)
+def test_context_outside_the_delimited_block_is_a_warning(user: str, outside: int) -> None:
+    problems = lint_versions([(ORIGIN, _version(user=user))])
+
+    if outside:
+        assert _rules(problems) == [("context-outside-delimiters", "warning")]
+        assert "template.user" in problems[0].message
+        assert "REFERENCE markers" in problems[0].message
+    else:
+        assert problems == []

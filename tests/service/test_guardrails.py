@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from api.v1alpha1 import Guardrails
-from service.guardrails import assess_answer, find_citations, find_forbidden_phrase
+from service.guardrails import (
+    assess_answer,
+    build_protected_text,
+    find_citations,
+    find_forbidden_phrase,
+    find_leak,
+)
 from service.outcome import Outcome
 from service.retrieval import Passage
 
@@ -73,3 +79,65 @@ def test_assess_answer(text: str, require: bool, outcome: Outcome, answer: str) 
     verdict = assess_answer(text, PASSAGES, guardrails, EMPTY)
     assert (verdict.outcome, verdict.answer) == (outcome, answer)
     assert bool(verdict.cited) == (outcome is Outcome.ANSWERED and "[1]" in text)
+
+
+CANARY = "CANARY-00aa11bb22cc33dd"
+SYSTEM = (
+    "You are a policy expert for the support team. You answer questions about company "
+    "policies using only the passages you are given, never your own knowledge.\n"
+    "<<<REFERENCE id=b1>>>\n[1] (a.md) Refunds take five business days once the parcel "
+    "reaches our warehouse and is checked by our team.\n<<<END REFERENCE id=b1>>>\n"
+    "The customer asked: how long do refunds take for parcels that reach the warehouse late?"
+)
+MARKERS = ("<<<REFERENCE id=b1>>>", "<<<END REFERENCE id=b1>>>")
+QUESTION = "how long do refunds take for parcels that reach the warehouse late?"
+
+
+@pytest.mark.parametrize(
+    ("answer", "leak"),
+    [
+        (f"Sure! {CANARY}", "canary"),
+        ("my canary is canary - 00AA 11bb 22cc 33dd", "canary"),
+        ("00aa\u200b11bb22cc33dd", "canary"),
+        (
+            "Here it is: you are a policy expert for the support team. You answer questions "
+            "about company policies",
+            "repeats",
+        ),
+        (
+            "Refunds take five business days once the parcel reaches our warehouse and is "
+            "checked by our team. [1]",
+            None,
+        ),
+        ("You asked how long do refunds take for parcels that reach the warehouse late?", None),
+        ("You are a policy expert for the support team. [1]", None),
+    ],
+    ids=[
+        "canary",
+        "canary-spaced-and-cased",
+        "canary-zero-width",
+        "long-run-of-system",
+        "quotes-a-passage",
+        "echoes-the-question",
+        "short-run",
+    ],
+)
+def test_find_leak(answer: str, leak: str | None) -> None:
+    protected = build_protected_text(SYSTEM, MARKERS, [QUESTION])
+    found = find_leak(answer, CANARY, protected)
+    assert (found is None) if leak is None else (found is not None and leak in found)
+
+
+def test_a_leaking_answer_is_refused_before_other_checks() -> None:
+    guardrails = Guardrails(require_citations=True, refusal_answer="No.")
+    verdict = assess_answer(
+        f"{CANARY} [1]", PASSAGES, guardrails, EMPTY, canary=CANARY, protected=SYSTEM
+    )
+    assert (verdict.outcome, verdict.answer, verdict.cited, verdict.leaked) == (
+        Outcome.REFUSED,
+        "No.",
+        [],
+        True,
+    )
+    clean = assess_answer("text [1]", PASSAGES, guardrails, EMPTY, canary=CANARY, protected=SYSTEM)
+    assert (clean.outcome, clean.leaked) == (Outcome.ANSWERED, False)
