@@ -1,15 +1,23 @@
-"""One answer, start to finish: choose a version, validate, retrieve, render, call, check."""
+"""One answer, start to finish: choose a version, validate, retrieve, render, call, check.
+
+One :class:`Deadline` per request, started when the request arrived (``received_at``,
+so time spent queueing counts), covers every stage: retrieval runs under it, the
+model call gets it (and a backstop just after it), and a stage that starts after it
+passed fails fast with ``DeadlineExceededError`` (503 + Retry-After).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from service.cache import ResponseCache, build_cache_key
 from service.catalog import Catalog
 from service.chat import ChatModel, ChatRequest, ChatResponse
-from service.errors import ServiceError
+from service.errors import DeadlineExceededError, ServiceError
 from service.guardrails import assess_answer
 from service.metrics import Metrics
 from service.outcome import Outcome, outcome_of_error
@@ -17,6 +25,7 @@ from service.problems import status_of
 from service.registry import ServedVersion
 from service.rendering import Message, render_messages
 from service.request_log import RequestLogger, RequestRecord
+from service.resilience.deadline import Deadline
 from service.retrieval import Passage, Retriever, build_context
 from service.schemas import AnswerRequest, AnswerResponse, Citation, Usage
 from service.settings import ModelPrice
@@ -24,6 +33,12 @@ from service.tracing import answer_span, record_answer
 from service.variables import resolve_variables
 
 __all__ = ["AnswerService", "cost_usd"]
+
+#: How long after the deadline the model call is cancelled if it has not ended by itself
+#: (the resilience layer ends its own attempts at the deadline; this is a backstop).
+BACKSTOP_GRACE_SECONDS = 0.5
+
+_T = TypeVar("_T")
 
 
 def cost_usd(
@@ -57,11 +72,24 @@ class AnswerService:
     cache: ResponseCache = field(default_factory=ResponseCache)
     request_log: RequestLogger | None = None
     clock: Callable[[], float] = time.perf_counter
+    #: Upper bound on a version's timeoutSeconds (MODEL_MAX_DEADLINE_SECONDS).
+    max_deadline_seconds: float = 60.0
+    #: The clock of deadlines (and of `received_at`): monotonic, shared with the model layer.
+    deadline_clock: Callable[[], float] = time.monotonic
 
     async def answer(
-        self, request: AnswerRequest, request_id: str, idempotency_key: str | None = None
+        self,
+        request: AnswerRequest,
+        request_id: str,
+        idempotency_key: str | None = None,
+        *,
+        received_at: float | None = None,
     ) -> AnswerResponse:
-        """Answer `request`; raises ServiceError subclasses for the problem handlers."""
+        """Answer `request`; raises ServiceError subclasses for the problem handlers.
+
+        `received_at` is when the request arrived, on `deadline_clock` (default: now):
+        the version's deadline counts from then.
+        """
         started = self.clock()
         with answer_span() as span:
             served = self.catalog.registry.select(
@@ -69,9 +97,11 @@ class AnswerService:
             )
             record_answer(span, prompt=served.prompt, version=served.version)
             trail = _Trail()
+            seconds = min(served.resource.spec.model.timeout_seconds, self.max_deadline_seconds)
+            deadline = Deadline.after(seconds, start=received_at, clock=self.deadline_clock)
             try:
                 response = await self._answer(
-                    served, request, request_id, idempotency_key, started, trail
+                    served, request, request_id, idempotency_key, started, trail, deadline
                 )
             except ServiceError as error:
                 outcome = outcome_of_error(error)
@@ -127,6 +157,7 @@ class AnswerService:
         idempotency_key: str | None,
         started: float,
         trail: _Trail,
+        deadline: Deadline,
     ) -> AnswerResponse:
         spec = served.resource.spec
         values = resolve_variables(spec.variables, request.variables)
@@ -134,11 +165,16 @@ class AnswerService:
         context = ""
         if spec.retrieval is not None:
             retrieval_started = self.clock()
-            retrieved = await self.retriever.retrieve(
-                spec.retrieval.collection,
-                request.question,
-                spec.retrieval.top_k,
-                spec.retrieval.min_score,
+            retrieved = await _within(
+                deadline,
+                0.0,
+                "retrieval",
+                self.retriever.retrieve(
+                    spec.retrieval.collection,
+                    request.question,
+                    spec.retrieval.top_k,
+                    spec.retrieval.min_score,
+                ),
             )
             self.metrics.retrieval_duration.labels(spec.retrieval.collection).observe(
                 self.clock() - retrieval_started
@@ -171,8 +207,11 @@ class AnswerService:
             user=request.user,
             fallbacks=tuple(spec.model.fallbacks),
             idempotency_key=idempotency_key or request_id,
+            deadline=deadline,
         )
-        reply = await self._complete(served, chat_request)
+        reply = await _within(
+            deadline, BACKSTOP_GRACE_SECONDS, "the model call", self._complete(served, chat_request)
+        )
         trail.reply = reply
         self._count_usage(served, reply)
         empty_answer = spec.retrieval.empty_answer if spec.retrieval else ""
@@ -253,3 +292,19 @@ class AnswerService:
             cache_hit=bool(reply and reply.cache_hit),
             latency_ms=round((self.clock() - started) * 1000, 2),
         )
+
+
+async def _within(deadline: Deadline, grace: float, stage: str, work: Awaitable[_T]) -> _T:
+    """Await `work`, cancelled `grace` seconds after `deadline`; never started once it passed."""
+    remaining = deadline.remaining()
+    if remaining <= 0:
+        if asyncio.iscoroutine(work):
+            work.close()  # never started: no "coroutine was never awaited" warning
+        raise DeadlineExceededError(f"deadline reached before {stage}")
+    try:
+        async with asyncio.timeout(remaining + grace) as scope:
+            return await work
+    except TimeoutError as error:
+        if scope.expired():
+            raise DeadlineExceededError(f"deadline reached during {stage}") from error
+        raise

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import (
+    DeadlineExceededError,
     EmbeddingError,
     IdempotencyKeyInFlightError,
     IdempotencyKeyInvalidError,
@@ -54,6 +55,7 @@ _MAPPING: list[tuple[type[ServiceError], int, str, str]] = [
     (RetrievalError, 503, "retrieval-unavailable", "Retrieval unavailable"),
     (EmbeddingError, 503, "embedding-unavailable", "Embedding unavailable"),
     (RateLimitedError, 429, "rate-limited", "Rate limited"),
+    (DeadlineExceededError, 503, "deadline-exceeded", "Deadline exceeded"),
     (UpstreamRejectedError, 502, "model-rejected", "Model rejected the request"),
     (UpstreamUnavailableError, 503, "model-unavailable", "Model unavailable"),
     (ModelError, 503, "model-unavailable", "Model unavailable"),
@@ -67,7 +69,7 @@ def status_of(error: ServiceError) -> int:
 
 def _retry_after(error: ServiceError) -> float | None:
     """Seconds a client should wait before retrying, for errors that say so."""
-    if isinstance(error, UpstreamUnavailableError | RateLimitedError):
+    if isinstance(error, UpstreamUnavailableError | RateLimitedError | DeadlineExceededError):
         return error.retry_after
     if isinstance(error, IdempotencyKeyInFlightError):
         return 1.0
@@ -126,7 +128,7 @@ async def _service_error(request: Request, error: Exception) -> JSONResponse:
         ]
     if isinstance(error, IdempotencyKeyInvalidError):
         extensions["rule"] = error.rule
-    if isinstance(error, ModelError | RateLimitedError):
+    if isinstance(error, ModelError | RateLimitedError | DeadlineExceededError):
         extensions["outcome"] = outcome_of_error(error).value
     response = problem_response(request, status, slug, title, str(error), **extensions)
     retry_after = _retry_after(error)

@@ -1,12 +1,17 @@
 """The resilient model: fallbacks, breaker, rate limits and retries around one upstream.
 
-For each model in ``[model, *fallbacks]``, within one deadline::
+For each model in ``[model, *fallbacks]``, within one deadline, each model within its
+slice of it (an equal share of what is left, so a hung model cannot starve the rest)::
 
     breaker open?            → skip to the next model (no upstream traffic)
-    rate limit full?         → wait while the deadline allows, else skip
-    attempt (tenacity)       → retry 408/429/5xx/timeouts/resets with full-jitter backoff,
-                               never sooner than Retry-After, never past the deadline,
+    rate limit full?         → wait while the slice allows, else skip
+    attempt (tenacity)       → retry 408/5xx/timeouts/resets with full-jitter backoff,
+                               never sooner than Retry-After, never past the slice,
                                never beyond the retry budget; same Idempotency-Key each time
+    429 (back-pressure)      → not a breaker failure and not charged to the retry budget:
+                               wait (Retry-After, capped) and retry while the slice allows,
+                               at most MODEL_MAX_THROTTLED_ATTEMPTS; a pause longer than the
+                               request's whole deadline holds the breaker open until it ends
     client error (other 4xx) → UpstreamRejectedError at once: no retry, no fallback
 
 When every model fails: UpstreamUnavailableError (503 + Retry-After), or
@@ -35,8 +40,12 @@ from service.resilience.breaker import BreakerConfig, BreakerState, CircuitBreak
 from service.resilience.budget import RetryBudget
 from service.resilience.policy import (
     BREAKER_NEUTRAL_STATUSES,
+    REJECTED_STATUSES,
     RETRY_AFTER_STATUSES,
+    THROTTLE_STATUS,
     backoff_delay,
+    cap_retry_after,
+    decide_model_slice,
     is_retryable_status,
 )
 from service.resilience.ratelimit import UpstreamLimiter
@@ -48,7 +57,9 @@ __all__ = [
     "ResilientChatModel",
     "UpstreamState",
     "is_breaker_failure",
+    "is_rejection",
     "is_retryable",
+    "is_throttle",
 ]
 
 _RETRYABLE_KINDS = frozenset({"timeout", "connect", "reset", "malformed"})
@@ -62,8 +73,18 @@ def is_retryable(error: UpstreamError) -> bool:
 
 
 def is_breaker_failure(error: UpstreamError) -> bool:
-    """Whether the failure says the upstream is unhealthy (our own 4xx do not)."""
+    """Whether the failure says the upstream is unhealthy (our own 4xx and 429 do not)."""
     return not (error.kind == "status" and error.status in BREAKER_NEUTRAL_STATUSES)
+
+
+def is_rejection(error: UpstreamError) -> bool:
+    """Whether the upstream refused the request itself (a 4xx other than 408 and 429)."""
+    return error.kind == "status" and error.status in REJECTED_STATUSES
+
+
+def is_throttle(error: BaseException | None) -> bool:
+    """Whether the upstream asked us to slow down (429)."""
+    return isinstance(error, UpstreamError) and error.status == THROTTLE_STATUS
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,10 @@ class ResilienceConfig:
     backoff_base: float = 0.2
     backoff_cap: float = 5.0
     default_retry_after: float = 1.0
+    #: Attempts per model that may end in 429, on top of `max_attempts`.
+    max_throttled_attempts: int = 8
+    #: The longest upstream Retry-After we honour or pass on; longer values are cut to it.
+    retry_after_max: float = 3600.0
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     budget_ratio: float = 0.2
     budget_min_per_second: float = 1.0
@@ -102,6 +127,9 @@ class ResilienceObserver(Protocol):
     def rate_limit(self, model: str, waited: float, rejected: bool) -> None:
         """A request waited for (or was refused) rate-limit capacity."""
 
+    def throttled(self, model: str, retry_after: float | None) -> None:
+        """The upstream answered 429 (with its capped Retry-After, if any)."""
+
 
 class _SilentObserver:
     def attempt(self, model: str, outcome: str) -> None:
@@ -114,6 +142,9 @@ class _SilentObserver:
         pass
 
     def rate_limit(self, model: str, waited: float, rejected: bool) -> None:
+        pass
+
+    def throttled(self, model: str, retry_after: float | None) -> None:
         pass
 
 
@@ -134,6 +165,14 @@ class _Tally:
     hints: list[float] = field(default_factory=list)
     upstream_failed: bool = False
     reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Tries:
+    """Attempts at one model so far, by kind (429s have their own allowance)."""
+
+    failures: int = 0
+    throttled: int = 0
 
 
 class ResilientChatModel:
@@ -177,20 +216,27 @@ class ResilientChatModel:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Answer with the first model that can, within the request's deadline."""
-        deadline = self._clock() + min(request.timeout_seconds, self._config.max_deadline)
+        patience = min(request.timeout_seconds, self._config.max_deadline)
+        deadline = self._clock() + patience
+        if request.deadline is not None:
+            deadline = min(deadline, request.deadline.at)
         tally = _Tally()
         estimated = request.max_tokens + sum(estimate_tokens(m.content) for m in request.messages)
-        for index, model in enumerate((request.model, *request.fallbacks)):
-            if deadline - self._clock() < self._config.min_attempt:
+        chain = (request.model, *request.fallbacks)
+        for index, model in enumerate(chain):
+            now = self._clock()
+            if deadline - now < self._config.min_attempt:
                 tally.reasons.append(f"{model}: deadline reached")
                 break
             state = self.upstream_state(model)
             if not self._admit(model, state, tally):
                 continue
-            if not await self._reserve(model, state, estimated, deadline, tally):
+            share = decide_model_slice(deadline - now, len(chain) - index, self._config.min_attempt)
+            until = now + share
+            if not await self._reserve(model, state, estimated, until, tally):
                 continue
             try:
-                response = await self._attempts(model, state, request, deadline, tally)
+                response = await self._attempts(model, state, request, until, patience, tally)
             except UpstreamError as error:
                 tally.upstream_failed = True
                 tally.reasons.append(str(error))
@@ -237,14 +283,20 @@ class ResilientChatModel:
         state: UpstreamState,
         request: ChatRequest,
         deadline: float,
+        patience: float,
         tally: _Tally,
     ) -> ChatResponse:
-        """Tenacity's loop over attempts at one model; reraises the last UpstreamError."""
+        """Tenacity's loop over attempts at one model until `deadline` (its slice's end).
+
+        Reraises the last UpstreamError. `patience` is the request's whole deadline: an
+        upstream pause longer than that holds the model's breaker open.
+        """
         state.budget.deposit(self._clock())
+        tries = _Tries()
         retrying = AsyncRetrying(
             retry=lambda rs: self._should_retry(rs, state),
             wait=self._wait,
-            stop=lambda rs: self._should_stop(rs, deadline, state),
+            stop=lambda rs: self._should_stop(rs, deadline, state, tries),
             sleep=self._sleep,
             before_sleep=lambda rs: self._before_sleep(rs, model, tally),
             reraise=True,
@@ -254,7 +306,9 @@ class ResilientChatModel:
         async def attempt() -> ChatResponse:
             nonlocal attempts
             attempts += 1
-            return await self._attempt(model, state, request, deadline, first=attempts == 1)
+            return await self._attempt(
+                model, state, request, deadline, patience, tries, first=attempts == 1
+            )
 
         return await retrying(attempt)
 
@@ -264,6 +318,8 @@ class ResilientChatModel:
         state: UpstreamState,
         request: ChatRequest,
         deadline: float,
+        patience: float,
+        tries: _Tries,
         *,
         first: bool,
     ) -> ChatResponse:
@@ -273,16 +329,11 @@ class ResilientChatModel:
         before = state.breaker.state
         try:
             response = await self._upstream.complete(
-                replace(request, model=model, fallbacks=(), timeout_seconds=timeout)
+                replace(request, model=model, fallbacks=(), timeout_seconds=timeout, deadline=None)
             )
         except UpstreamError as error:
-            if is_breaker_failure(error):
-                state.breaker.record_failure(self._clock())
-            else:
-                state.breaker.record_neutral()
-            self._report_breaker(model, state, before)
-            self._observer.attempt(model, str(error.status) if error.status else error.kind)
-            if not is_breaker_failure(error):
+            self._settle_failure(model, state, error, patience, tries, before)
+            if is_rejection(error):
                 raise UpstreamRejectedError(str(error)) from error
             raise
         except asyncio.CancelledError:
@@ -292,6 +343,33 @@ class ResilientChatModel:
         self._report_breaker(model, state, before)
         self._observer.attempt(model, "ok")
         return response
+
+    def _settle_failure(
+        self,
+        model: str,
+        state: UpstreamState,
+        error: UpstreamError,
+        patience: float,
+        tries: _Tries,
+        before: BreakerState,
+    ) -> None:
+        """Count a failed attempt: breaker, pause, metrics and the per-kind tries."""
+        now = self._clock()
+        error.retry_after = cap_retry_after(error.retry_after, self._config.retry_after_max)
+        if is_breaker_failure(error):
+            state.breaker.record_failure(now)
+            tries.failures += 1
+        else:
+            state.breaker.record_neutral()
+        if is_throttle(error):
+            tries.throttled += 1
+            self._observer.throttled(model, error.retry_after)
+        asked = error.retry_after if error.status in RETRY_AFTER_STATUSES else None
+        if asked is not None and asked > patience:
+            # No request of this kind could wait that long: stop calling until it ends.
+            state.breaker.hold(now, asked)
+        self._report_breaker(model, state, before)
+        self._observer.attempt(model, str(error.status) if error.status else error.kind)
 
     def _admit_retry(self, model: str, state: UpstreamState) -> bool:
         before = state.breaker.state
@@ -323,16 +401,21 @@ class ResilientChatModel:
         return max(backoff, asked or 0.0)
 
     def _should_stop(
-        self, retry_state: RetryCallState, deadline: float, state: UpstreamState
+        self, retry_state: RetryCallState, deadline: float, state: UpstreamState, tries: _Tries
     ) -> bool:
         # tenacity asks `stop` after `retry` and right before sleeping: the budget is the
         # last gate, so a retry stopped by attempts or deadline costs no budget.
-        if retry_state.attempt_number >= self._config.max_attempts:
+        throttled = is_throttle(retry_state.outcome.exception() if retry_state.outcome else None)
+        if throttled and tries.throttled >= self._config.max_throttled_attempts:
+            return True
+        if not throttled and tries.failures >= self._config.max_attempts:
             return True
         remaining = deadline - self._clock()
         if retry_state.upcoming_sleep + self._config.min_attempt > remaining:
             return True
-        return not state.budget.try_withdraw(self._clock())
+        # Back-pressure is paced by the upstream's own Retry-After, not by the budget,
+        # which bounds retries against failing upstreams.
+        return not throttled and not state.budget.try_withdraw(self._clock())
 
     def _before_sleep(self, retry_state: RetryCallState, model: str, tally: _Tally) -> None:
         tally.retries += 1
