@@ -226,6 +226,7 @@ class ResilientChatModel:
         for index, model in enumerate(chain):
             now = self._clock()
             if deadline - now < self._config.min_attempt:
+                tally.upstream_failed = True  # out of time: unavailable, not our rate limit
                 tally.reasons.append(f"{model}: deadline reached")
                 break
             state = self.upstream_state(model)
