@@ -14,6 +14,7 @@ from .test_caller import (
     PRIMARY,
     SPARE,
     START,
+    Outcome,
     answer,
     breaker_state,
     build,
@@ -31,7 +32,8 @@ TOUCHY = BreakerConfig(consecutive_failures=1, min_calls=1, failure_rate=0.01)
 @pytest.mark.asyncio
 @pytest.mark.parametrize("retry_after", [1.0, None], ids=["with-retry-after", "without"])
 async def test_429s_never_open_the_breaker(retry_after: float | None) -> None:
-    kit = build({PRIMARY: [status(429, retry_after)] * 5 + [answer(PRIMARY)]}, breaker=TOUCHY)
+    script: list[Outcome] = [status(429, retry_after)] * 5
+    kit = build({PRIMARY: [*script, answer(PRIMARY)]}, breaker=TOUCHY)
     response = await kit.model.complete(chat())
     assert (response.model, response.retries) == (PRIMARY, 5)
     breaker = kit.model.upstream_state(PRIMARY).breaker
@@ -51,7 +53,7 @@ async def test_a_503_still_opens_the_touchy_breaker() -> None:
 @pytest.mark.asyncio
 async def test_half_429_traffic_keeps_answering_where_it_used_to_open_the_breaker() -> None:
     """Issue 9: 50 % 429 + Retry-After 1 over 20 sequential requests opened the breaker."""
-    script = [status(429, 1.0), answer(PRIMARY)] * 20
+    script: list[Outcome] = [status(429, 1.0), answer(PRIMARY)] * 20
     kit = build({PRIMARY: script})
     for _ in range(20):
         response = await kit.model.complete(chat(timeout=20.0))
@@ -62,7 +64,7 @@ async def test_half_429_traffic_keeps_answering_where_it_used_to_open_the_breake
 @pytest.mark.asyncio
 async def test_429_retries_are_not_charged_to_the_retry_budget() -> None:
     kit = build(
-        {PRIMARY: [status(429, 0.5)] * 4 + [answer(PRIMARY), status(503), answer(PRIMARY)]},
+        {PRIMARY: [*[status(429, 0.5)] * 4, answer(PRIMARY), status(503), answer(PRIMARY)]},
         budget_reserve=0.0,
         budget_ratio=0.0,
         breaker=NO_BREAKER,
@@ -77,7 +79,7 @@ async def test_429_retries_are_not_charged_to_the_retry_budget() -> None:
 @pytest.mark.asyncio
 async def test_throttled_attempts_have_their_own_bound() -> None:
     kit = build(
-        {PRIMARY: [status(429, 0.1)] * 3 + [answer(PRIMARY)]},
+        {PRIMARY: [*[status(429, 0.1)] * 3, answer(PRIMARY)]},
         max_throttled_attempts=3,
         max_attempts=1,
     )
@@ -88,7 +90,13 @@ async def test_throttled_attempts_have_their_own_bound() -> None:
 
 @pytest.mark.asyncio
 async def test_429_and_failures_are_bounded_separately() -> None:
-    script = [status(429, 0.1), status(503), status(429, 0.1), status(503), answer(PRIMARY)]
+    script: list[Outcome] = [
+        status(429, 0.1),
+        status(503),
+        status(429, 0.1),
+        status(503),
+        answer(PRIMARY),
+    ]
     kit = build({PRIMARY: script}, max_attempts=2, breaker=NO_BREAKER)
     with pytest.raises(UpstreamUnavailableError):
         await kit.model.complete(chat())
@@ -97,7 +105,7 @@ async def test_429_and_failures_are_bounded_separately() -> None:
 
 @pytest.mark.asyncio
 async def test_each_throttled_retry_waits_at_least_retry_after() -> None:
-    kit = build({PRIMARY: [status(429, 1.0)] * 3 + [answer(PRIMARY)]})
+    kit = build({PRIMARY: [*[status(429, 1.0)] * 3, answer(PRIMARY)]})
     await kit.model.complete(chat(timeout=20.0))
     assert len(kit.clock.sleeps) == 3 and min(kit.clock.sleeps) >= 1.0
 

@@ -73,10 +73,14 @@ def _client(tmp_path: Path, url: str, **overrides: Any) -> TestClient:
         prompts_dir=_manifest(tmp_path, **manifest_options),
         corpus_dir="",
         model_base_url=f"{url}/v1",
-        model_backoff_base_seconds=0.05,
-        model_backoff_max_seconds=0.2,
-        breaker_cool_down_seconds=1.0,
-        **overrides,
+        **(
+            {
+                "model_backoff_base_seconds": 0.05,
+                "model_backoff_max_seconds": 0.2,
+                "breaker_cool_down_seconds": 1.0,
+            }
+            | overrides
+        ),
     )
     return TestClient(create_app(settings))
 
