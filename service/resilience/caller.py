@@ -23,9 +23,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 from tenacity import AsyncRetrying, RetryCallState
 
@@ -36,8 +35,9 @@ from service.errors import (
     UpstreamRejectedError,
     UpstreamUnavailableError,
 )
-from service.resilience.breaker import BreakerConfig, BreakerState, CircuitBreaker
+from service.resilience.breaker import BreakerState, CircuitBreaker
 from service.resilience.budget import RetryBudget
+from service.resilience.config import ResilienceConfig, ResilienceObserver, SilentObserver
 from service.resilience.policy import (
     BREAKER_NEUTRAL_STATUSES,
     REJECTED_STATUSES,
@@ -87,67 +87,6 @@ def is_throttle(error: BaseException | None) -> bool:
     return isinstance(error, UpstreamError) and error.status == THROTTLE_STATUS
 
 
-@dataclass(frozen=True)
-class ResilienceConfig:
-    """Every knob of the resilience layer (from Settings)."""
-
-    max_attempts: int = 3
-    attempt_timeout: float = 10.0
-    max_deadline: float = 60.0
-    min_attempt: float = 0.05
-    backoff_base: float = 0.2
-    backoff_cap: float = 5.0
-    default_retry_after: float = 1.0
-    #: Attempts per model that may end in 429, on top of `max_attempts`.
-    max_throttled_attempts: int = 8
-    #: The longest upstream Retry-After we honour or pass on; longer values are cut to it.
-    retry_after_max: float = 3600.0
-    breaker: BreakerConfig = field(default_factory=BreakerConfig)
-    budget_ratio: float = 0.2
-    budget_min_per_second: float = 1.0
-    budget_reserve: float = 10.0
-    rpm: float = 0.0
-    tpm: float = 0.0
-    #: Per-model overrides of (rpm, tpm).
-    limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-
-
-class ResilienceObserver(Protocol):
-    """Hooks for metrics and logs; every method must be cheap and must not raise."""
-
-    def attempt(self, model: str, outcome: str) -> None:
-        """An upstream attempt ended: "ok", an HTTP status, or a failure kind."""
-
-    def retry(self, model: str, wait: float) -> None:
-        """A retry will follow after `wait` seconds."""
-
-    def breaker(self, model: str, state: BreakerState) -> None:
-        """A model's breaker is now in `state`."""
-
-    def rate_limit(self, model: str, waited: float, rejected: bool) -> None:
-        """A request waited for (or was refused) rate-limit capacity."""
-
-    def throttled(self, model: str, retry_after: float | None) -> None:
-        """The upstream answered 429 (with its capped Retry-After, if any)."""
-
-
-class _SilentObserver:
-    def attempt(self, model: str, outcome: str) -> None:
-        pass
-
-    def retry(self, model: str, wait: float) -> None:
-        pass
-
-    def breaker(self, model: str, state: BreakerState) -> None:
-        pass
-
-    def rate_limit(self, model: str, waited: float, rejected: bool) -> None:
-        pass
-
-    def throttled(self, model: str, retry_after: float | None) -> None:
-        pass
-
-
 @dataclass
 class UpstreamState:
     """Per-model state shared by every request."""
@@ -190,7 +129,7 @@ class ResilientChatModel:
     ) -> None:
         self._upstream = upstream
         self._config = config
-        self._observer: ResilienceObserver = observer or _SilentObserver()
+        self._observer: ResilienceObserver = observer or SilentObserver()
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
