@@ -139,7 +139,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         http = await stack.enter_async_context(
             httpx.AsyncClient(
                 timeout=httpx.Timeout(30.0, connect=5.0),
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             )
         )
         qdrant = open_qdrant(settings)
