@@ -203,3 +203,28 @@ def test_the_deadline_covers_retrieval(tmp_path: Path, fake: tuple[str, FakeMode
     assert response.headers["retry-after"] == "1"
     assert elapsed < 1.5, "the 1 s deadline ended the slow embedding call"
     assert len(_calls(url)) == chat_calls, "no model call once the deadline has passed"
+
+
+def test_time_spent_queueing_counts_against_the_deadline(
+    tmp_path: Path, fake: tuple[str, FakeModelState]
+) -> None:
+    """A request that waited 5 s before the app saw it has no time left on a 2 s deadline."""
+    url, _ = fake
+    with _client(tmp_path, url, timeout=2.0) as client:
+        app = client.app
+
+        async def queued_for_5s(scope: Any, receive: Any, send: Any) -> None:
+            scope.setdefault("state", {})["received_at"] = time.monotonic() - 5.0
+            await app(scope, receive, send)
+
+        async def post() -> httpx.Response:
+            transport = httpx.ASGITransport(app=queued_for_5s)
+            async with httpx.AsyncClient(transport=transport, base_url="http://svc") as http:
+                return await http.post("/v1/answers", json=QUESTION)
+
+        late = client.portal.call(post)  # type: ignore[union-attr]
+        on_time = client.post("/v1/answers", json=QUESTION)
+    assert late.status_code == 503
+    assert late.json()["type"].endswith("deadline-exceeded")
+    assert on_time.status_code == 200
+    assert len(_calls(url)) == 1, "only the request on time reached the model"
