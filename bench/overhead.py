@@ -240,6 +240,8 @@ def render_report(results: Results, machine: Mapping[str, str]) -> str:
         "",
         "Overload (load shedding with `MAX_INFLIGHT`) is measured by its own test and",
         "recorded in [benchmarks-overload.md](benchmarks-overload.md).",
+        "Resilience under upstream rate limits (the 1,000-request load test) is recorded in",
+        "[benchmarks-resilience.md](benchmarks-resilience.md), which this tool does not rewrite.",
         "",
         "## Service overhead over a direct model call",
         "",

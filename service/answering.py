@@ -1,17 +1,25 @@
-"""One answer, start to finish: choose a version, validate, retrieve, render, call, check."""
+"""One answer, start to finish: choose a version, validate, retrieve, render, call, check.
+
+One :class:`Deadline` per request, started when the request arrived (``received_at``,
+so time spent queueing counts), covers every stage: retrieval runs under it, the
+model call gets it (and a backstop just after it), and a stage that starts after it
+passed fails fast with ``DeadlineExceededError`` (503 + Retry-After).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import structlog
 
 from service.cache import ResponseCache, build_cache_key
 from service.catalog import Catalog
 from service.chat import ChatModel, ChatRequest, ChatResponse
-from service.errors import ServiceError
+from service.errors import DeadlineExceededError, ServiceError
 from service.guardrails import Verdict, assess_answer, build_protected_text
 from service.metrics import Metrics
 from service.outcome import Outcome, outcome_of_error
@@ -20,6 +28,7 @@ from service.redaction import redact
 from service.registry import ServedVersion
 from service.rendering import Message, guard_messages, render_messages
 from service.request_log import RequestLogger, RequestRecord
+from service.resilience.deadline import Deadline
 from service.retrieval import (
     Passage,
     Retriever,
@@ -38,6 +47,12 @@ __all__ = ["AnswerService", "cost_usd"]
 _log = structlog.get_logger("service.guardrails")
 #: Longest excerpt of a leaking answer in its warning (redacted, canary masked).
 _LEAK_EXCERPT_CHARS = 200
+
+#: How long after the deadline the model call is cancelled if it has not ended by itself
+#: (the resilience layer ends its own attempts at the deadline; this is a backstop).
+BACKSTOP_GRACE_SECONDS = 0.5
+
+_T = TypeVar("_T")
 
 
 def cost_usd(
@@ -71,11 +86,24 @@ class AnswerService:
     cache: ResponseCache = field(default_factory=ResponseCache)
     request_log: RequestLogger | None = None
     clock: Callable[[], float] = time.perf_counter
+    #: Upper bound on a version's timeoutSeconds (MODEL_MAX_DEADLINE_SECONDS).
+    max_deadline_seconds: float = 60.0
+    #: The clock of deadlines (and of `received_at`): monotonic, shared with the model layer.
+    deadline_clock: Callable[[], float] = time.monotonic
 
     async def answer(
-        self, request: AnswerRequest, request_id: str, idempotency_key: str | None = None
+        self,
+        request: AnswerRequest,
+        request_id: str,
+        idempotency_key: str | None = None,
+        *,
+        received_at: float | None = None,
     ) -> AnswerResponse:
-        """Answer `request`; raises ServiceError subclasses for the problem handlers."""
+        """Answer `request`; raises ServiceError subclasses for the problem handlers.
+
+        `received_at` is when the request arrived, on `deadline_clock` (default: now):
+        the version's deadline counts from then.
+        """
         started = self.clock()
         with answer_span() as span:
             served = self.catalog.registry.select(
@@ -83,9 +111,11 @@ class AnswerService:
             )
             record_answer(span, prompt=served.prompt, version=served.version)
             trail = _Trail()
+            seconds = min(served.resource.spec.model.timeout_seconds, self.max_deadline_seconds)
+            deadline = Deadline.after(seconds, start=received_at, clock=self.deadline_clock)
             try:
                 response = await self._answer(
-                    served, request, request_id, idempotency_key, started, trail
+                    served, request, request_id, idempotency_key, started, trail, deadline
                 )
             except ServiceError as error:
                 outcome = outcome_of_error(error)
@@ -141,6 +171,7 @@ class AnswerService:
         idempotency_key: str | None,
         started: float,
         trail: _Trail,
+        deadline: Deadline,
     ) -> AnswerResponse:
         spec = served.resource.spec
         values = resolve_variables(spec.variables, request.variables)
@@ -150,11 +181,16 @@ class AnswerService:
         markers: tuple[str, str] | None = None
         if spec.retrieval is not None:
             retrieval_started = self.clock()
-            retrieved = await self.retriever.retrieve(
-                spec.retrieval.collection,
-                request.question,
-                spec.retrieval.top_k,
-                spec.retrieval.min_score,
+            retrieved = await _within(
+                deadline,
+                0.0,
+                "retrieval",
+                self.retriever.retrieve(
+                    spec.retrieval.collection,
+                    request.question,
+                    spec.retrieval.top_k,
+                    spec.retrieval.min_score,
+                ),
             )
             self.metrics.retrieval_duration.labels(spec.retrieval.collection).observe(
                 self.clock() - retrieval_started
@@ -198,8 +234,14 @@ class AnswerService:
             user=request.user,
             fallbacks=tuple(spec.model.fallbacks),
             idempotency_key=idempotency_key or request_id,
+            deadline=deadline,
         )
-        reply = await self._complete(served, chat_request, boundary)
+        reply = await _within(
+            deadline,
+            BACKSTOP_GRACE_SECONDS,
+            "the model call",
+            self._complete(served, chat_request, boundary),
+        )
         trail.reply = reply
         self._count_usage(served, reply)
         empty_answer = spec.retrieval.empty_answer if spec.retrieval else ""
@@ -314,3 +356,19 @@ class AnswerService:
             cache_hit=bool(reply and reply.cache_hit),
             latency_ms=round((self.clock() - started) * 1000, 2),
         )
+
+
+async def _within(deadline: Deadline, grace: float, stage: str, work: Awaitable[_T]) -> _T:
+    """Await `work`, cancelled `grace` seconds after `deadline`; never started once it passed."""
+    remaining = deadline.remaining()
+    if remaining <= 0:
+        if asyncio.iscoroutine(work):
+            work.close()  # never started: no "coroutine was never awaited" warning
+        raise DeadlineExceededError(f"deadline reached before {stage}")
+    try:
+        async with asyncio.timeout(remaining + grace) as scope:
+            return await work
+    except TimeoutError as error:
+        if scope.expired():
+            raise DeadlineExceededError(f"deadline reached during {stage}") from error
+        raise

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from service.rendering import Message
+from service.resilience.deadline import Deadline
 from service.retrieval import Passage
 
 __all__ = ["ChatModel", "ChatRequest", "ChatResponse"]
@@ -34,6 +35,9 @@ class ChatRequest:
     fallbacks: tuple[str, ...] = ()
     #: Sent upstream as Idempotency-Key, the same on every retry of this request.
     idempotency_key: str | None = None
+    #: The request's one deadline, started when it arrived (covers queueing and
+    #: retrieval too); the model call never runs past it, nor past `timeout_seconds`.
+    deadline: Deadline | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@
     │   ├── UpstreamRejectedError    502: the upstream refused our request (4xx): no retry
     │   └── UpstreamUnavailableError 503 + Retry-After: every model failed within the deadline
     ├── RateLimitedError        429 + Retry-After: our own limits had no room within the deadline
+    ├── DeadlineExceededError   503 + Retry-After: the request's deadline passed before the
+    │                                model could be called (queueing, embedding, retrieval)
     └── IdempotencyError        an Idempotency-Key cannot be honoured
         ├── IdempotencyKeyInvalidError   400: the key is empty, too long or not printable ASCII
         ├── IdempotencyKeyReusedError    422: the key was used before with another body
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 __all__ = [
     "CollectionMismatchError",
     "CorpusError",
+    "DeadlineExceededError",
     "EmbeddingError",
     "IdempotencyError",
     "IdempotencyKeyInFlightError",
@@ -142,6 +145,15 @@ class RateLimitedError(ServiceError):
     """Our own per-upstream rate limits had no room before the request's deadline."""
 
     def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeadlineExceededError(ServiceError):
+    """The request's deadline passed in a stage before the model call (or in a stage
+    without deadline handling of its own); the caller may retry after `retry_after`."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 

@@ -58,6 +58,12 @@ class Metrics:
             ["model"],
             registry=registry,
         )
+        self.upstream_throttled = Counter(
+            "promptrollouts_upstream_throttled_total",
+            "Upstream 429 answers (back-pressure, not breaker failures), by model.",
+            ["model"],
+            registry=registry,
+        )
         self.rate_limit_waits = Counter(
             "promptrollouts_rate_limit_waits_total",
             "Requests that waited for rate-limit capacity, by model.",
@@ -163,3 +169,7 @@ class MetricsObserver:
         else:
             self._metrics.rate_limit_waits.labels(model).inc()
             self._metrics.rate_limit_wait_seconds.labels(model).inc(waited)
+
+    def throttled(self, model: str, retry_after: float | None) -> None:
+        """The upstream answered 429."""
+        self._metrics.upstream_throttled.labels(model).inc()

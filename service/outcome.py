@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from service.errors import (
+    DeadlineExceededError,
     ModelError,
     RateLimitedError,
     ServiceError,
@@ -26,7 +27,8 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"
     #: A guardrail tripped: the refusal answer (HTTP 200).
     REFUSED = "refused"
-    #: Every model failed within the deadline (HTTP 503 + Retry-After).
+    #: Every model failed within the deadline, or the deadline passed before a model
+    #: could be called (HTTP 503 + Retry-After).
     UNAVAILABLE = "unavailable"
     #: Our own rate limits had no room within the deadline (HTTP 429 + Retry-After).
     RATE_LIMITED = "rate_limited"
@@ -46,6 +48,6 @@ def outcome_of_error(error: ServiceError) -> Outcome:
         return Outcome.RATE_LIMITED
     if isinstance(error, UpstreamRejectedError):
         return Outcome.REJECTED
-    if isinstance(error, ModelError):
+    if isinstance(error, ModelError | DeadlineExceededError):
         return Outcome.UNAVAILABLE
     return Outcome.ERROR

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.v1alpha1.messages import describe_error
 from service.errors import (
+    DeadlineExceededError,
     EmbeddingError,
     IdempotencyKeyInFlightError,
     IdempotencyKeyInvalidError,
@@ -61,6 +62,7 @@ _MAPPING: list[tuple[type[ServiceError], int, str, str]] = [
     (RetrievalError, 503, "retrieval-unavailable", "Retrieval unavailable"),
     (EmbeddingError, 503, "embedding-unavailable", "Embedding unavailable"),
     (RateLimitedError, 429, "rate-limited", "Rate limited"),
+    (DeadlineExceededError, 503, "deadline-exceeded", "Deadline exceeded"),
     (UpstreamRejectedError, 502, "model-rejected", "Model rejected the request"),
     (UpstreamUnavailableError, 503, "model-unavailable", "Model unavailable"),
     (ModelError, 503, "model-unavailable", "Model unavailable"),
@@ -74,7 +76,7 @@ def status_of(error: ServiceError) -> int:
 
 def _retry_after(error: ServiceError) -> float | None:
     """Seconds a client should wait before retrying, for errors that say so."""
-    if isinstance(error, UpstreamUnavailableError | RateLimitedError):
+    if isinstance(error, UpstreamUnavailableError | RateLimitedError | DeadlineExceededError):
         return error.retry_after
     if isinstance(error, IdempotencyKeyInFlightError):
         return 1.0
@@ -133,7 +135,7 @@ async def _service_error(request: Request, error: Exception) -> JSONResponse:
         ]
     if isinstance(error, IdempotencyKeyInvalidError):
         extensions["rule"] = error.rule
-    if isinstance(error, ModelError | RateLimitedError):
+    if isinstance(error, ModelError | RateLimitedError | DeadlineExceededError):
         extensions["outcome"] = outcome_of_error(error).value
     detail = str(error)
     if isinstance(error, PromptNotFoundError):

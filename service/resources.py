@@ -70,6 +70,8 @@ def build_resilience_config(settings: Settings) -> ResilienceConfig:
         ),
         budget_ratio=settings.model_retry_budget_ratio,
         budget_reserve=settings.model_retry_budget_reserve,
+        max_throttled_attempts=settings.model_max_throttled_attempts,
+        retry_after_max=settings.model_retry_after_max_seconds,
         rpm=settings.model_rpm,
         tpm=settings.model_tpm,
         limits={name: (limit.rpm, limit.tpm) for name, limit in settings.model_limits.items()},
@@ -176,6 +178,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             prices=settings.model_prices,
             metrics=metrics,
             request_log=RequestLogger(ContentMode(settings.log_content)),
+            max_deadline_seconds=settings.model_max_deadline_seconds,
         )
         idempotency = build_idempotency_store(settings.redis_url)
         stack.push_async_callback(idempotency.close)

@@ -148,6 +148,21 @@ class Settings(BaseSettings):
     breaker_half_open_probes: int = Field(
         default=2, ge=1, description="Probes that must succeed to close; one failure reopens."
     )
+    # Back-pressure and deadline slices (issue 9 §5; docs/resilience.md).
+    model_max_throttled_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=50,
+        description="Attempts per model that may end in 429 (back-pressure), on top of "
+        "MODEL_MAX_ATTEMPTS; each waits at least the upstream's Retry-After.",
+    )
+    model_retry_after_max_seconds: float = Field(
+        default=3600.0,
+        ge=1,
+        le=86_400,
+        description="Longest upstream Retry-After honoured or passed on to callers; "
+        "longer values are cut to it.",
+    )
 
     # Idempotency-Key on POST /v1/answers.
     redis_url: str | None = Field(

@@ -1,5 +1,7 @@
 """Calling the model without making things worse: retries, deadlines, breaker, limits, fallbacks.
 
-Pure policy lives in ``policy``, ``breaker``, ``ratelimit`` and ``budget`` (time is
-passed in); ``caller`` applies them around an upstream call with tenacity.
+Pure policy lives in ``policy`` (statuses, Retry-After, backoff, deadline slices),
+``breaker``, ``ratelimit`` and ``budget`` (time is passed in); ``deadline`` is the one
+deadline of a request; ``config`` holds the knobs and observer hooks; ``caller`` applies
+them around an upstream call with tenacity.
 """

@@ -6,8 +6,11 @@
     OPEN ──(cool-down elapsed)──► HALF_OPEN: at most P probes in flight
     HALF_OPEN ──(P probes succeeded)──► CLOSED
     HALF_OPEN ──(any probe failed)──► OPEN (cool-down starts again)
+    any state ──(hold: the upstream asked for a pause longer than a request can wait)──►
+        OPEN until that pause ends (not the cool-down), then HALF_OPEN as usual
 
-Client errors (4xx other than 408/429) are neither successes nor failures.
+Client errors (4xx other than 408) and throttling (429) are neither successes nor
+failures: back-pressure is not ill health.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class CircuitBreaker:
     config: BreakerConfig = field(default_factory=BreakerConfig)
     state: BreakerState = BreakerState.CLOSED
     opened_at: float = 0.0
+    #: When an open breaker lets probes through again (cool-down, or an upstream's pause).
+    reopen_at: float = 0.0
     consecutive: int = 0
     probes_in_flight: int = 0
     probe_successes: int = 0
@@ -55,7 +60,7 @@ class CircuitBreaker:
     def allow(self, now: float) -> bool:
         """Whether a call may go upstream now (a half-open allowance reserves a probe slot)."""
         if self.state is BreakerState.OPEN:
-            if now - self.opened_at < self.config.cool_down_seconds:
+            if now < self.reopen_at:
                 return False
             self._move(BreakerState.HALF_OPEN)
             self.probes_in_flight = 0
@@ -70,7 +75,22 @@ class CircuitBreaker:
         """Seconds until an open breaker lets a probe through (0 when not open)."""
         if self.state is not BreakerState.OPEN:
             return 0.0
-        return max(0.0, self.opened_at + self.config.cool_down_seconds - now)
+        return max(0.0, self.reopen_at - now)
+
+    def hold(self, now: float, seconds: float) -> None:
+        """The upstream asked for a pause of `seconds`: stay open until it ends.
+
+        A pause never shortens one already in force; the cool-down does not apply
+        (the upstream said when to come back). Afterwards, half-open probes as usual.
+        """
+        until = now + max(0.0, seconds)
+        if self.state is BreakerState.OPEN and self.reopen_at >= until:
+            return
+        self._move(BreakerState.OPEN)
+        self.opened_at = now
+        self.reopen_at = until
+        self.probes_in_flight = 0
+        self.probe_successes = 0
 
     def record_success(self, now: float) -> None:
         """A call succeeded."""
@@ -115,6 +135,7 @@ class CircuitBreaker:
     def _open(self, now: float) -> None:
         self._move(BreakerState.OPEN)
         self.opened_at = now
+        self.reopen_at = now + self.config.cool_down_seconds
         self.probes_in_flight = 0
         self.probe_successes = 0
 

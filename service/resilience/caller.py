@@ -1,12 +1,17 @@
 """The resilient model: fallbacks, breaker, rate limits and retries around one upstream.
 
-For each model in ``[model, *fallbacks]``, within one deadline::
+For each model in ``[model, *fallbacks]``, within one deadline, each model within its
+slice of it (an equal share of what is left, so a hung model cannot starve the rest)::
 
     breaker open?            → skip to the next model (no upstream traffic)
-    rate limit full?         → wait while the deadline allows, else skip
-    attempt (tenacity)       → retry 408/429/5xx/timeouts/resets with full-jitter backoff,
-                               never sooner than Retry-After, never past the deadline,
+    rate limit full?         → wait while the slice allows, else skip
+    attempt (tenacity)       → retry 408/5xx/timeouts/resets with full-jitter backoff,
+                               never sooner than Retry-After, never past the slice,
                                never beyond the retry budget; same Idempotency-Key each time
+    429 (back-pressure)      → not a breaker failure and not charged to the retry budget:
+                               wait (Retry-After, capped) and retry while the slice allows,
+                               at most MODEL_MAX_THROTTLED_ATTEMPTS; a pause longer than the
+                               request's whole deadline holds the breaker open until it ends
     client error (other 4xx) → UpstreamRejectedError at once: no retry, no fallback
 
 When every model fails: UpstreamUnavailableError (503 + Retry-After), or
@@ -18,9 +23,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 from tenacity import AsyncRetrying, RetryCallState
 
@@ -31,12 +35,17 @@ from service.errors import (
     UpstreamRejectedError,
     UpstreamUnavailableError,
 )
-from service.resilience.breaker import BreakerConfig, BreakerState, CircuitBreaker
+from service.resilience.breaker import BreakerState, CircuitBreaker
 from service.resilience.budget import RetryBudget
+from service.resilience.config import ResilienceConfig, ResilienceObserver, SilentObserver
 from service.resilience.policy import (
     BREAKER_NEUTRAL_STATUSES,
+    REJECTED_STATUSES,
     RETRY_AFTER_STATUSES,
+    THROTTLE_STATUS,
     backoff_delay,
+    cap_retry_after,
+    decide_model_slice,
     is_retryable_status,
 )
 from service.resilience.ratelimit import UpstreamLimiter
@@ -48,7 +57,9 @@ __all__ = [
     "ResilientChatModel",
     "UpstreamState",
     "is_breaker_failure",
+    "is_rejection",
     "is_retryable",
+    "is_throttle",
 ]
 
 _RETRYABLE_KINDS = frozenset({"timeout", "connect", "reset", "malformed"})
@@ -62,59 +73,18 @@ def is_retryable(error: UpstreamError) -> bool:
 
 
 def is_breaker_failure(error: UpstreamError) -> bool:
-    """Whether the failure says the upstream is unhealthy (our own 4xx do not)."""
+    """Whether the failure says the upstream is unhealthy (our own 4xx and 429 do not)."""
     return not (error.kind == "status" and error.status in BREAKER_NEUTRAL_STATUSES)
 
 
-@dataclass(frozen=True)
-class ResilienceConfig:
-    """Every knob of the resilience layer (from Settings)."""
-
-    max_attempts: int = 3
-    attempt_timeout: float = 10.0
-    max_deadline: float = 60.0
-    min_attempt: float = 0.05
-    backoff_base: float = 0.2
-    backoff_cap: float = 5.0
-    default_retry_after: float = 1.0
-    breaker: BreakerConfig = field(default_factory=BreakerConfig)
-    budget_ratio: float = 0.2
-    budget_min_per_second: float = 1.0
-    budget_reserve: float = 10.0
-    rpm: float = 0.0
-    tpm: float = 0.0
-    #: Per-model overrides of (rpm, tpm).
-    limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+def is_rejection(error: UpstreamError) -> bool:
+    """Whether the upstream refused the request itself (a 4xx other than 408 and 429)."""
+    return error.kind == "status" and error.status in REJECTED_STATUSES
 
 
-class ResilienceObserver(Protocol):
-    """Hooks for metrics and logs; every method must be cheap and must not raise."""
-
-    def attempt(self, model: str, outcome: str) -> None:
-        """An upstream attempt ended: "ok", an HTTP status, or a failure kind."""
-
-    def retry(self, model: str, wait: float) -> None:
-        """A retry will follow after `wait` seconds."""
-
-    def breaker(self, model: str, state: BreakerState) -> None:
-        """A model's breaker is now in `state`."""
-
-    def rate_limit(self, model: str, waited: float, rejected: bool) -> None:
-        """A request waited for (or was refused) rate-limit capacity."""
-
-
-class _SilentObserver:
-    def attempt(self, model: str, outcome: str) -> None:
-        pass
-
-    def retry(self, model: str, wait: float) -> None:
-        pass
-
-    def breaker(self, model: str, state: BreakerState) -> None:
-        pass
-
-    def rate_limit(self, model: str, waited: float, rejected: bool) -> None:
-        pass
+def is_throttle(error: BaseException | None) -> bool:
+    """Whether the upstream asked us to slow down (429)."""
+    return isinstance(error, UpstreamError) and error.status == THROTTLE_STATUS
 
 
 @dataclass
@@ -136,6 +106,14 @@ class _Tally:
     reasons: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Tries:
+    """Attempts at one model so far, by kind (429s have their own allowance)."""
+
+    failures: int = 0
+    throttled: int = 0
+
+
 class ResilientChatModel:
     """A ChatModel that survives a misbehaving upstream and never makes it worse."""
 
@@ -151,7 +129,7 @@ class ResilientChatModel:
     ) -> None:
         self._upstream = upstream
         self._config = config
-        self._observer: ResilienceObserver = observer or _SilentObserver()
+        self._observer: ResilienceObserver = observer or SilentObserver()
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -177,20 +155,28 @@ class ResilientChatModel:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Answer with the first model that can, within the request's deadline."""
-        deadline = self._clock() + min(request.timeout_seconds, self._config.max_deadline)
+        patience = min(request.timeout_seconds, self._config.max_deadline)
+        deadline = self._clock() + patience
+        if request.deadline is not None:
+            deadline = min(deadline, request.deadline.at)
         tally = _Tally()
         estimated = request.max_tokens + sum(estimate_tokens(m.content) for m in request.messages)
-        for index, model in enumerate((request.model, *request.fallbacks)):
-            if deadline - self._clock() < self._config.min_attempt:
+        chain = (request.model, *request.fallbacks)
+        for index, model in enumerate(chain):
+            now = self._clock()
+            if deadline - now < self._config.min_attempt:
+                tally.upstream_failed = True  # out of time: unavailable, not our rate limit
                 tally.reasons.append(f"{model}: deadline reached")
                 break
             state = self.upstream_state(model)
             if not self._admit(model, state, tally):
                 continue
-            if not await self._reserve(model, state, estimated, deadline, tally):
+            share = decide_model_slice(deadline - now, len(chain) - index, self._config.min_attempt)
+            until = now + share
+            if not await self._reserve(model, state, estimated, until, tally):
                 continue
             try:
-                response = await self._attempts(model, state, request, deadline, tally)
+                response = await self._attempts(model, state, request, until, patience, tally)
             except UpstreamError as error:
                 tally.upstream_failed = True
                 tally.reasons.append(str(error))
@@ -237,14 +223,20 @@ class ResilientChatModel:
         state: UpstreamState,
         request: ChatRequest,
         deadline: float,
+        patience: float,
         tally: _Tally,
     ) -> ChatResponse:
-        """Tenacity's loop over attempts at one model; reraises the last UpstreamError."""
+        """Tenacity's loop over attempts at one model until `deadline` (its slice's end).
+
+        Reraises the last UpstreamError. `patience` is the request's whole deadline: an
+        upstream pause longer than that holds the model's breaker open.
+        """
         state.budget.deposit(self._clock())
+        tries = _Tries()
         retrying = AsyncRetrying(
             retry=lambda rs: self._should_retry(rs, state),
             wait=self._wait,
-            stop=lambda rs: self._should_stop(rs, deadline, state),
+            stop=lambda rs: self._should_stop(rs, deadline, state, tries),
             sleep=self._sleep,
             before_sleep=lambda rs: self._before_sleep(rs, model, tally),
             reraise=True,
@@ -254,7 +246,9 @@ class ResilientChatModel:
         async def attempt() -> ChatResponse:
             nonlocal attempts
             attempts += 1
-            return await self._attempt(model, state, request, deadline, first=attempts == 1)
+            return await self._attempt(
+                model, state, request, deadline, patience, tries, first=attempts == 1
+            )
 
         return await retrying(attempt)
 
@@ -264,6 +258,8 @@ class ResilientChatModel:
         state: UpstreamState,
         request: ChatRequest,
         deadline: float,
+        patience: float,
+        tries: _Tries,
         *,
         first: bool,
     ) -> ChatResponse:
@@ -273,16 +269,11 @@ class ResilientChatModel:
         before = state.breaker.state
         try:
             response = await self._upstream.complete(
-                replace(request, model=model, fallbacks=(), timeout_seconds=timeout)
+                replace(request, model=model, fallbacks=(), timeout_seconds=timeout, deadline=None)
             )
         except UpstreamError as error:
-            if is_breaker_failure(error):
-                state.breaker.record_failure(self._clock())
-            else:
-                state.breaker.record_neutral()
-            self._report_breaker(model, state, before)
-            self._observer.attempt(model, str(error.status) if error.status else error.kind)
-            if not is_breaker_failure(error):
+            self._settle_failure(model, state, error, patience, tries, before)
+            if is_rejection(error):
                 raise UpstreamRejectedError(str(error)) from error
             raise
         except asyncio.CancelledError:
@@ -292,6 +283,33 @@ class ResilientChatModel:
         self._report_breaker(model, state, before)
         self._observer.attempt(model, "ok")
         return response
+
+    def _settle_failure(
+        self,
+        model: str,
+        state: UpstreamState,
+        error: UpstreamError,
+        patience: float,
+        tries: _Tries,
+        before: BreakerState,
+    ) -> None:
+        """Count a failed attempt: breaker, pause, metrics and the per-kind tries."""
+        now = self._clock()
+        error.retry_after = cap_retry_after(error.retry_after, self._config.retry_after_max)
+        if is_breaker_failure(error):
+            state.breaker.record_failure(now)
+            tries.failures += 1
+        else:
+            state.breaker.record_neutral()
+        if is_throttle(error):
+            tries.throttled += 1
+            self._observer.throttled(model, error.retry_after)
+        asked = error.retry_after if error.status in RETRY_AFTER_STATUSES else None
+        if asked is not None and asked > patience:
+            # No request of this kind could wait that long: stop calling until it ends.
+            state.breaker.hold(now, asked)
+        self._report_breaker(model, state, before)
+        self._observer.attempt(model, str(error.status) if error.status else error.kind)
 
     def _admit_retry(self, model: str, state: UpstreamState) -> bool:
         before = state.breaker.state
@@ -323,16 +341,21 @@ class ResilientChatModel:
         return max(backoff, asked or 0.0)
 
     def _should_stop(
-        self, retry_state: RetryCallState, deadline: float, state: UpstreamState
+        self, retry_state: RetryCallState, deadline: float, state: UpstreamState, tries: _Tries
     ) -> bool:
         # tenacity asks `stop` after `retry` and right before sleeping: the budget is the
         # last gate, so a retry stopped by attempts or deadline costs no budget.
-        if retry_state.attempt_number >= self._config.max_attempts:
+        throttled = is_throttle(retry_state.outcome.exception() if retry_state.outcome else None)
+        if throttled and tries.throttled >= self._config.max_throttled_attempts:
+            return True
+        if not throttled and tries.failures >= self._config.max_attempts:
             return True
         remaining = deadline - self._clock()
         if retry_state.upcoming_sleep + self._config.min_attempt > remaining:
             return True
-        return not state.budget.try_withdraw(self._clock())
+        # Back-pressure is paced by the upstream's own Retry-After, not by the budget,
+        # which bounds retries against failing upstreams.
+        return not throttled and not state.budget.try_withdraw(self._clock())
 
     def _before_sleep(self, retry_state: RetryCallState, model: str, tally: _Tally) -> None:
         tally.retries += 1

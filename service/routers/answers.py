@@ -78,8 +78,9 @@ async def create_answer(
     """Answer `question` with the prompt's current version (or the pinned `version`)."""
     if pinned_version is not None and body.version is None:
         body = body.model_copy(update={"version": pinned_version})
+    received_at = request.scope.get("state", {}).get("received_at")
     if idempotency_key is None:
-        return _answer_response(await answers.answer(body, request_id))
+        return _answer_response(await answers.answer(body, request_id, received_at=received_at))
     key = validate_key(_unquote(idempotency_key))
     scope = build_scope_key(request.headers.get("authorization"), key)
     fingerprint = build_fingerprint(await request.body())
@@ -96,7 +97,9 @@ async def create_answer(
             headers={**dict(stored.headers), "Idempotent-Replayed": "true"},
         )
     try:
-        response = _answer_response(await answers.answer(body, request_id, key))
+        response = _answer_response(
+            await answers.answer(body, request_id, key, received_at=received_at)
+        )
     except BaseException:
         # Failures are not stored: a retry with the same key runs again.
         await _release_quietly(store, scope, begun.token)

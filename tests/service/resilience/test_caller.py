@@ -129,6 +129,9 @@ class RecordingObserver:
     def rate_limit(self, model: str, waited: float, rejected: bool) -> None:
         self.events.append(("rate_limit", model, f"{waited:.3f}", str(rejected)))
 
+    def throttled(self, model: str, retry_after: float | None) -> None:
+        self.events.append(("throttled", model, str(retry_after)))
+
 
 @dataclass
 class Kit:
@@ -624,27 +627,40 @@ async def test_a_retry_never_made_costs_no_budget(
 @pytest.mark.asyncio
 async def test_observer_sees_attempts_retries_breaker_and_rate_limits() -> None:
     kit = build(
-        {PRIMARY: [answer(PRIMARY), status(503), status(503, retry_after=2.0), status(429)]},
+        {
+            PRIMARY: [
+                answer(PRIMARY),
+                status(429, retry_after=1.0),
+                status(503),
+                status(503, retry_after=2.0),
+                status(503),
+            ]
+        },
         then={BACKUP: answer(BACKUP)},
         limits={PRIMARY: (1.0, 0.0)},
         max_attempts=4,
+        max_deadline=200.0,
         breaker=BreakerConfig(consecutive_failures=3),
     )
     await kit.model.complete(chat(fallbacks=(BACKUP,)))
     kit.clock.now += 30.0
-    response = await kit.model.complete(chat(fallbacks=(BACKUP,), timeout=60.0))
+    # 100 s: the primary's slice (half of it) has room for the 30 s rate-limit wait.
+    response = await kit.model.complete(chat(fallbacks=(BACKUP,), timeout=100.0))
     assert response.model == BACKUP
     kinds = [(e[0], *e[1:3]) if e[0] != "retry" else (e[0], e[1]) for e in kit.observer.events]
     assert kinds == [
         ("attempt", PRIMARY, "ok"),
         ("rate_limit", PRIMARY, "30.000"),
+        ("throttled", PRIMARY, "1.0"),
+        ("attempt", PRIMARY, "429"),
+        ("retry", PRIMARY),
         ("attempt", PRIMARY, "503"),
         ("retry", PRIMARY),
         ("attempt", PRIMARY, "503"),
         ("retry", PRIMARY),
         ("breaker", PRIMARY, "open"),
-        ("attempt", PRIMARY, "429"),
+        ("attempt", PRIMARY, "503"),
         ("attempt", BACKUP, "ok"),
     ]
     retry_waits = [float(e[2]) for e in kit.observer.events if e[0] == "retry"]
-    assert retry_waits[1] >= 2.0, "Retry-After floor reported"
+    assert retry_waits[0] >= 1.0 and retry_waits[2] >= 2.0, "Retry-After floor reported"

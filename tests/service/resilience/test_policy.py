@@ -8,6 +8,8 @@ import pytest
 
 from service.resilience.policy import (
     backoff_delay,
+    cap_retry_after,
+    decide_model_slice,
     format_retry_after,
     is_retryable_status,
     parse_retry_after,
@@ -38,6 +40,17 @@ NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
         ("1e3", None),
         ("\u00b2", None),
         ("\u0661\u0662", None),
+        ("1000000000", 1e9),
+        ("0000000000000000000042", 42.0),
+        ("9" * 5000, 1e10),
+        (
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - NOW).total_seconds(),
+        ),
+        ("Wed, 01 Jan 2025 12:00:30", 30.0),
+        ("Wed, 32 Jan 2025 12:00:30 GMT", None),
+        ("600 seconds", None),
+        ("6\u200b00", None),
     ],
     ids=[
         "delta-seconds",
@@ -58,6 +71,14 @@ NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
         "exponent",
         "superscript-two-is-not-a-digit",
         "arabic-indic-digits-are-not-ascii",
+        "a-billion-parses-then-is-capped-by-the-caller",
+        "leading-zeros",
+        "five-thousand-digits-do-not-hang-int",
+        "year-9999-date",
+        "date-without-zone-is-utc",
+        "impossible-date",
+        "trailing-words",
+        "zero-width-space-inside",
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
@@ -163,3 +184,62 @@ def test_plan_wait(
 )
 def test_is_retryable_status(status: int, retryable: bool) -> None:
     assert is_retryable_status(status) is retryable
+
+
+@pytest.mark.parametrize(
+    ("seconds", "maximum", "expected"),
+    [
+        (None, 3600.0, None),
+        (1.0, 3600.0, 1.0),
+        (600.0, 3600.0, 600.0),
+        (1e9, 3600.0, 3600.0),
+        (3600.0, 3600.0, 3600.0),
+        (-4.0, 3600.0, 0.0),
+        (600.0, 2.0, 2.0),
+    ],
+    ids=["absent", "short", "long", "billion-capped", "at-cap", "negative-is-zero", "small-cap"],
+)
+def test_cap_retry_after(seconds: float | None, maximum: float, expected: float | None) -> None:
+    assert cap_retry_after(seconds, maximum) == expected
+
+
+@pytest.mark.parametrize(
+    ("remaining", "models_left", "expected"),
+    [
+        (20.0, 1, 20.0),
+        (20.0, 2, 10.0),
+        (30.0, 3, 10.0),
+        (19.5, 1, 19.5),
+        (12.0, 2, 6.0),
+        (0.06, 2, 0.05),
+        (0.04, 2, 0.04),
+        (0.0, 2, 0.0),
+        (-1.0, 1, 0.0),
+        (20.0, 0, 20.0),
+    ],
+    ids=[
+        "only-model-gets-everything",
+        "primary-of-two-gets-half",
+        "primary-of-three-gets-a-third",
+        "last-model-gets-what-is-left",
+        "second-of-three-after-a-hung-primary",
+        "share-never-below-min-attempt",
+        "never-more-than-remaining",
+        "nothing-left",
+        "past-the-deadline",
+        "no-models-left-is-one",
+    ],
+)
+def test_decide_model_slice(remaining: float, models_left: int, expected: float) -> None:
+    assert decide_model_slice(remaining, models_left, 0.05) == pytest.approx(expected)
+
+
+def test_slices_of_a_chain_leave_every_later_model_its_share() -> None:
+    """A chain of three where every model hangs for its whole slice."""
+    remaining, spent = 30.0, []
+    for index in range(3):
+        share = decide_model_slice(remaining, 3 - index, 0.05)
+        spent.append(share)
+        remaining -= share
+    assert spent == pytest.approx([10.0, 10.0, 10.0])
+    assert remaining == pytest.approx(0.0)
