@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.access import (
+    AccessMiddleware,
+    TenantSpanProcessor,
+    decide_bind_host,
+    install_access_problem_handlers,
+)
 from service.logs import configure_logging
+from service.metrics_server import serve_metrics
 from service.middleware import (
     BodySizeLimitMiddleware,
     CancelOnDisconnectMiddleware,
@@ -22,33 +31,50 @@ from service.tracing import configure_tracing
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Assemble the app; settings come from the environment unless given."""
+def create_app(settings: Settings | None = None, bind_host: str | None = None) -> FastAPI:
+    """Assemble the app; settings come from the environment unless given.
+
+    ``bind_host`` is the address the server listens on; by default it is read from
+    uvicorn's command line (``--host``) or ``UVICORN_HOST``, as uvicorn does.
+    """
     settings = settings or Settings()
+    host = bind_host or decide_bind_host(sys.argv, os.environ)
     configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_resources(settings) as resources:
+        async with AsyncExitStack() as stack:
+            resources = await stack.enter_async_context(open_resources(settings))
+            resources.access.warn_if_exposed(host)
+            if settings.metrics_port is not None:
+                await stack.enter_async_context(
+                    serve_metrics(resources.metrics, host, settings.metrics_port)
+                )
             tracing = configure_tracing(app, resources.http)
+            if tracing is not None:
+                tracing.provider.add_span_processor(TenantSpanProcessor())
+                stack.callback(tracing.shutdown)
             app.state.resources = resources
-            try:
-                yield
-            finally:
-                if tracing is not None:
-                    tracing.shutdown()
+            yield
 
     app = FastAPI(
         title="prompt-rollouts",
         version="0.1.0",
         summary="Answers questions with versioned, progressively delivered prompts.",
         lifespan=lifespan,
+        openapi_url="/openapi.json" if settings.openapi else None,
+        docs_url="/docs" if settings.openapi else None,
+        redoc_url="/redoc" if settings.openapi else None,
     )
     install_problem_handlers(app)
+    install_access_problem_handlers(app)
     app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(answers.router)
     app.include_router(prompts.router)
     app.include_router(health.router)
+    if settings.metrics_port is None:
+        app.include_router(health.metrics_router)
     return app

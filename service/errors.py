@@ -22,6 +22,10 @@
         ├── IdempotencyKeyReusedError    422: the key was used before with another body
         ├── IdempotencyKeyInFlightError  409: a request with this key is still being processed
         └── IdempotencyUnavailableError  503: the shared store (Redis) cannot be reached
+    AccessError                 the caller may not make this request
+    ├── AuthenticationError     401 + WWW-Authenticate: no API key, or an unknown one
+    ├── PermissionDeniedError   403: the key is not allowed to use this prompt
+    └── TenantQuotaExceededError 429 + Retry-After: the tenant's TENANT_RPM is used up
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "AccessError",
+    "AuthenticationError",
     "CollectionMismatchError",
     "CorpusError",
     "EmbeddingError",
@@ -38,11 +44,13 @@ __all__ = [
     "IdempotencyKeyReusedError",
     "IdempotencyUnavailableError",
     "ModelError",
+    "PermissionDeniedError",
     "PromptNotFoundError",
     "RateLimitedError",
     "RetrievalError",
     "ServiceError",
     "TemplateError",
+    "TenantQuotaExceededError",
     "UpstreamError",
     "UpstreamRejectedError",
     "UpstreamUnavailableError",
@@ -168,3 +176,23 @@ class IdempotencyKeyInFlightError(IdempotencyError):
 
 class IdempotencyUnavailableError(IdempotencyError):
     """The idempotency store (Redis) is unreachable: keyed requests are refused, never run twice."""
+
+
+class AccessError(ServiceError):
+    """The caller may not make this request."""
+
+
+class AuthenticationError(AccessError):
+    """No API key was sent, or an unknown one (the detail never repeats the key)."""
+
+
+class PermissionDeniedError(AccessError):
+    """The authenticated key is not allowed to use the requested prompt."""
+
+
+class TenantQuotaExceededError(AccessError):
+    """The tenant sent more than TENANT_RPM requests in the last minute."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
