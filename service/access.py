@@ -59,7 +59,7 @@ OPEN_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 )
 #: Span attribute naming the tenant.
-TENANT_ATTRIBUTE = "promptrollouts.tenant"
+TENANT_ATTRIBUTE = "prompt_rollouts.tenant"
 _CHALLENGE = 'Bearer realm="prompt-rollouts"'
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -30,6 +31,9 @@ from service.tracing import configure_tracing
 
 __all__ = ["create_app"]
 
+#: Providers that already stamp the tenant on spans (a test's provider outlives its apps).
+_TENANT_STAMPED: weakref.WeakSet[object] = weakref.WeakSet()
+
 
 def create_app(settings: Settings | None = None, bind_host: str | None = None) -> FastAPI:
     """Assemble the app; settings come from the environment unless given.
@@ -52,7 +56,9 @@ def create_app(settings: Settings | None = None, bind_host: str | None = None) -
                 )
             tracing = configure_tracing(app, resources.http)
             if tracing is not None:
-                tracing.provider.add_span_processor(TenantSpanProcessor())
+                if tracing.provider not in _TENANT_STAMPED:
+                    tracing.provider.add_span_processor(TenantSpanProcessor())
+                    _TENANT_STAMPED.add(tracing.provider)
                 stack.callback(tracing.shutdown)
             app.state.resources = resources
             yield
