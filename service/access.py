@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.auth import ANONYMOUS_TENANT, Caller, KeyFile, decide_prompt_allowed
 from service.errors import AccessError, PermissionDeniedError
+from service.logs import Verbatim
 from service.metrics import Metrics
 from service.problems import PROBLEM_MEDIA_TYPE, build_problem, problem_response
 from service.quota import QuotaStore, QuotaUnavailableError
@@ -145,11 +146,12 @@ class AccessControl:
         if self.mode != "none" or self.warned_exposed or is_loopback(host):
             return
         self.warned_exposed = True
-        _log.warning(
-            "AUTH_MODE=none on %s, a non-loopback address: ANYONE WHO CAN REACH IT CAN CALL "
+        # The address is not personal data: logged verbatim, so the operator sees it.
+        structlog.get_logger(__name__).warning(
+            "AUTH_MODE=none on a non-loopback address: ANYONE WHO CAN REACH IT CAN CALL "
             "THE API and spend model tokens. Set AUTH_MODE=api-key and API_KEYS_FILE "
-            "(docs/security.md), or listen on 127.0.0.1.",
-            host,
+            "(docs/security.md), or listen on 127.0.0.1 only.",
+            address=Verbatim(host),
         )
 
 

@@ -49,6 +49,22 @@ class _Listener(uvicorn.Server):
             self.done_starting.set()
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on ``host:port`` (IPv4 or IPv6), so a taken port is a clear
+    error here rather than uvicorn's exit."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def build_metrics_app(metrics: Metrics) -> Starlette:
     """An ASGI app with only ``GET /metrics``."""
 
@@ -69,8 +85,14 @@ async def serve_metrics(metrics: Metrics, host: str, port: int) -> AsyncIterator
         access_log=False,
         log_config=None,
     )
+    try:
+        listening = _bind(host, port)
+    except OSError as error:
+        raise MetricsListenerError(
+            f"cannot serve /metrics on {host}:{port} (METRICS_PORT): {error.strerror}"
+        ) from error
     server = _Listener(config)
-    task = asyncio.create_task(server.serve(), name="metrics listener")
+    task = asyncio.create_task(server.serve(sockets=[listening]), name="metrics listener")
     starting = asyncio.create_task(server.done_starting.wait())
     await asyncio.wait({task, starting}, return_when=asyncio.FIRST_COMPLETED)
     starting.cancel()
@@ -83,3 +105,4 @@ async def serve_metrics(metrics: Metrics, host: str, port: int) -> AsyncIterator
     finally:
         server.should_exit = True
         await task
+        listening.close()
