@@ -203,8 +203,8 @@ def test_an_answer_that_cannot_be_saved_is_a_warning_and_a_metric(
                 pending = asyncio.create_task(
                     http.post("/v1/answers", json=QUESTION, headers={"Idempotency-Key": "lost"})
                 )
-                while not await asyncio.to_thread(_upstream_keys, fake):
-                    await asyncio.sleep(0.02)  # until the model has the request: lease taken
+                # Until the model has the request, so the lease is taken.
+                await asyncio.to_thread(_wait_for_upstream_call, fake)
                 await asyncio.to_thread(_shutdown, url)
                 return await pending
 
@@ -222,6 +222,13 @@ def test_an_answer_that_cannot_be_saved_is_a_warning_and_a_metric(
     assert len(warnings) == 1 and warnings[0]["level"] == "warning"
     assert "promptrollouts_idempotency_save_failures_total 1.0" in metrics
     assert ready.status_code == 503 and ready.json()["detail"].startswith("redis")
+
+
+def _wait_for_upstream_call(fake: str) -> None:
+    deadline = time.monotonic() + 10
+    while not _upstream_keys(fake):
+        assert time.monotonic() < deadline, "the request never reached the model"
+        time.sleep(0.02)
 
 
 def _shutdown(url: str) -> None:
