@@ -785,9 +785,12 @@ def test_api_keys_secret_holds_hashes_and_an_existing_secret_replaces_it(helm: H
     secret = release.one("Secret", "-api-keys")
     assert yaml.safe_load(secret["stringData"]["api-keys.yaml"]) == [entry]
     assert env_of(container(release, "server"))["TENANT_RPM"]["value"] == "600"
-    empty = helm.upgrade({})
+    empty = helm.upgrade({}, reset_values=True)
     assert yaml.safe_load(empty.one("Secret", "-api-keys")["stringData"]["api-keys.yaml"]) == []
-    mine = helm.upgrade({"auth": {"existingSecret": "my-keys", "existingSecretKey": "keys.yaml"}})
+    mine = helm.upgrade(
+        {"auth": {"existingSecret": "my-keys", "existingSecretKey": "keys.yaml"}},
+        reset_values=True,
+    )
     assert [o["metadata"]["name"] for o in mine.of_kind("Secret")] == [f"{FULLNAME}-idempotency"]
     server = container(mine, "server")
     assert env_of(server)["API_KEYS_FILE"]["value"] == "/etc/prompt-rollouts/api-keys/keys.yaml"
