@@ -23,9 +23,10 @@
         ├── IdempotencyKeyInFlightError  409: a request with this key is still being processed
         └── IdempotencyUnavailableError  503: the shared store (Redis) cannot be reached
     AccessError                 the caller may not make this request
-    ├── AuthenticationError     401 + WWW-Authenticate: no API key, or an unknown one
-    ├── PermissionDeniedError   403: the key is not allowed to use this prompt
-    └── TenantQuotaExceededError 429 + Retry-After: the tenant's TENANT_RPM is used up
+    └── PermissionDeniedError   403: the key is not allowed to use this prompt
+
+(A missing or unknown API key (401) and a used-up TENANT_RPM (429) are answered by
+``service.access.AccessMiddleware`` before any handler runs.)
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from dataclasses import dataclass
 
 __all__ = [
     "AccessError",
-    "AuthenticationError",
     "CollectionMismatchError",
     "CorpusError",
     "EmbeddingError",
@@ -50,7 +50,6 @@ __all__ = [
     "RetrievalError",
     "ServiceError",
     "TemplateError",
-    "TenantQuotaExceededError",
     "UpstreamError",
     "UpstreamRejectedError",
     "UpstreamUnavailableError",
@@ -182,17 +181,5 @@ class AccessError(ServiceError):
     """The caller may not make this request."""
 
 
-class AuthenticationError(AccessError):
-    """No API key was sent, or an unknown one (the detail never repeats the key)."""
-
-
 class PermissionDeniedError(AccessError):
     """The authenticated key is not allowed to use the requested prompt."""
-
-
-class TenantQuotaExceededError(AccessError):
-    """The tenant sent more than TENANT_RPM requests in the last minute."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
