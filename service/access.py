@@ -82,6 +82,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def decide_bind_host(argv: Sequence[str], environ: Mapping[str, str]) -> str:
     """The address uvicorn listens on, from the same sources its CLI reads: ``--host``
     (``--host=X`` or ``--host X``), then ``UVICORN_HOST``, then its default 127.0.0.1 (pure)."""
@@ -199,7 +207,7 @@ class AccessMiddleware:
             return
         access: AccessControl = scope["app"].state.resources.access
         server = scope.get("server")
-        if server:
+        if server and _is_ip(str(server[0])):  # the local address the request came in on
             access.warn_if_exposed(str(server[0]))
         headers = dict(scope["headers"])
         raw = headers.get(b"authorization")

@@ -270,3 +270,24 @@ def test_a_taken_metrics_port_stops_start_up() -> None:
         TestClient(create_app(settings, bind_host="127.0.0.1")),
     ):
         pass
+
+
+def test_a_request_on_a_public_address_warns_once_when_start_up_could_not_tell(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    with TestClient(create_app(build_settings(corpus_dir=""), bind_host="127.0.0.1")) as client:
+
+        async def ask_twice(base_url: str) -> None:
+            transport = httpx.ASGITransport(app=client.app)
+            async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
+                for _ in range(2):
+                    await http.get("/v1/prompts")
+
+        capfd.readouterr()
+        client.portal.call(ask_twice, "http://127.0.0.1:8000")  # type: ignore[union-attr]
+        local = capfd.readouterr().out
+        client.portal.call(ask_twice, "http://10.1.2.3:8000")  # type: ignore[union-attr]
+        public = capfd.readouterr().out
+    assert "AUTH_MODE=none" not in local
+    warnings = [json.loads(line) for line in public.splitlines() if "AUTH_MODE=none" in line]
+    assert [w["address"] for w in warnings] == ["10.1.2.3"]
