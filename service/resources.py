@@ -182,13 +182,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             request_log=RequestLogger(ContentMode(settings.log_content)),
         )
         client = open_redis(settings.redis_url)
-        idempotency: IdempotencyStore
-        if client is None:
-            idempotency = MemoryIdempotencyStore()
-            stack.push_async_callback(idempotency.close)
-        else:
-            idempotency = RedisIdempotencyStore(client)  # its close() closes the client
-            stack.push_async_callback(idempotency.close)
+        idempotency: IdempotencyStore = (
+            MemoryIdempotencyStore() if client is None else RedisIdempotencyStore(client)
+        )
+        stack.push_async_callback(idempotency.close)  # the Redis store's closes the client
         yield Resources(
             settings,
             http,
