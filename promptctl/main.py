@@ -8,6 +8,7 @@ from promptctl.crd import crd_command
 from promptctl.eval import eval_command
 from promptctl.fake_model import fake_model_command
 from promptctl.index import index_command
+from promptctl.keys import keys_app
 from promptctl.lint import lint_command
 from promptctl.render import render_command
 from promptctl.rollouts import (
@@ -40,6 +41,7 @@ app.command("abort")(abort_command)
 app.command("pause")(pause_command)
 app.command("resume")(resume_command)
 app.command("retry")(retry_command)
+app.add_typer(keys_app, name="keys")
 
 
 if __name__ == "__main__":  # `python -m promptctl.main …` runs the CLI too

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import weakref
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.access import (
+    AccessMiddleware,
+    TenantSpanProcessor,
+    decide_bind_host,
+    install_access_problem_handlers,
+)
 from service.logs import configure_logging
+from service.metrics_server import serve_metrics
 from service.middleware import (
     BodySizeLimitMiddleware,
     CancelOnDisconnectMiddleware,
@@ -23,39 +33,59 @@ from service.tracing import configure_tracing
 
 __all__ = ["create_app"]
 
+#: Providers that already stamp the tenant on spans (a test's provider outlives its apps).
+_TENANT_STAMPED: weakref.WeakSet[object] = weakref.WeakSet()
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Assemble the app; settings come from the environment unless given."""
+
+def create_app(settings: Settings | None = None, bind_host: str | None = None) -> FastAPI:
+    """Assemble the app; settings come from the environment unless given.
+
+    ``bind_host`` is the address the server listens on; by default it is read from
+    uvicorn's command line (``--host``) or ``UVICORN_HOST``, as uvicorn does.
+    """
     settings = settings or Settings()
+    host = bind_host or decide_bind_host(sys.argv, os.environ)
     configure_logging(settings.log_level)
     limiter = InflightLimiter(settings.max_inflight)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_resources(settings) as resources:
+        async with AsyncExitStack() as stack:
+            resources = await stack.enter_async_context(open_resources(settings))
+            resources.access.warn_if_exposed(host)
+            if settings.metrics_port is not None:
+                await stack.enter_async_context(
+                    serve_metrics(resources.metrics, host, settings.metrics_port)
+                )
             tracing = configure_tracing(app, resources.http)
+            if tracing is not None:
+                if tracing.provider not in _TENANT_STAMPED:
+                    tracing.provider.add_span_processor(TenantSpanProcessor())
+                    _TENANT_STAMPED.add(tracing.provider)
+                stack.callback(tracing.shutdown)
             app.state.resources = resources
             resources.metrics.inflight_requests.set_function(lambda: limiter.inflight)
-            try:
-                yield
-            finally:
-                if tracing is not None:
-                    tracing.shutdown()
+            yield
 
     app = FastAPI(
         title="prompt-rollouts",
         version="0.1.0",
         summary="Answers questions with versioned, progressively delivered prompts.",
         lifespan=lifespan,
+        openapi_url="/openapi.json" if settings.openapi else None,
+        docs_url="/docs" if settings.openapi else None,
+        redoc_url="/redoc" if settings.openapi else None,
     )
     install_problem_handlers(app)
+    install_access_problem_handlers(app)
 
     def count_shed() -> None:
         resources = getattr(app.state, "resources", None)
         if resources is not None:
             resources.metrics.shed_requests.inc()
 
-    # Outermost last: request id → header check → body read (size, time) → shedding → cancel.
+    # Outermost last: request id → header check → access (key, quota) → body read (size,
+    # time) → shedding → cancel on disconnect.
     app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(LoadSheddingMiddleware, limiter=limiter, on_shed=count_shed)
     app.add_middleware(
@@ -63,9 +93,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         timeout=settings.body_timeout_seconds,
     )
+    app.add_middleware(AccessMiddleware)
     app.add_middleware(HeaderCheckMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(answers.router)
     app.include_router(prompts.router)
     app.include_router(health.router)
+    if settings.metrics_port is None:
+        app.include_router(health.metrics_router)
     return app

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.answering import AnswerService
+from service.auth import Caller
 from service.idempotency import IdempotencyStore
 from service.metrics import Metrics
 from service.registry import PromptRegistry
@@ -15,6 +16,7 @@ from service.settings import Settings
 
 __all__ = [
     "AnswerServiceDep",
+    "CallerDep",
     "IdempotencyStoreDep",
     "MetricsDep",
     "RegistryDep",
@@ -64,6 +66,13 @@ async def get_idempotency_store(resources: ResourcesDep) -> IdempotencyStore:
     return resources.idempotency
 
 
+async def get_caller(request: Request) -> Caller:
+    """Who sent the request, as AccessMiddleware authenticated it."""
+    caller: Caller = request.scope["state"]["caller"]
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 IdempotencyStoreDep = Annotated[IdempotencyStore, Depends(get_idempotency_store)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]

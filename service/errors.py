@@ -24,6 +24,11 @@
         ├── IdempotencyKeyReusedError    422: the key was used before with another body
         ├── IdempotencyKeyInFlightError  409: a request with this key is still being processed
         └── IdempotencyUnavailableError  503: the shared store (Redis) cannot be reached
+    AccessError                 the caller may not make this request
+    └── PermissionDeniedError   403: the key is not allowed to use this prompt
+
+(A missing or unknown API key (401) and a used-up TENANT_RPM (429) are answered by
+``service.access.AccessMiddleware`` before any handler runs.)
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "AccessError",
     "CollectionMismatchError",
     "CorpusError",
     "DeadlineExceededError",
@@ -41,6 +47,7 @@ __all__ = [
     "IdempotencyKeyReusedError",
     "IdempotencyUnavailableError",
     "ModelError",
+    "PermissionDeniedError",
     "PromptNotFoundError",
     "RateLimitedError",
     "RetrievalError",
@@ -180,3 +187,11 @@ class IdempotencyKeyInFlightError(IdempotencyError):
 
 class IdempotencyUnavailableError(IdempotencyError):
     """The idempotency store (Redis) is unreachable: keyed requests are refused, never run twice."""
+
+
+class AccessError(ServiceError):
+    """The caller may not make this request."""
+
+
+class PermissionDeniedError(AccessError):
+    """The authenticated key is not allowed to use the requested prompt."""

@@ -1,6 +1,12 @@
 """Idempotency-Key support: pure key/fingerprint rules and a store of leases and responses.
 
-A request carrying an ``Idempotency-Key`` runs at most once per (client identity, key):
+A request carrying an ``Idempotency-Key`` runs at most once per (caller scope, key). The
+scope is the authenticated key's id (``AUTH_MODE=none``: the Authorization header's hash,
+else the client address; see :class:`service.auth.Caller`), so no caller can read, block
+or probe another's key. The fingerprint covers everything that changes the answer (body,
+``X-Prompt-Version``, tenant), and the key sent to the model is an HMAC of the scope key
+under a per-install secret (:func:`build_upstream_key`), never the caller's own key.
+
 
 1. ``begin`` takes a lease (``Started``), or returns the stored response (``Replay``), or
    raises ``IdempotencyKeyReusedError`` (422: other body) / ``IdempotencyKeyInFlightError``
@@ -17,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import heapq
+import hmac
 import json
 import math
 import secrets
@@ -45,6 +52,7 @@ __all__ = [
     "build_fingerprint",
     "build_idempotency_store",
     "build_scope_key",
+    "build_upstream_key",
     "validate_key",
 ]
 
@@ -73,21 +81,38 @@ def validate_key(key: str) -> str:
     return key
 
 
-def build_fingerprint(body: bytes) -> str:
-    """SHA-256 of the body's canonical JSON (or of the raw bytes when it is not JSON)."""
+def build_fingerprint(
+    body: bytes, *, pinned_version: str | None = None, tenant: str | None = None
+) -> str:
+    """SHA-256 of the body's canonical JSON (or of the raw bytes when it is not JSON), the
+    ``X-Prompt-Version`` header and the tenant: a repeat must match all three."""
     try:
         canonical = json.dumps(
             json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         ).encode()
+        kind = "json:"
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
-        return "raw:" + hashlib.sha256(body).hexdigest()
-    return "json:" + hashlib.sha256(canonical).hexdigest()
+        canonical, kind = body, "raw:"
+    digest = hashlib.sha256(canonical)
+    if pinned_version is not None or tenant is not None:
+        context = json.dumps([pinned_version, tenant], separators=(",", ":"))
+        digest.update(b"\x00" + context.encode())
+    return kind + digest.hexdigest()
 
 
 def build_scope_key(identity: str | None, key: str) -> str:
     """The storage key for (client identity, key); the identity is hashed, never stored."""
     owner = "anonymous" if identity is None else hashlib.sha256(identity.encode()).hexdigest()
     return f"{owner}:{validate_key(key)}"
+
+
+def build_upstream_key(secret: bytes, scope_key: str) -> str:
+    """The Idempotency-Key sent to the model for ``scope_key`` (see ``build_scope_key``):
+    HMAC-SHA256 under the install's secret, so callers who pick the same key never
+    collide at the provider, and the provider never sees what a caller sent (pure)."""
+    if not secret:
+        raise ValueError("the idempotency secret must not be empty")
+    return hmac.new(secret, scope_key.encode(), hashlib.sha256).hexdigest()
 
 
 # --- values -----------------------------------------------------------------------------

@@ -25,8 +25,10 @@ BREAKER_STATE_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, Break
 class Metrics:
     """The service's metrics."""
 
-    def __init__(self) -> None:
+    def __init__(self, tenant_labels: bool = False) -> None:
         self.registry = registry = CollectorRegistry()
+        #: TENANT_METRICS: per-tenant series carry a `tenant` label (off: no tenant anywhere).
+        self.tenant_labels = tenant_labels
         self.requests = Counter(
             "promptrollouts_requests_total",
             "Requests answered or refused, by prompt, version and outcome.",
@@ -135,12 +137,45 @@ class Metrics:
             "Answering requests in flight in this worker (shed above MAX_INFLIGHT).",
             registry=registry,
         )
+        self.idempotency_save_failures = Counter(
+            "promptrollouts_idempotency_save_failures_total",
+            "Answers sent but not stored for their Idempotency-Key (the store failed).",
+            registry=registry,
+        )
+        self.auth_failures = Counter(
+            "promptrollouts_auth_failures_total",
+            "Requests refused by authentication (missing, invalid) or permission (forbidden).",
+            ["reason"],
+            registry=registry,
+        )
+        tenant = ["tenant"] if tenant_labels else []
+        self.tenant_requests = Counter(
+            "promptrollouts_tenant_requests_total",
+            "Authenticated API requests (by tenant with TENANT_METRICS=true).",
+            tenant,
+            registry=registry,
+        )
+        self.quota_rejections = Counter(
+            "promptrollouts_tenant_quota_rejections_total",
+            "Requests refused by TENANT_RPM (by tenant with TENANT_METRICS=true).",
+            tenant,
+            registry=registry,
+        )
+        self.quota_errors = Counter(
+            "promptrollouts_tenant_quota_errors_total",
+            "Requests let through unchecked because the quota store (Redis) failed.",
+            registry=registry,
+        )
         self.version_weight = Gauge(
             "promptrollouts_version_weight_percent",
             "Share of traffic each loaded version receives, in percent.",
             ["prompt", "version"],
             registry=registry,
         )
+
+    def tenant_counter(self, counter: Counter, tenant: str) -> Counter:
+        """``counter`` for ``tenant``: labelled only with TENANT_METRICS=true."""
+        return counter.labels(tenant) if self.tenant_labels else counter
 
 
 class MetricsObserver:

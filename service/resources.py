@@ -5,24 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import redis.asyncio
 from qdrant_client import AsyncQdrantClient
 
+from service.access import AccessControl
 from service.answering import AnswerService
+from service.auth import KeyFile, watch_key_file
 from service.catalog import Catalog
 from service.chat import ChatModel
 from service.chunking import read_documents
 from service.embeddings import Embedder, build_embedder
 from service.extractive import ExtractiveAnswerer
-from service.idempotency import IdempotencyStore, build_idempotency_store
+from service.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
 from service.indexing import index_documents
 from service.metrics import Metrics, MetricsObserver
 from service.openai_chat import OpenAIChatModel
+from service.quota import build_quota
 from service.registry import PromptRegistry
 from service.request_log import ContentMode, RequestLogger
 from service.resilience.breaker import BreakerConfig
@@ -50,6 +55,11 @@ class Resources:
     answers: AnswerService
     metrics: Metrics
     idempotency: IdempotencyStore
+    access: AccessControl
+    #: Shared by idempotency and quotas; None without REDIS_URL.
+    redis: redis.asyncio.Redis | None = None
+    #: Key of the HMAC that derives the Idempotency-Key sent upstream.
+    idempotency_secret: bytes = b""
 
 
 def build_resilience_config(settings: Settings) -> ResilienceConfig:
@@ -168,7 +178,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                     ", ".join(sorted({flag.rule for flag in flags})),
                 )
         collections = {c.name for c in (await qdrant.get_collections()).collections}
-        metrics = Metrics()
+        metrics = Metrics(tenant_labels=settings.tenant_metrics)
         catalog = await open_catalog(settings, collections, metrics, stack)
         chat = build_chat_model(settings, http, embedder, metrics)
         answers = AnswerService(
@@ -180,8 +190,65 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             request_log=RequestLogger(ContentMode(settings.log_content)),
             max_deadline_seconds=settings.model_max_deadline_seconds,
         )
-        idempotency = build_idempotency_store(settings.redis_url)
-        stack.push_async_callback(idempotency.close)
-        yield Resources(
-            settings, http, qdrant, embedder, catalog, chat, answers, metrics, idempotency
+        client = open_redis(settings.redis_url)
+        idempotency: IdempotencyStore = (
+            MemoryIdempotencyStore() if client is None else RedisIdempotencyStore(client)
         )
+        stack.push_async_callback(idempotency.close)  # the Redis store's closes the client
+        yield Resources(
+            settings,
+            http,
+            qdrant,
+            embedder,
+            catalog,
+            chat,
+            answers,
+            metrics,
+            idempotency,
+            open_access(settings, client, metrics, stack),
+            client,
+            build_idempotency_secret(settings),
+        )
+
+
+def open_redis(url: str | None) -> redis.asyncio.Redis | None:
+    """One client for everything replicas share (idempotency keys, tenant quotas)."""
+    if not url:
+        return None
+    return redis.asyncio.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
+
+
+def open_access(
+    settings: Settings,
+    client: redis.asyncio.Redis | None,
+    metrics: Metrics,
+    stack: AsyncExitStack,
+) -> AccessControl:
+    """Authentication and quotas; API_KEYS_FILE is read now (a broken file stops start-up)
+    and re-read in the background when it changes."""
+    keys: KeyFile | None = None
+    if settings.auth_mode == "api-key":
+        assert settings.api_keys_file is not None  # Settings requires it with api-key
+        keys = KeyFile(settings.api_keys_file)
+        _log.info("API keys loaded from %s: %d keys", settings.api_keys_file, len(keys.ring))
+        _background(stack, watch_key_file(keys, settings.api_keys_reload_seconds), "API keys")
+    return AccessControl(
+        mode=settings.auth_mode,
+        keys=keys,
+        quota=build_quota(client),
+        tenant_rpm=settings.tenant_rpm,
+        metrics=metrics,
+    )
+
+
+def build_idempotency_secret(settings: Settings) -> bytes:
+    """IDEMPOTENCY_SECRET, or a random one for this process (logged: replicas need one)."""
+    if settings.idempotency_secret is not None:
+        return settings.idempotency_secret.get_secret_value().encode()
+    if settings.redis_url:
+        _log.warning(
+            "IDEMPOTENCY_SECRET is unset: generated one for this process. Replicas sharing "
+            "REDIS_URL must all set the same IDEMPOTENCY_SECRET, or a retry served by another "
+            "replica sends the model a different Idempotency-Key"
+        )
+    return secrets.token_bytes(32)

@@ -218,13 +218,58 @@ class Settings(BaseSettings):
         default=5, ge=1, le=300, description="Idle time before a kept-alive connection is closed."
     )
 
+    # Authentication, tenants and quotas (docs/security.md).
+    auth_mode: Literal["none", "api-key"] = Field(
+        default="none",
+        description="`api-key`: callers send `Authorization: Bearer <key>` checked against "
+        "API_KEYS_FILE; `none`: no authentication (local use only).",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="YAML list of keys `{id, sha256, tenant, prompts}` (hashes only); "
+        "re-read when it changes. Required with AUTH_MODE=api-key.",
+    )
+    api_keys_reload_seconds: float = Field(
+        default=2.0, gt=0, le=3600, description="How often API_KEYS_FILE is checked for changes."
+    )
+    tenant_rpm: int = Field(
+        default=0,
+        ge=0,
+        description="Requests per minute per tenant (shared by replicas through REDIS_URL); "
+        "0 is unlimited.",
+    )
+    tenant_metrics: bool = Field(
+        default=False,
+        description="Add a `tenant` label to the per-tenant metrics (one series per tenant).",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics on this port of its own (same address as the API) "
+        "instead of on the API port.",
+    )
+    openapi: bool = Field(default=True, description="Serve /docs and /openapi.json.")
+    idempotency_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret for the Idempotency-Key sent upstream (HMAC of caller scope and "
+        "key); generated per process when unset. Replicas must share one.",
+    )
+
     @field_validator("corpus_dir", mode="before")
     @classmethod
     def _empty_disables(cls, value: object) -> object:
         return None if value in ("", None) else value
 
     @field_validator(
-        "qdrant_url", "model_base_url", "embedding_base_url", "redis_url", mode="before"
+        "qdrant_url",
+        "model_base_url",
+        "embedding_base_url",
+        "redis_url",
+        "api_keys_file",
+        "metrics_port",
+        "idempotency_secret",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -237,4 +282,10 @@ class Settings(BaseSettings):
                 "IDEMPOTENCY_LEASE_SECONDS must be longer than MODEL_MAX_DEADLINE_SECONDS, "
                 "or a slow request's key could be taken over while it still runs"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _api_keys_need_a_file(self) -> Self:
+        if self.auth_mode == "api-key" and self.api_keys_file is None:
+            raise ValueError("AUTH_MODE=api-key needs API_KEYS_FILE (a YAML list of key hashes)")
         return self

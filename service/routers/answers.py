@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
@@ -10,11 +12,14 @@ from fastapi.responses import JSONResponse, Response
 from redis.exceptions import RedisError
 
 from api.v1alpha1 import SEMVER_PATTERN
+from service.access import require_prompt
 from service.dependencies import (
     AnswerServiceDep,
+    CallerDep,
     IdempotencyStoreDep,
     MetricsDep,
     RequestIdDep,
+    ResourcesDep,
     SettingsDep,
 )
 from service.errors import IdempotencyUnavailableError
@@ -24,6 +29,7 @@ from service.idempotency import (
     StoredResponse,
     build_fingerprint,
     build_scope_key,
+    build_upstream_key,
     validate_key,
 )
 from service.schemas import AnswerRequest, AnswerResponse
@@ -31,10 +37,11 @@ from service.schemas import AnswerRequest, AnswerResponse
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["answers"])
+_log = logging.getLogger(__name__)
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys(
-    (400, 404, 409, 413, 422, 429, 502, 503), _PROBLEM
+    (400, 401, 403, 404, 409, 413, 422, 429, 502, 503), _PROBLEM
 )
 
 
@@ -58,6 +65,8 @@ async def create_answer(
     metrics: MetricsDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
+    caller: CallerDep,
+    resources: ResourcesDep,
     pinned_version: Annotated[
         str | None,
         Header(
@@ -76,14 +85,21 @@ async def create_answer(
     ] = None,
 ) -> Response:
     """Answer `question` with the prompt's current version (or the pinned `version`)."""
+    require_prompt(caller, body.prompt, metrics)
     if pinned_version is not None and body.version is None:
         body = body.model_copy(update={"version": pinned_version})
     received_at = request.scope.get("state", {}).get("received_at")
     if idempotency_key is None:
-        return _answer_response(await answers.answer(body, request_id, received_at=received_at))
+        # A fresh key per request for the model's retries, never the caller's X-Request-ID.
+        upstream_key = secrets.token_hex(32)
+        return _answer_response(
+            await answers.answer(body, request_id, upstream_key, received_at=received_at)
+        )
     key = validate_key(_unquote(idempotency_key))
-    scope = build_scope_key(request.headers.get("authorization"), key)
-    fingerprint = build_fingerprint(await request.body())
+    scope = build_scope_key(caller.scope, key)
+    fingerprint = build_fingerprint(
+        await request.body(), pinned_version=pinned_version, tenant=caller.tenant
+    )
     try:
         begun = await store.begin(scope, fingerprint, settings.idempotency_lease_seconds)
     except RedisError as error:
@@ -97,8 +113,9 @@ async def create_answer(
             headers={**dict(stored.headers), "Idempotent-Replayed": "true"},
         )
     try:
+        upstream_key = build_upstream_key(resources.idempotency_secret, scope)
         response = _answer_response(
-            await answers.answer(body, request_id, key, received_at=received_at)
+            await answers.answer(body, request_id, upstream_key, received_at=received_at)
         )
     except BaseException:
         # Failures are not stored: a retry with the same key runs again.
@@ -113,11 +130,19 @@ async def create_answer(
         body=bytes(response.body),
     )
     try:
-        await store.complete(
+        saved = await store.complete(
             scope, begun.token, fingerprint, stored, settings.idempotency_ttl_seconds
         )
-    except RedisError:
+        reason = "" if saved else "its lease expired first"
+    except RedisError as error:
         await _release_quietly(store, scope, begun.token)
+        saved, reason = False, f"the store failed ({type(error).__name__})"
+    if not saved:
+        metrics.idempotency_save_failures.inc()
+        _log.warning(
+            "answer sent but not stored for its Idempotency-Key: %s; a retry will run again",
+            reason,
+        )
     return response
 
 

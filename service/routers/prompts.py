@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
-from service.dependencies import RegistryDep
+from service.auth import decide_prompt_allowed
+from service.dependencies import CallerDep, RegistryDep
 from service.schemas import PromptsResponse, PromptSummary
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["prompts"])
 
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
-@router.get("/prompts", response_model=PromptsResponse)
-async def list_prompts(registry: RegistryDep) -> PromptsResponse:
-    """Every loaded version, with its phase and weight."""
+
+@router.get("/prompts", response_model=PromptsResponse, responses={401: _PROBLEM, 429: _PROBLEM})
+async def list_prompts(registry: RegistryDep, caller: CallerDep) -> PromptsResponse:
+    """Every loaded version the caller's key may use, with its phase and weight."""
     return PromptsResponse(
         items=[
             PromptSummary(
@@ -33,5 +38,6 @@ async def list_prompts(registry: RegistryDep) -> PromptsResponse:
                 message=served.message,
             )
             for served in registry.versions()
+            if decide_prompt_allowed(caller.prompts, served.prompt)
         ]
     )

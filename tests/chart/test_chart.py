@@ -203,7 +203,9 @@ def test_scenario_pods_are_locked_down(helm: Helm, ci_file: str) -> None:
                 if name in SECRET_ENV or (name == "REDIS_URL" and "valueFrom" in entry):
                     assert "value" not in entry, f"{ident}: {name} has a literal value"
                     assert set(entry["valueFrom"]) == {"secretKeyRef"}, ident
-    assert release.of_kind("Secret") == [], "the chart must never render a Secret"
+    # The chart's own Secrets hold hashes and a random secret, never a caller's API key.
+    names = {o["metadata"]["name"] for o in release.of_kind("Secret")}
+    assert names == {f"{FULLNAME}-api-keys", f"{FULLNAME}-idempotency"}
 
 
 # -- defaults -----------------------------------------------------------------------------------
@@ -219,7 +221,10 @@ def test_defaults_server(helm: Helm) -> None:
     assert server["args"] == [
         "python", "-m", "service", "--host", "0.0.0.0", "--port", "8000",
     ]  # fmt: skip
-    assert server["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert server["ports"] == [
+        {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
     assert server["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert server["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert server["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
@@ -229,16 +234,33 @@ def test_defaults_server(helm: Helm) -> None:
     }
     assert server["securityContext"] == CONTAINER_SECURITY
     mounts = {m["mountPath"]: m["name"] for m in server["volumeMounts"]}
-    assert mounts == {"/tmp": "tmp", "/var/lib/prompt-rollouts": "data"}
+    assert mounts == {
+        "/tmp": "tmp",
+        "/var/lib/prompt-rollouts": "data",
+        "/etc/prompt-rollouts/api-keys": "api-keys",
+    }
+    keys_mount = next(m for m in server["volumeMounts"] if m["name"] == "api-keys")
+    assert keys_mount["readOnly"] is True and "subPath" not in keys_mount  # updates propagate
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert "emptyDir" in volumes["tmp"] and "emptyDir" in volumes["data"]
+    assert volumes["api-keys"]["secret"]["secretName"] == f"{FULLNAME}-api-keys"
     env = {name: entry.get("value") for name, entry in env_of(server).items()}
     assert env == {
+        "AUTH_MODE": "api-key",
+        "API_KEYS_FILE": "/etc/prompt-rollouts/api-keys/api-keys.yaml",
+        "TENANT_RPM": "0",
+        "TENANT_METRICS": "false",
+        "METRICS_PORT": "9090",
+        "OPENAPI": "false",
+        "IDEMPOTENCY_SECRET": None,
         "PROMPT_SOURCE": "cluster",
         "KUBE_NAMESPACE": NAMESPACE,
         "LOG_LEVEL": "INFO",
         "LOG_CONTENT": "redacted",
         "QDRANT_PATH": "/var/lib/prompt-rollouts/qdrant",
+    }
+    assert env_of(server)["IDEMPOTENCY_SECRET"]["valueFrom"] == {
+        "secretKeyRef": {"name": f"{FULLNAME}-idempotency", "key": "idempotency-secret"}
     }
     # Spread over nodes, selecting this component's pods only.
     (spread,) = spec["topologySpreadConstraints"]
@@ -250,6 +272,9 @@ def test_defaults_server(helm: Helm) -> None:
     service = release.one("Service", "-server")
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert service["spec"]["ports"][1] == {
+        "name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP",
+    }  # fmt: skip
 
 
 def test_defaults_controller_is_standalone_and_namespaced(helm: Helm) -> None:
@@ -293,7 +318,7 @@ def test_defaults_rbac_is_namespaced_least_privilege(helm: Helm) -> None:
 def test_defaults_render_no_optional_feature(helm: Helm) -> None:
     release = helm.install()
     assert release.kinds() == {
-        "Deployment", "Service", "ServiceAccount", "Role", "RoleBinding",
+        "Deployment", "Service", "ServiceAccount", "Role", "RoleBinding", "Secret",
     }  # fmt: skip
     names = sorted(o["metadata"]["name"] for o in release.objects)
     assert not [n for n in names if n.endswith(("-redis", "-qdrant", "-dashboard"))]
@@ -422,13 +447,21 @@ def test_bundled_scenario(helm: Helm, cluster: HelmCluster) -> None:
     assert re.fullmatch(r"qdrant/qdrant:v\d+\.\d+\.\d+-unprivileged", box["image"])
     assert {"/qdrant/storage", "/tmp"} <= {m["mountPath"] for m in box["volumeMounts"]}
     landed(cluster, qdrant)
-    # NetworkPolicies: clients only (the test pod is one), stores from the server only.
+    # NetworkPolicies: clients only (the test pod is one), metrics from the monitoring
+    # namespace only, stores from the server only.
+    monitoring = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
     server_policy = release.one("NetworkPolicy", "-server")
-    (rule,) = server_policy["spec"]["ingress"]
+    rule, metrics_rule = server_policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     assert rule["from"] == [
         {"podSelector": {"matchLabels": {f"{FULLNAME}-client": "true"}}},
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+        *monitoring,
     ]
+    assert metrics_rule == {"ports": [{"port": "metrics", "protocol": "TCP"}], "from": monitoring}
+    (controller_rule,) = release.one("NetworkPolicy", "-controller")["spec"]["ingress"]
+    assert controller_rule == metrics_rule
     server_pods = {
         "app.kubernetes.io/name": "prompt-rollouts",
         "app.kubernetes.io/instance": RELEASE,
@@ -441,7 +474,7 @@ def test_bundled_scenario(helm: Helm, cluster: HelmCluster) -> None:
     # Prometheus Operator objects.
     monitor = release.one("ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http", "metrics"]
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
     rule_object = release.one("PrometheusRule")
     shipped = [
         yaml.safe_load((ROOT / "observability" / "prometheus" / name).read_text(encoding="utf-8"))
@@ -601,6 +634,21 @@ REJECTED = [
         id="controller-replicas-min",
     ),
     pytest.param(
+        {"auth": {"mode": "basic"}},
+        "at '/auth/mode': value must be one of 'none', 'api-key'",
+        id="auth-mode",
+    ),
+    pytest.param(
+        {"auth": {"keys": [{"id": "a", "sha256": "pr_raw-key", "tenant": "t", "prompts": ["*"]}]}},
+        "at '/auth/keys/0/sha256'",
+        id="auth-key-not-a-hash",
+    ),
+    pytest.param(
+        {"networkPolicy": {"metricsFrom": []}},
+        "at '/networkPolicy/metricsFrom'",
+        id="metrics-from-everyone",
+    ),
+    pytest.param(
         {"serverr": {}},
         "additional properties 'serverr' not allowed",
         id="unknown-key",
@@ -623,6 +671,8 @@ class _Stub(BaseHTTPRequestHandler):
     """The server's /readyz and /v1/answers, healthy or not."""
 
     ready = True
+    #: The API key the stub requires; None answers anyone (auth off on the server).
+    key: str | None = None
     seen: ClassVar[list[dict[str, Any]]] = []
 
     def _reply(self, status: int, body: dict[str, Any]) -> None:
@@ -641,6 +691,12 @@ class _Stub(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         question = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.key is not None and self.headers.get("Authorization") != f"Bearer {self.key}":
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Bearer realm="prompt-rollouts"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.seen.append(question)
         answer = {"prompt": question["prompt"], "version": "1.0.0", "outcome": "answered"}
         self._reply(200, {**answer, "answer": "Digital items are refundable within 14 days [1]."})
@@ -651,7 +707,7 @@ class _Stub(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stub_server() -> Iterator[tuple[str, type[_Stub]]]:
-    handler = type("Stub", (_Stub,), {"ready": True, "seen": []})
+    handler = type("Stub", (_Stub,), {"ready": True, "seen": [], "key": STUB_KEY})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -660,12 +716,24 @@ def stub_server() -> Iterator[tuple[str, type[_Stub]]]:
     server.server_close()
 
 
+#: The raw key in the Secret named by tests.apiKeySecret (the runner resolves the ref).
+STUB_KEY = "pr_stub-test-key"
+
+
+def _env_value(entry: dict[str, Any]) -> str:
+    if "value" in entry:
+        return str(entry["value"])
+    ref = entry["valueFrom"]["secretKeyRef"]
+    assert (ref["name"], ref["key"]) == ("test-api-key", "api-key"), ref
+    return STUB_KEY
+
+
 def run_test_pod(base_url: str, outputs: list[str]) -> Any:
     """A pod runner: the test pod's command, here, with BASE_URL pointed at the stub."""
 
     async def run(pod: dict[str, Any]) -> str:
         (box,) = pod["spec"]["containers"]
-        env = {e["name"]: e["value"] for e in box["env"]} | {"BASE_URL": base_url}
+        env = {e["name"]: _env_value(e) for e in box["env"]} | {"BASE_URL": base_url}
         assert box["command"][0] == "python"  # the image's interpreter; here, ours
         process = await asyncio.create_subprocess_exec(
             sys.executable, *box["command"][1:],
@@ -685,16 +753,83 @@ def test_helm_test_checks_readiness_and_one_answer(
     url, stub = stub_server
     outputs: list[str] = []
     helm = Helm(make_cluster(pod_runner=run_test_pod(url, outputs)))
-    helm.install({"examples": {"enabled": True}})
+    helm.install({"examples": {"enabled": True}, "tests": {"apiKeySecret": "test-api-key"}})
     result = helm.test()
     (hook,) = result["hooks"]
     assert hook["events"] == ["test"] and hook["last_run"]["phase"] == "Succeeded"
     question = "Can I get a refund for a digital item?"
-    assert stub.seen == [{"prompt": "policy-qa", "question": question}]
+    assert stub.seen == [{"prompt": "policy-qa", "question": question}]  # the keyed one
     assert "readyz: 200" in outputs[0] and "answer: policy-qa 1.0.0 answered" in outputs[0]
+    assert "no key: 401, as expected" in outputs[0]
     manifest = yaml.safe_load(hook["manifest"])
     assert manifest["spec"]["containers"][0]["image"] == "prompt-rollouts:0.1.0"
     assert manifest["metadata"]["labels"][f"{FULLNAME}-client"] == "true"  # NetworkPolicy
+
+
+def test_helm_test_fails_when_the_server_answers_without_a_key(
+    make_cluster: ClusterFactory, stub_server: tuple[str, type[_Stub]]
+) -> None:
+    url, stub = stub_server
+    stub.key = None  # a server left with AUTH_MODE=none
+    outputs: list[str] = []
+    helm = Helm(make_cluster(pod_runner=run_test_pod(url, outputs)))
+    helm.install({"tests": {"apiKeySecret": "test-api-key"}})
+    with pytest.raises(helm_sdkpy.ChartError, match="failed"):
+        helm.test()
+    assert "a request without an API key was answered" in outputs[0]
+
+
+def test_api_keys_secret_holds_hashes_and_an_existing_secret_replaces_it(helm: Helm) -> None:
+    entry = {"id": "shop-web", "sha256": "a" * 64, "tenant": "shop", "prompts": ["policy-qa"]}
+    release = helm.install({"auth": {"keys": [entry], "tenantRpm": 600}})
+    secret = release.one("Secret", "-api-keys")
+    assert yaml.safe_load(secret["stringData"]["api-keys.yaml"]) == [entry]
+    assert env_of(container(release, "server"))["TENANT_RPM"]["value"] == "600"
+    empty = helm.upgrade({}, reset_values=True)
+    assert yaml.safe_load(empty.one("Secret", "-api-keys")["stringData"]["api-keys.yaml"]) == []
+    mine = helm.upgrade(
+        {"auth": {"existingSecret": "my-keys", "existingSecretKey": "keys.yaml"}},
+        reset_values=True,
+    )
+    assert [o["metadata"]["name"] for o in mine.of_kind("Secret")] == [f"{FULLNAME}-idempotency"]
+    server = container(mine, "server")
+    assert env_of(server)["API_KEYS_FILE"]["value"] == "/etc/prompt-rollouts/api-keys/keys.yaml"
+    volume = next(
+        v for v in pod_spec(mine.one("Deployment", "-server"))["volumes"] if v["name"] == "api-keys"
+    )
+    assert volume["secret"]["secretName"] == "my-keys"
+
+
+def test_auth_none_mounts_no_keys_and_warns(helm: Helm) -> None:
+    release = helm.install({"auth": {"mode": "none"}, "server": {"openapi": True}})
+    server = container(release, "server")
+    env = env_of(server)
+    assert env["AUTH_MODE"]["value"] == "none" and "API_KEYS_FILE" not in env
+    assert env["OPENAPI"]["value"] == "true"
+    assert "api-keys" not in {m["name"] for m in server["volumeMounts"]}
+    assert release.of_kind("Secret") and not [
+        o for o in release.of_kind("Secret") if o["metadata"]["name"].endswith("-api-keys")
+    ]
+    assert 'WARNING: auth.mode is "none"' in release.notes
+
+
+def test_idempotency_secret_is_random_and_kept_across_upgrades(
+    helm: Helm, cluster: HelmCluster
+) -> None:
+    first = landed(cluster, helm.install().one("Secret", "-idempotency"))
+    value = first["data"]["idempotency-secret"]
+    assert len(value) >= 64  # base64 of 48 random characters
+    helm.upgrade({"server": {"replicas": 3}})
+    again = [
+        s
+        for s in cluster.list_objects("v1", "secrets", NAMESPACE)
+        if s["metadata"]["name"] == f"{FULLNAME}-idempotency"
+    ]
+    assert [s["data"]["idempotency-secret"] for s in again] == [value]
+    mine = helm.upgrade({"idempotency": {"existingSecret": "idem", "existingSecretKey": "k"}})
+    assert not [o for o in mine.of_kind("Secret") if o["metadata"]["name"].endswith("-idempotency")]
+    ref = env_of(container(mine, "server"))["IDEMPOTENCY_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "idem", "key": "k"}
 
 
 def test_helm_test_fails_when_the_server_is_not_ready(

@@ -29,7 +29,13 @@ from service.settings import Settings
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 #: Problem types produced outside ``_MAPPING``: (slug, status).
-EXTRA_PROBLEMS = [("invalid-request", 422), ("body-too-large", 413)]
+EXTRA_PROBLEMS = [
+    ("invalid-request", 422),
+    ("body-too-large", 413),
+    ("unauthenticated", 401),  # service.access
+    ("forbidden", 403),
+    ("tenant-quota-exceeded", 429),
+]
 PROBLEMS = [(slug, status) for _, status, slug, _ in _MAPPING] + EXTRA_PROBLEMS
 
 #: Sub-objects of the spec, documented in their own tables of docs/prompts.md.

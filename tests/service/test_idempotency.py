@@ -14,6 +14,7 @@ from service.idempotency import (
     StoredResponse,
     build_fingerprint,
     build_scope_key,
+    build_upstream_key,
     validate_key,
 )
 
@@ -186,6 +187,37 @@ def test_anonymous_scope_is_named() -> None:
 def test_scope_key_validates_the_key() -> None:
     with pytest.raises(IdempotencyKeyInvalidError):
         build_scope_key("client", "bad key")
+
+
+# --- fingerprint context and upstream keys --------------------------------------------------
+
+
+def test_fingerprint_covers_the_pinned_version_and_the_tenant() -> None:
+    body = b'{"prompt":"p","question":"q"}'
+    prints = {
+        build_fingerprint(body),
+        build_fingerprint(body, pinned_version="1.0.0"),
+        build_fingerprint(body, pinned_version="1.1.0"),
+        build_fingerprint(body, tenant="shop"),
+        build_fingerprint(body, tenant="bank"),
+        build_fingerprint(body, pinned_version="1.0.0", tenant="shop"),
+    }
+    assert len(prints) == 6
+    assert build_fingerprint(body, tenant="shop") == build_fingerprint(
+        b'{ "question": "q", "prompt": "p" }', tenant="shop"
+    )
+
+
+def test_upstream_key_is_an_hmac_of_the_scope_key() -> None:
+    shop = build_scope_key("key:shop-web", "same")
+    bank = build_scope_key("key:bank-web", "same")
+    derived = build_upstream_key(b"secret", shop)
+    assert derived == build_upstream_key(b"secret", shop)  # stable across replicas
+    assert derived != build_upstream_key(b"secret", bank)  # no collision between tenants
+    assert derived != build_upstream_key(b"other-install", shop)
+    assert "same" not in derived and len(derived) == 64
+    with pytest.raises(ValueError, match="empty"):
+        build_upstream_key(b"", shop)
 
 
 # --- StoredResponse -----------------------------------------------------------------------

@@ -299,12 +299,14 @@ def test_one_answer_is_one_trace_with_genai_attributes(
         "gen_ai.prompt.name": "policy-qa",
         "prompt_rollouts.version": "1.1.0",
         "prompt_rollouts.outcome": body["outcome"],
+        "prompt_rollouts.tenant": "anonymous",  # every span of a request names its tenant
     }
     assert body["outcome"] == "answered"
     port = httpx.URL(url).port
     assert chat.kind is SpanKind.CLIENT and chat.status.status_code is StatusCode.UNSET
     attributes = dict(chat.attributes or {})
     response_id = attributes.pop("gen_ai.response.id")
+    assert attributes.pop("prompt_rollouts.tenant") == "anonymous"
     assert isinstance(response_id, str) and response_id.startswith("chatcmpl-")
     assert attributes == {
         "gen_ai.operation.name": "chat",

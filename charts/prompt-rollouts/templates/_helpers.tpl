@@ -133,3 +133,17 @@ topologySpreadConstraints with labelSelector filled in where absent: (list . "se
 {{- end }}
 {{- toYaml $constraints }}
 {{- end }}
+
+{{/*
+The Secret holding the API keys file: the one named in auth.existingSecret, or the chart's.
+*/}}
+{{- define "prompt-rollouts.apiKeysSecret" -}}
+{{- .Values.auth.existingSecret | default (include "prompt-rollouts.componentName" (list . "api-keys")) }}
+{{- end }}
+
+{{/*
+The Secret holding IDEMPOTENCY_SECRET: idempotency.existingSecret, or the chart's.
+*/}}
+{{- define "prompt-rollouts.idempotencySecret" -}}
+{{- .Values.idempotency.existingSecret | default (include "prompt-rollouts.componentName" (list . "idempotency")) }}
+{{- end }}
