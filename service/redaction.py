@@ -94,6 +94,16 @@ _NUMERIC_ENTITY = re.compile(r"&#(?:[0-9]{1,7}|[xX][0-9A-Fa-f]{1,6});")
 _PERCENT_ROUNDS = 3
 
 
+#: A URL's query string, where ``+`` stands for a space (form encoding)...
+_QUERY = re.compile(r"\?[^\s\"'#<>]+")
+#: ...but not at the start of a name or value, where it is more likely a phone's ``+``.
+_FORM_PLUS = re.compile(r"(?<![=&?;])\+")
+
+
+def _plus_as_space(match: re.Match[str]) -> str:
+    return _FORM_PLUS.sub(" ", match.group())
+
+
 def decode_disguises(text: str) -> str:
     """`text` with percent-encoding (up to three layers) and numeric HTML entities decoded."""
     for _ in range(_PERCENT_ROUNDS):
@@ -171,10 +181,11 @@ _PREFIXED_SECRET = re.compile(
     """,
     re.VERBOSE,
 )
-#: AWS secret access keys: 40 base64 characters standing alone, with an upper- and a
-#: lower-case letter and a digit (hex digests and request ids have no upper case).
+#: AWS secret access keys: 40 base64 characters standing alone (or after a ``/``, as in
+#: a path), with an upper- and a lower-case letter and a digit (hex digests and request
+#: ids have no upper case). Not followed by base64 padding, but ``KEY=value`` is fine.
 _AWS_SECRET = re.compile(
-    r"[A-Za-z0-9/+](?<![A-Za-z0-9/+][A-Za-z0-9/+])(?=[A-Za-z0-9/+]{39}(?![A-Za-z0-9/+=]))"
+    r"[A-Za-z0-9/+](?<![A-Za-z0-9+][A-Za-z0-9/+])(?=[A-Za-z0-9/+]{39}(?![A-Za-z0-9/+]|=(?!\w)))"
     r"(?=[a-z0-9/+]{0,39}[A-Z])(?=[A-Z0-9/+]{0,39}[a-z])(?=[A-Za-z/+]{0,39}[0-9])"
     r"[A-Za-z0-9/+]{39}"
 )
@@ -405,7 +416,17 @@ def _redact_normalised(text: str) -> str:
 
 def redact(text: str) -> str:
     """`text` decoded and normalised, personal data and secrets replaced by ``[EMAIL]``…"""
-    return _redact_normalised(normalise(decode_disguises(text)))
+    text = normalise(decode_disguises(text))
+    if "%" in text and _PERCENT.search(text):  # full-width ``％４０`` is ``%40`` after NFKC
+        text = normalise(decode_disguises(text))
+    text = _redact_normalised(text)
+    if "?" in text and "+" in text:
+        # A query string's ``+`` may be a form-encoded space (``jane+@+example.com``) or
+        # itself (``%2B44``, base64): both readings are redacted, one after the other.
+        spaced = _QUERY.sub(_plus_as_space, text)
+        if spaced != text:
+            text = _redact_normalised(spaced)
+    return text
 
 
 @functools.lru_cache(maxsize=4096)
@@ -431,8 +452,9 @@ def _redact_keys(mapping: Mapping[object, object]) -> dict[object, object]:
 def redact_value(value: object) -> object:
     """`value` with every string in it redacted; mappings, lists and tuples keep their shape.
 
-    Mapping keys are redacted too (a variable name can be an e-mail address). Numbers, booleans and None pass through; bytes are
-    decoded (invalid bytes replaced) and any other object is logged as its redacted ``str``.
+    Mapping keys are redacted too (a variable name can be an e-mail address). Numbers,
+    booleans and None pass through; bytes are decoded (invalid bytes replaced) and any
+    other object is logged as its redacted ``str``.
     """
     if isinstance(value, str):
         return redact(value)

@@ -148,5 +148,3 @@ def test_send_everywhere_reaches_logs_and_spans(traced: Traced, capsys: Any) -> 
     logs = log_strings(capsys.readouterr().out, mode)
     assert leaked(marker, spans), "the marker should be visible in span attributes"
     assert leaked(marker, logs), "the marker should be visible in log lines"
-
-
