@@ -234,7 +234,7 @@ _IPV6 = re.compile(
 #: Four dotted numbers of up to three digits; ``_ipv4`` checks each is at most 255.
 _IPV4 = re.compile(r"[0-9](?<![\w.][0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?![0-9]|\.[0-9])")
 #: International numbers: ``+`` and 7-15 digits, single separators or a parenthesis.
-_PHONE_INTERNATIONAL = re.compile(r"\+(?<![\w+]\+)[0-9](?:[ ./()-]{0,2}[0-9]){6,14}")
+_PHONE_INTERNATIONAL = re.compile(r"\+(?<![\w+]\+)[0-9](?:[ ./()+-]{0,2}[0-9]){6,14}")
 _PHONE_NATIONAL = re.compile(
     r"""
     [0-9(](?<![\w+][0-9(])
@@ -388,7 +388,7 @@ def _redact_normalised(text: str) -> str:
     if "-----begin" in lowered:
         text = _PEM.sub(SECRET, text)
     text = _PREFIXED_SECRET.sub(SECRET, text)
-    if len(text) >= 40:
+    if len(text) >= 40 and any(len(word) >= 40 for word in text.split()):
         text = _AWS_SECRET.sub(SECRET, text)
     if "bearer" in lowered:
         text = _BEARER.sub(_bearer, text)
@@ -417,7 +417,7 @@ def _redact_normalised(text: str) -> str:
 def redact(text: str) -> str:
     """`text` decoded and normalised, personal data and secrets replaced by ``[EMAIL]``…"""
     text = normalise(decode_disguises(text))
-    if "%" in text and _PERCENT.search(text):  # full-width ``％４０`` is ``%40`` after NFKC
+    if "%" in text and _PERCENT.search(text):  # full-width percent signs are ``%`` after NFKC
         text = normalise(decode_disguises(text))
     text = _redact_normalised(text)
     if "?" in text and "+" in text:

@@ -14,11 +14,15 @@ With ``LOG_CONTENT=full`` the operator asked for raw content: the request event'
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -148,3 +152,56 @@ def test_send_everywhere_reaches_logs_and_spans(traced: Traced, capsys: Any) -> 
     logs = log_strings(capsys.readouterr().out, mode)
     assert leaked(marker, spans), "the marker should be visible in span attributes"
     assert leaked(marker, logs), "the marker should be visible in log lines"
+
+
+#: One disguised canary of each kind, for the real server (Hypothesis drives the rest).
+FIXED = (
+    Canary("email", "jane.doe%40example.com", "jane.doe"),
+    Canary("email", "j\u200bohn\uff20example.com", "john"),
+    Canary("card", "4111_1111_1111_1111", "4111111111111111"),
+    Canary("iban", "de89-3704-0044-0532-0130-00", "DE89370400440532013000"),
+    Canary("phone", "%2B44+20+7946+0958", "442079460958"),
+    Canary(
+        "aws",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    ),
+    Canary("hf", "hf_aZ7abcdefghijklmnopqrstuvwxyz0123", "aZ7abcdefghijklmnopqrstuvwxyz0123"),
+)
+
+
+@pytest.mark.integration
+def test_real_server_access_log_and_listener_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """uvicorn's own access and start-up lines: canaries go, the listen address stays."""
+    app = create_app(build_settings())  # routes uvicorn's loggers through ours
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="info", log_config=None, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=10) as http:
+            for canary in FIXED:
+                http.get(f"/v1/prompts?who={canary.text}&{canary.text}=1")
+                http.get(f"/v1/{canary.text}", headers={"User-Agent": quote(canary.text)})
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    out = capsys.readouterr().out
+    lines = [json.loads(line) for line in out.splitlines()]
+    access = [line for line in lines if line.get("logger") == "uvicorn.access"]
+    assert len(access) == 2 * len(FIXED), "every request has its access line"
+    listening = [str(line["event"]) for line in lines if "running on" in str(line["event"])]
+    assert listening == [f"Uvicorn running on http://127.0.0.1:{port} (Press CTRL+C to quit)"]
+    assert any("1.1.0" in str(line.get("event")) for line in lines), "versions stay readable"
+    strings = log_strings(out, "redacted")
+    for canary in FIXED:
+        assert leaked(canary, strings) == [], canary
