@@ -10,10 +10,13 @@ processors and the same renderer::
 
 Every line carries ``timestamp`` (ISO 8601, UTC), ``level``, ``logger``, ``event``, the
 context variables bound at the time (``request_id`` inside a request, see
-``service.middleware``), and the event's own keys. Every string value is redacted
-(``service.redaction``) unless wrapped in `Verbatim`; JSON is rendered ASCII-only, so
-newlines, control characters and lone surrogates in user text come out escaped and a
-line can neither be broken nor forged.
+``service.middleware``), and the event's own keys. Every key and every string value
+is redacted (``service.redaction``: percent-encoded query strings in uvicorn's access
+lines included) unless the value is wrapped in `Verbatim`; JSON is rendered
+ASCII-only, so newlines, control characters and lone surrogates in user text come out
+escaped and a line can neither be broken nor forged. One line is left as it is:
+uvicorn's ``Uvicorn running on …`` start-up line, whose address comes from the
+operator's configuration (``--host``), not from a caller.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from service.redaction import redact_value
+from service.redaction import redact_key, redact_value
 
-__all__ = ["Verbatim", "configure_logging", "redact_event"]
+__all__ = ["Verbatim", "configure_logging", "keep_listener_line", "redact_event", "write_line"]
 
 #: Stdlib loggers whose own handlers are dropped so that they propagate to ours.
 ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "service")
@@ -51,11 +54,40 @@ class Verbatim:
 
 
 def redact_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
-    """Structlog processor: redacts every value of the event but `Verbatim` ones."""
+    """Structlog processor: redacts every key and every value of the event but `Verbatim` ones.
+
+    Keys are redacted too (``log.info("x", **caller_supplied)``); two keys that redact
+    alike are kept apart (``[EMAIL]``, ``[EMAIL]#2``).
+    """
+    redacted: EventDict = {}
     for key, value in event_dict.items():
         if key in _OWN_KEYS:
+            redacted[key] = value
             continue
-        event_dict[key] = value.value if isinstance(value, Verbatim) else redact_value(value)
+        name = redact_key(key) if isinstance(key, str) else key
+        if name in redacted:
+            suffix = 2
+            while f"{name}#{suffix}" in redacted:
+                suffix += 1
+            name = f"{name}#{suffix}"
+        redacted[name] = value.value if isinstance(value, Verbatim) else redact_value(value)
+    return redacted
+
+
+#: uvicorn's start-up line: its scheme, host and port are the operator's, not a caller's.
+_LISTENER_LINE = "Uvicorn running on "
+
+
+def keep_listener_line(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Structlog processor: uvicorn's ``Uvicorn running on http://HOST:PORT`` stays whole."""
+    record = event_dict.get("_record")
+    if (
+        isinstance(record, logging.LogRecord)
+        and record.name == "uvicorn.error"
+        and isinstance(record.msg, str)
+        and record.msg.startswith(_LISTENER_LINE)
+    ):
+        event_dict["event"] = Verbatim(event_dict["event"])
     return event_dict
 
 
@@ -74,7 +106,8 @@ def _dumps(event_dict: EventDict, **_: Any) -> str:
 _WRITE_LOCK = threading.Lock()
 
 
-def _write_line(line: str) -> None:
+def write_line(line: str) -> None:
+    """Write `line` and a newline to stdout, never interleaved with another writer's line."""
     # sys.stdout as it is now (not as it was at configuration: tests swap it).
     with _WRITE_LOCK:
         sys.stdout.write(line + "\n")
@@ -86,7 +119,7 @@ class _StdoutHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            _write_line(self.format(record))
+            write_line(self.format(record))
         except RecursionError:
             raise
         except Exception:  # logging must never raise into the caller
@@ -101,7 +134,7 @@ class _StdoutLogger:
 
     def msg(self, message: str) -> None:
         """Write `message` (every level method is this one)."""
-        _write_line(message)
+        write_line(message)
 
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 
@@ -119,6 +152,7 @@ def _shared_processors() -> list[Processor]:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        keep_listener_line,
         redact_event,
         _leading_keys_first,
     ]

@@ -5,7 +5,8 @@
     RequestRecord ──build_request_fields(record, mode)──> fields ──RequestLogger.log──> JSON line
 
 Content is the rendered prompt (``messages``), the ``response`` and the request's
-``variables``. The error message, which may quote user text, is redacted in every mode.
+``variables`` (in ``redacted`` mode their names too: a name can be an e-mail address).
+The error message, which may quote user text, is redacted in every mode.
 """
 
 from __future__ import annotations

@@ -19,12 +19,19 @@ after another (tests, reloads) each get their own.
 
 Message content (prompts, answers, retrieval queries) is recorded only when
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``, and only after
-:func:`service.redaction.redact`. Error messages on spans are always redacted.
+:func:`service.redaction.redact`. Beyond that, the instrumentations and our own helpers
+all trace through a :class:`service.trace_redaction.RedactingTracerProvider`: every
+span name, attribute (key and value: ``http.url``, ``url.query``, ``user_agent.original``
+…), event, link and status description is redacted before the SDK records it.
+
+The console exporter writes one JSON object per line on stdout, like the logs, through
+the logs' writer (so span and log lines never interleave).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -32,7 +39,7 @@ import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Protocol, cast
 
 import httpx
 from opentelemetry import trace
@@ -40,13 +47,15 @@ from opentelemetry.trace import NoOpTracer, Span, SpanKind, Status, StatusCode, 
 from opentelemetry.util.types import AttributeValue
 
 from service.errors import ServiceError, UpstreamError
+from service.logs import write_line
 from service.outcome import outcome_of_error
 from service.redaction import redact
+from service.trace_redaction import RedactingTracerProvider
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from service.chat import ChatRequest, ChatResponse
@@ -61,6 +70,7 @@ __all__ = [
     "answer_span",
     "build_chat_attributes",
     "build_chat_response_attributes",
+    "build_console_line",
     "build_error_type",
     "build_input_messages",
     "build_output_messages",
@@ -257,7 +267,7 @@ class TracingHandle:
     closed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
-        self.tracer = self.provider.get_tracer(_SCOPE)
+        self.tracer = RedactingTracerProvider(self.provider).get_tracer(_SCOPE)
 
     def shutdown(self, timeout_millis: int = 5_000) -> None:
         """Uninstrument, export the spans still queued and stop the exporter (idempotent)."""
@@ -321,9 +331,10 @@ def configure_tracing(app: FastAPI, http: httpx.AsyncClient | None = None) -> Tr
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor  # noqa: PLC0415
 
     from_env = {"OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS"} & set(os.environ)
+    redacting = RedactingTracerProvider(provider)
     FastAPIInstrumentor.instrument_app(
         app,
-        tracer_provider=provider,
+        tracer_provider=redacting,
         excluded_urls=None if from_env else _EXCLUDED_URLS,
         exclude_spans=["receive", "send"],
     )
@@ -331,7 +342,7 @@ def configure_tracing(app: FastAPI, http: httpx.AsyncClient | None = None) -> Tr
     # it with the OpenTelemetry middleware in (uninstrument_app rebuilds it the same way).
     app.middleware_stack = app.build_middleware_stack()
     if http is not None:
-        HTTPXClientInstrumentor.instrument_client(http, tracer_provider=provider)
+        HTTPXClientInstrumentor.instrument_client(http, tracer_provider=redacting)
     handle = TracingHandle(provider, decide_capture_content(os.environ), app, http, owned)
     _active = handle
     return handle
@@ -352,7 +363,8 @@ def _build_provider(exporters: Sequence[str], version: str) -> TracerProvider | 
         if name == "otlp":
             built.append(_build_otlp_exporter())
         elif name == "console":
-            built.append(ConsoleSpanExporter())
+            out = cast("IO[str]", _LineWriter())
+            built.append(ConsoleSpanExporter(out=out, formatter=build_console_line))
         else:
             _log.warning(
                 "OTEL_TRACES_EXPORTER: %r is not supported (%s)", name, ", ".join(_EXPORTERS)
@@ -363,6 +375,23 @@ def _build_provider(exporters: Sequence[str], version: str) -> TracerProvider | 
     for exporter in built:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+def build_console_line(span: ReadableSpan) -> str:
+    """One span as one line of compact JSON (the console exporter's format)."""
+    return json.dumps(json.loads(span.to_json(indent=None)), separators=(",", ":")) + "\n"
+
+
+class _LineWriter(io.TextIOBase):
+    """The console exporter's output: each line through the logs' writer."""
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            write_line(line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Lines are flushed as they are written."""
 
 
 def _build_otlp_exporter() -> SpanExporter:

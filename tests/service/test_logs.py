@@ -190,3 +190,45 @@ def test_key_value_rendering_escapes_controls(capsys: pytest.CaptureFixture[str]
     assert line.startswith("timestamp=")
     assert "event='hi'" in line
     assert "\\n" in line
+
+
+def test_event_keys_are_redacted_and_kept_apart(lines: ReadLines) -> None:
+    configure_logging("INFO")
+
+    fields = {"jane@example.com": 1, "john@example.com": 2, "tone": "x"}
+    structlog.get_logger("service.x").info("variables", **fields)
+
+    (line,) = lines()
+    assert {k: line[k] for k in ("[EMAIL]", "[EMAIL]#2", "tone")} == {
+        "[EMAIL]": 1,
+        "[EMAIL]#2": 2,
+        "tone": "x",
+    }
+    assert "jane" not in json.dumps(line)
+
+
+def test_access_line_query_strings_are_decoded_then_redacted(lines: ReadLines) -> None:
+    configure_logging("INFO")
+    logging.getLogger("uvicorn.access").setLevel("INFO")  # as uvicorn --log-level info does
+
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "10.1.2.3:5000", "GET", "/v1/x?e=jane%40example.com", "1.1", 200
+    )
+
+    (line,) = lines()
+    assert line["event"] == '[IP]:5000 - "GET /v1/x?e=[EMAIL] HTTP/1.1" 200'
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "10.1.2.3", "0.0.0.0"])
+def test_listener_line_keeps_its_address(host: str, lines: ReadLines) -> None:
+    configure_logging("INFO")
+    logging.getLogger("uvicorn.error").setLevel("INFO")  # as uvicorn --log-level info does
+
+    message = "Uvicorn running on %s://%s:%d (Press CTRL+C to quit)"
+    logging.getLogger("uvicorn.error").info(message, "http", host, 8000)
+    # The same words from another logger (a caller's text) get no such pass.
+    logging.getLogger("service.x").info(message, "http", host, 8000)
+
+    listener, other = lines()
+    assert listener["event"] == f"Uvicorn running on http://{host}:8000 (Press CTRL+C to quit)"
+    assert ("[IP]" in str(other["event"])) is (host == "10.1.2.3")

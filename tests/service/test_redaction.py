@@ -144,7 +144,7 @@ def test_iban_valid(candidate: str, valid: bool) -> None:
         ("IBAN DE89 3704 0044 0532 0130 00, thanks", "IBAN [IBAN], thanks"),
         ("GB82WEST12345698765432", "[IBAN]"),
         ("from 203.0.113.7:8080", "from [IP]:8080"),
-        ("host 2001:db8::1, then ::1.", "host [IP], then [IP]."),
+        ("host 2001:db8::1, then 2001:db8::2.", "host [IP], then [IP]."),
         ("[fe80::1ff:fe23:4567:890a]:443", "[[IP]]:443"),
         ("::ffff:192.0.2.128", "[IP]"),
         ("sk-proj-Abc123def456ghi789jkl", "[SECRET]"),
@@ -246,7 +246,7 @@ def test_redact_is_idempotent_on_its_tokens() -> None:
     assert redact(text) == text
 
 
-def test_redact_value_keeps_shape_and_keys() -> None:
+def test_redact_value_keeps_shape_and_redacts_keys() -> None:
     value = {
         "email": "john@example.com",
         "nested": [("+44 20 7946 0958", 3), {"ip": "10.0.0.1"}],
@@ -255,7 +255,8 @@ def test_redact_value_keeps_shape_and_keys() -> None:
         "none": None,
         "ratio": 0.5,
         "raw": b"card 4111111111111111 \xff",
-        "john@example.com": "keys are kept",
+        "john@example.com": "keys are redacted too",
+        "jane@example.com": "and kept apart",
     }
 
     assert redact_value(value) == {
@@ -266,7 +267,8 @@ def test_redact_value_keeps_shape_and_keys() -> None:
         "none": None,
         "ratio": 0.5,
         "raw": "card [CARD] \ufffd",
-        "john@example.com": "keys are kept",
+        "[EMAIL]": "keys are redacted too",
+        "[EMAIL]#2": "and kept apart",
     }
 
 

@@ -290,4 +290,24 @@ def test_request_id_on_uvicorn_access_line(capsys: pytest.CaptureFixture[str]) -
     ]
     assert response.status_code == 200
     assert [line["request_id"] for line in access] == ["req-87654321"]
-    assert str(access[0]["event"]).startswith("[IP]:")
+    # A loopback client names no one: kept (other client addresses are redacted).
+    assert str(access[0]["event"]).startswith("127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        (ContentMode.REDACTED, {"[EMAIL]": "formal", "tone": "[PHONE]"}),
+        (ContentMode.FULL, {"jane@example.com": "formal", "tone": "+44 20 7946 0958"}),
+    ],
+)
+def test_variable_names_are_redacted_like_values(
+    mode: ContentMode, expected: dict[str, str]
+) -> None:
+    variables = {"jane@example.com": "formal", "tone": "+44 20 7946 0958"}
+
+    fields = build_request_fields(replace(RECORD, variables=variables), mode)
+
+    logged = fields["variables"]
+    assert isinstance(logged, Verbatim)
+    assert logged.value == expected
