@@ -5,8 +5,9 @@ in process (the service built from the environment, ``create_app(Settings())``, 
 lifespan run) or against a running service (``--url``). Scoring, comparison and the
 report are pure (``promptctl.evaluation``); this module only does the I/O.
 
-Exit codes: 0 no regression, 1 a regression (with ``--fail-on-regression``),
-2 bad input (file, eval set, versions, service).
+Exit codes: 0 the candidate passes; 1 a regression (with ``--fail-on-regression``) or
+fewer passes than ``--min-pass-rate`` of the baseline's; 2 a setup or input error (file,
+eval set, a version that cannot be served, no service to ask, nothing evaluated).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from promptctl.evaluation import (
     EvalCase,
     EvalSet,
     EvalSetError,
+    Gate,
     ReportMeta,
+    assess_gate,
+    assess_servability,
     compare,
     parse_evalset,
     render_report,
@@ -37,6 +41,7 @@ from promptctl.evaluation import (
     score_case,
 )
 from service.app import create_app
+from service.errors import ServiceError
 from service.settings import Settings
 
 __all__ = ["EvalInputError", "eval_command", "fetch_versions", "run_evalset"]
@@ -59,23 +64,33 @@ async def _open_client(url: str | None, request_timeout: float) -> AsyncIterator
         app = create_app(Settings())
     except ValidationError as error:
         raise EvalInputError(f"invalid service settings in the environment: {error}") from error
-    async with app.router.lifespan_context(app):
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        except ServiceError as error:
+            # The same sentence `promptctl index` prints (a locked local store, ...).
+            raise EvalInputError(
+                f"the in-process service cannot start: {error}; or evaluate the running "
+                "service instead with --url (e.g. --url http://127.0.0.1:8000)"
+            ) from None
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://promptctl-eval", timeout=request_timeout
-        ) as client:
-            yield client
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(
+                transport=transport, base_url="http://promptctl-eval", timeout=request_timeout
+            )
+        )
+        yield client
 
 
-async def fetch_versions(client: httpx.AsyncClient, prompt: str) -> list[str]:
-    """The versions of `prompt` the service has loaded (`GET /v1/prompts`)."""
+async def fetch_versions(client: httpx.AsyncClient, prompt: str) -> dict[str, dict[str, Any]]:
+    """The versions of `prompt` the service has loaded (`GET /v1/prompts`), by version."""
     try:
         response = await client.get("/v1/prompts")
         response.raise_for_status()
     except httpx.HTTPError as error:
         raise EvalInputError(f"cannot list prompts at {client.base_url}: {error}") from error
     items: list[dict[str, Any]] = response.json()["items"]
-    versions = [str(item["version"]) for item in items if item["prompt"] == prompt]
+    versions = {str(item["version"]): item for item in items if item["prompt"] == prompt}
     if not versions:
         loaded = ", ".join(sorted({str(item["prompt"]) for item in items})) or "none"
         raise EvalInputError(f"prompt {prompt!r} is not loaded; loaded prompts: {loaded}")
@@ -105,7 +120,12 @@ async def _ask(
     if not isinstance(data, dict):
         return {"status": response.status_code, "detail": response.text[:200]}
     if response.is_error:
-        data.setdefault("status", response.status_code)
+        # A problem body may carry an `outcome` (503 "unavailable"): it is still no answer.
+        return {
+            "status": response.status_code,
+            "title": data.get("title"),
+            "detail": data.get("detail"),
+        }
     return data
 
 
@@ -119,6 +139,15 @@ async def run_evalset(
         raise EvalInputError(
             f"{evalset.prompt} has no version {', '.join(missing)}; "
             f"loaded versions: {', '.join(available)}"
+        )
+    invalid = [v for v in dict.fromkeys(versions) if available[v].get("phase") == "Invalid"]
+    if invalid:
+        raise EvalInputError(
+            "; ".join(
+                f"{evalset.prompt} {v} cannot be served: it is Invalid "
+                f"({available[v].get('message') or 'no reason given'})"
+                for v in invalid
+            )
         )
     gate = asyncio.Semaphore(concurrency)
 
@@ -138,6 +167,9 @@ async def run_evalset(
     results: dict[str, list[CaseResult]] = {version: [] for version in order}
     for (version, _), result in zip(jobs, scored, strict=True):
         results[version].append(result)
+    problems = [p for v in order if (p := assess_servability(v, results[v])) is not None]
+    if problems:
+        raise EvalInputError(f"{evalset.prompt}: " + "; ".join(problems))
     return results
 
 
@@ -152,7 +184,7 @@ async def _run(
 
 
 def _fail(err: Console, message: str) -> typer.Exit:
-    err.print(f"[red]error[/red] {escape(message)}")
+    err.print(f"[red]error[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -168,6 +200,15 @@ def eval_command(
         Path | None,
         typer.Option("--output", "-o", help="Write the Markdown report here; default: stdout."),
     ] = None,
+    min_pass_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Exit 1 when the candidate passes fewer cases than this fraction of the "
+            "cases the baseline passes (1.0: at least as many).",
+        ),
+    ] = 1.0,
     fail_on_regression: Annotated[
         bool,
         typer.Option(
@@ -180,7 +221,12 @@ def eval_command(
     ] = 4,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for one answer.")] = 60.0,
 ) -> None:
-    """Compare two versions of a prompt on an eval set; report regressions in Markdown."""
+    """Compare two versions of a prompt on an eval set; report regressions in Markdown.
+
+    Exit codes: 0 the candidate passes; 1 a regression, fewer passes than --min-pass-rate
+    of the baseline's, or no case passed; 2 a setup or input error (bad file or eval
+    set, a version that cannot be served, no service, nothing could be evaluated).
+    """
     err = Console(stderr=True)
     try:
         parsed = parse_evalset(evalset.read_text(encoding="utf-8"))
@@ -188,7 +234,7 @@ def eval_command(
         raise _fail(err, f"cannot read {evalset}: {error.strerror or error}") from error
     except EvalSetError as error:
         for problem in error.problems:
-            err.print(f"[red]error[/red] {escape(f'{evalset}: {problem}')}")
+            err.print(f"[red]error[/red] {escape(f'{evalset}: {problem}')}", soft_wrap=True)
         raise typer.Exit(code=2) from error
     if output is not None and not output.parent.is_dir():
         raise _fail(err, f"cannot write {output}: {output.parent} is not a folder")
@@ -199,6 +245,9 @@ def eval_command(
     except EvalInputError as error:
         raise _fail(err, str(error)) from error
     comparison = compare(results[baseline], results[candidate])
+    verdict = assess_gate(
+        comparison, Gate(min_pass_rate=min_pass_rate, fail_on_regression=fail_on_regression)
+    )
     meta = ReportMeta(
         prompt=parsed.prompt,
         evalset=str(evalset),
@@ -206,12 +255,12 @@ def eval_command(
         candidate=candidate,
         target=url or IN_PROCESS,
     )
-    report = render_report(comparison, meta)
+    report = render_report(comparison, meta, verdict)
     if output is None:
         typer.echo(report, nl=False)
     else:
         output.write_text(report, encoding="utf-8")
-        err.print(f"report written to {escape(str(output))}")
-    err.print(escape(render_verdict(comparison, meta)))
-    if comparison.regressions and fail_on_regression:
+        err.print(f"report written to {escape(str(output))}", soft_wrap=True)
+    err.print(escape(render_verdict(comparison, meta, verdict)), soft_wrap=True)
+    if not verdict.passed:
         raise typer.Exit(code=1)

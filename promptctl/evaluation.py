@@ -39,9 +39,13 @@ __all__ = [
     "EvalSet",
     "EvalSetError",
     "Expectation",
+    "Gate",
     "ReportMeta",
+    "Verdict",
     "VersionSummary",
     "assess_change",
+    "assess_gate",
+    "assess_servability",
     "compare",
     "parse_evalset",
     "render_report",
@@ -188,6 +192,8 @@ class CaseResult:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    #: Why the request failed (no answer to check), or None when it was answered.
+    error: str | None = None
 
 
 def _fold(text: str) -> str:
@@ -228,12 +234,14 @@ def score_case(case: EvalCase, response: Mapping[str, Any]) -> CaseResult:
     if "outcome" not in response:
         status = response.get("status", "?")
         reason = ": ".join(str(response[k]) for k in ("title", "detail") if response.get(k))
+        error = f"HTTP {status} {reason}".rstrip()
         return CaseResult(
             case_id=case.id,
             question=case.question,
             passed=False,
-            failures=[f"request failed: HTTP {status} {reason}".rstrip()],
+            failures=[f"request failed: {error}"],
             outcome=f"HTTP {status}",
+            error=error,
         )
     failures = _check(case.expect, response)
     usage = response.get("usage") or {}
@@ -370,6 +378,74 @@ def compare(baseline: Sequence[CaseResult], candidate: Sequence[CaseResult]) -> 
     return Comparison(cases, old, new, deltas)
 
 
+# --- gates ---------------------------------------------------------------------------
+
+
+def assess_servability(version: str, results: Sequence[CaseResult]) -> str | None:
+    """Why `version` could not be evaluated at all, or None when it was.
+
+    A 404 means the service cannot serve the version (unknown or Invalid); a run where
+    every request failed evaluated nothing. Either is a setup error, never a verdict.
+    """
+    not_found = next((r for r in results if r.outcome == "HTTP 404"), None)
+    if not_found is not None:
+        return f"version {version} cannot be served: {not_found.error}"
+    if results and all(r.error is not None for r in results):
+        return (
+            f"nothing could be evaluated on version {version}: every request failed "
+            f"(first: {results[0].error})"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What the candidate must do to pass."""
+
+    #: The candidate must pass at least this fraction of the cases the baseline passes.
+    min_pass_rate: float = 1.0
+    #: A case that passes on the baseline and fails on the candidate fails the run.
+    fail_on_regression: bool = True
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """PASS or FAIL, and every reason for a FAIL."""
+
+    passed: bool
+    reasons: list[str]
+
+
+def assess_gate(comparison: Comparison, gate: Gate) -> Verdict:
+    """Judge the candidate: regressions, the pass-rate threshold, errors, nothing passed.
+
+    A case the candidate could not answer (an error response) fails the run even when
+    the baseline errs too: an error is never a silent pass.
+    """
+    reasons: list[str] = []
+    regressions = comparison.regressions
+    if regressions and gate.fail_on_regression:
+        ids = ", ".join(c.case_id for c in regressions)
+        reasons.append(f"{len(regressions)} regression(s) ({ids})")
+    required = gate.min_pass_rate * comparison.baseline.passed
+    if comparison.candidate.passed < required - 1e-9:
+        reasons.append(
+            f"the candidate passes {comparison.candidate.passed} case(s), fewer than "
+            f"--min-pass-rate {gate.min_pass_rate:g} x the baseline's "
+            f"{comparison.baseline.passed} = {required:g}"
+        )
+    errored = [c for c in comparison.cases if c.candidate.error is not None]
+    if errored:
+        ids = ", ".join(c.case_id for c in errored)
+        reasons.append(
+            f"{len(errored)} case(s) got no answer from the candidate ({ids}; first: "
+            f"{errored[0].candidate.error})"
+        )
+    if comparison.candidate.passed == 0:
+        reasons.append("the candidate passes no case")
+    return Verdict(passed=not reasons, reasons=reasons)
+
+
 # --- report ----------------------------------------------------------------------------
 
 
@@ -399,18 +475,21 @@ def _rate(summary: VersionSummary) -> str:
     return f"{summary.passed}/{summary.cases} ({summary.pass_rate:.1%})"
 
 
-def render_verdict(comparison: Comparison, meta: ReportMeta) -> str:
-    """One line: PASS or FAIL, and why."""
+def render_verdict(comparison: Comparison, meta: ReportMeta, verdict: Verdict | None = None) -> str:
+    """One line: PASS or FAIL, and why (`verdict` defaults to the default gate's)."""
+    verdict = verdict or assess_gate(comparison, Gate())
     rates = (
         f"{meta.candidate} passes {comparison.candidate.passed}/{comparison.candidate.cases}, "
         f"{meta.baseline} passes {comparison.baseline.passed}/{comparison.baseline.cases}"
     )
     both = len(comparison.with_status(CaseStatus.SAME_FAIL))
     extra = f"; {both} case(s) fail on both versions" if both else ""
+    if not verdict.passed:
+        return f"FAIL: {'; '.join(verdict.reasons)}; {rates}{extra}"
     regressions = comparison.regressions
-    if regressions:
+    if regressions:  # tolerated: --no-fail-on-regression
         ids = ", ".join(c.case_id for c in regressions)
-        return f"FAIL: {len(regressions)} regression(s) ({ids}); {rates}{extra}"
+        return f"PASS: {len(regressions)} regression(s) tolerated ({ids}); {rates}{extra}"
     return f"PASS: no regressions; {rates}{extra}"
 
 
@@ -463,12 +542,12 @@ def _detail(case: CaseComparison, meta: ReportMeta) -> list[str]:
     return [*lines, ""]
 
 
-def render_report(comparison: Comparison, meta: ReportMeta) -> str:
+def render_report(comparison: Comparison, meta: ReportMeta, verdict: Verdict | None = None) -> str:
     """The Markdown report: verdict, summary, regressions first, improvements, every case."""
     lines = [
         f"# Eval: {meta.prompt} {meta.baseline} → {meta.candidate}",
         "",
-        f"**{render_verdict(comparison, meta)}**",
+        f"**{render_verdict(comparison, meta, verdict)}**",
         "",
         f"Eval set `{meta.evalset}`, {len(comparison.cases)} cases, run against {meta.target}.",
         "",

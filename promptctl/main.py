@@ -40,3 +40,6 @@ app.command("abort")(abort_command)
 app.command("pause")(pause_command)
 app.command("resume")(resume_command)
 app.command("retry")(retry_command)
+
+if __name__ == "__main__":  # `python -m promptctl.main ...` from a checkout
+    app()

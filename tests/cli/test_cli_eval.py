@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from pathlib import Path
@@ -9,10 +10,14 @@ from typing import Any
 
 import pytest
 import yaml
+from qdrant_client import AsyncQdrantClient
 from typer.testing import CliRunner
 
+from fakemodel.app import FakeModelState, create_fake_model_app
+from fakemodel.faults import Faults
 from promptctl.evaluation import parse_evalset
 from promptctl.main import app
+from tests.support.servers import serve_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -93,9 +98,78 @@ def test_a_regressing_candidate_fails_and_names_the_cases(prompts_with_candidate
     assert "| `off-topic-capital` | same-pass | ✓ unknown | ✓ unknown |" in report
     assert f"FAIL: {len(covered_ids())} regression(s) (digital-refund-two-weeks," in failed.stderr
 
-    tolerated = runner.invoke(app, [*args, "--no-fail-on-regression"], env=env)
+    # Tolerating regressions still leaves the pass-rate gate: 3 passes < 1.0 x 15.
+    below = runner.invoke(app, [*args, "--no-fail-on-regression"], env=env)
+    assert below.exit_code == 1, below.output
+    assert regressed_ids(below.stdout) == covered_ids()
+    cases = len(parse_evalset(EVALSET.read_text(encoding="utf-8")).cases)
+    passed = cases - len(covered_ids())
+    assert (
+        f"FAIL: the candidate passes {passed} case(s), fewer than --min-pass-rate 1 x "
+        f"the baseline's {cases} = {cases}" in below.stderr
+    )
+
+    floor = f"{passed / cases:.4f}"
+    tolerated = runner.invoke(
+        app, [*args, "--no-fail-on-regression", "--min-pass-rate", floor], env=env
+    )
     assert tolerated.exit_code == 0, tolerated.output
-    assert regressed_ids(tolerated.stdout) == covered_ids()
+    assert f"PASS: {len(covered_ids())} regression(s) tolerated" in tolerated.stderr
+
+
+def test_invalid_versions_are_a_setup_error_not_a_pass() -> None:
+    """No corpus: both versions are Invalid (their collection does not exist)."""
+    env = service_env(ROOT / "prompts") | {"CORPUS_DIR": ""}
+    result = CliRunner().invoke(app, SHIPPED, env=env)
+    assert result.exit_code == 2, result.output
+    assert (
+        "policy-qa 1.0.0 cannot be served: it is Invalid (retrieval.collection 'policies' "
+        "does not exist); policy-qa 1.1.0 cannot be served: it is Invalid" in result.stderr
+    )
+    assert "PASS" not in result.output
+    assert result.stdout == ""
+
+
+@pytest.fixture
+def failing_model() -> Any:
+    """A fake model that answers every chat request with 503."""
+    state = FakeModelState(faults=Faults(status=503))
+    with serve_in_thread(create_fake_model_app(state)) as url:
+        yield f"{url}/v1"
+
+
+def test_a_model_that_never_answers_fails_the_run(failing_model: str) -> None:
+    """Covered cases error on both versions: no regression, yet never a pass."""
+    env = service_env(ROOT / "prompts") | {
+        "MODEL_BASE_URL": failing_model,
+        "MODEL_MAX_ATTEMPTS": "1",
+    }
+    result = CliRunner().invoke(app, SHIPPED, env=env)
+    assert result.exit_code == 1, result.output
+    assert f"FAIL: {len(covered_ids())} case(s) got no answer from the candidate" in result.stderr
+    assert "first: HTTP 503" in result.stderr
+    assert "| `digital-refund-two-weeks` | same-fail |" in result.stdout
+
+
+def test_a_locked_local_store_gets_the_index_sentence_and_url_advice(tmp_path: Path) -> None:
+    store = tmp_path / "qdrant"
+    store.mkdir()
+    env = service_env(ROOT / "prompts") | {"QDRANT_PATH": str(store), "CORPUS_DIR": ""}
+    holder = AsyncQdrantClient(path=str(store))
+    try:
+        indexed = CliRunner().invoke(
+            app, ["index", str(ROOT / "data" / "policies"), "--collection", "p"], env=env
+        )
+        evaluated = CliRunner().invoke(app, SHIPPED, env=env)
+    finally:
+        asyncio.run(holder.close())
+    sentence = indexed.stderr.removeprefix("error:").strip()
+    assert "in use by another process" in sentence
+    assert evaluated.exit_code == 2, evaluated.output
+    assert sentence in evaluated.stderr
+    assert "--url" in evaluated.stderr
+    assert "Traceback" not in evaluated.output
+    assert evaluated.stdout == ""
 
 
 def test_an_unknown_version_names_the_loaded_ones() -> None:

@@ -12,8 +12,11 @@ from promptctl.evaluation import (
     CaseStatus,
     EvalCase,
     EvalSetError,
+    Gate,
     ReportMeta,
     assess_change,
+    assess_gate,
+    assess_servability,
     compare,
     parse_evalset,
     render_report,
@@ -369,8 +372,125 @@ def test_report_verdict_and_numbers() -> None:
 
 def test_report_passes_without_regressions_and_escapes_table_cells() -> None:
     failing = CaseResult("a", "q", False, ["contains_any: none of 'x|y'"], "answered")
-    report = render_report(compare([failing], [failing]), META)
-    assert "**PASS: no regressions; 2.0.0 passes 0/1, 1.0.0 passes 0/1" in report
+    passing = CaseResult("b", "q", True, [], "answered")
+    report = render_report(compare([failing, passing], [failing, passing]), META)
+    assert "**PASS: no regressions; 2.0.0 passes 1/2, 1.0.0 passes 1/2" in report
     assert "## Regressions (0)\n\nNone." in report
     assert "| Mean latency | n/a | n/a | n/a |" in report
     assert "none of 'x\\|y'" in report
+
+
+# --- gates -----------------------------------------------------------------------------
+
+
+def errored(case_id: str, status: int = 503) -> CaseResult:
+    return score_case(
+        EvalCase.model_validate({"id": case_id, "question": "q", "expect": {"outcome": "unknown"}}),
+        {"status": status, "title": "Prompt not found" if status == 404 else "Model unavailable"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("results", "problem"),
+    [
+        ([result("a", True), result("b", False)], None),
+        ([errored("a"), result("b", False)], None),
+        (
+            [errored("a"), errored("b")],
+            "nothing could be evaluated on version 1.0.0: every request failed "
+            "(first: HTTP 503 Model unavailable)",
+        ),
+        (
+            [result("a", True), errored("b", 404)],
+            "version 1.0.0 cannot be served: HTTP 404 Prompt not found",
+        ),
+        ([], None),
+    ],
+    ids=["answered", "some-errors", "every-request-failed", "a-404", "no-cases"],
+)
+def test_assess_servability(results: list[CaseResult], problem: str | None) -> None:
+    assert assess_servability("1.0.0", results) == problem
+
+
+def passes(*flags: bool) -> list[CaseResult]:
+    return [result(f"c{i}", flag) for i, flag in enumerate(flags)]
+
+
+@pytest.mark.parametrize(
+    ("baseline", "candidate", "gate", "reasons"),
+    [
+        (passes(True, True, False), passes(True, True, False), Gate(), []),
+        (passes(True, False), passes(True, True), Gate(), []),
+        (
+            passes(True, True, False),
+            passes(True, False, True),
+            Gate(),
+            ["1 regression(s) (c1)"],
+        ),
+        (
+            passes(True, True, False),
+            passes(True, False, True),
+            Gate(fail_on_regression=False),
+            [],
+        ),
+        (
+            passes(True, True, True, True),
+            passes(True, True, True, False),
+            Gate(min_pass_rate=0.5, fail_on_regression=False),
+            [],
+        ),
+        (
+            passes(True, True, True, True),
+            passes(True, False, False, False),
+            Gate(min_pass_rate=0.5, fail_on_regression=False),
+            [
+                "the candidate passes 1 case(s), fewer than --min-pass-rate 0.5 x the "
+                "baseline's 4 = 2"
+            ],
+        ),
+        (passes(False, False), passes(False, False), Gate(), ["the candidate passes no case"]),
+        (
+            passes(True, True),
+            [result("c0", True), errored("c1")],
+            Gate(),
+            [
+                "1 regression(s) (c1)",
+                "the candidate passes 1 case(s), fewer than --min-pass-rate 1 x the "
+                "baseline's 2 = 2",
+                "1 case(s) got no answer from the candidate (c1; first: HTTP 503 Model "
+                "unavailable)",
+            ],
+        ),
+        (
+            [result("c0", True), errored("c1")],
+            [result("c0", True), errored("c1")],
+            Gate(),
+            ["1 case(s) got no answer from the candidate (c1; first: HTTP 503 Model unavailable)"],
+        ),
+    ],
+    ids=[
+        "same",
+        "improvement",
+        "regression",
+        "regression-tolerated",
+        "threshold-met",
+        "below-threshold",
+        "nothing-passes",
+        "errors-count-as-failures",
+        "errors-on-both-still-fail",
+    ],
+)
+def test_assess_gate(
+    baseline: list[CaseResult], candidate: list[CaseResult], gate: Gate, reasons: list[str]
+) -> None:
+    verdict = assess_gate(compare(baseline, candidate), gate)
+    assert verdict.reasons == reasons
+    assert verdict.passed is (not reasons)
+
+
+def test_verdict_line_says_why_and_what_was_tolerated() -> None:
+    comparison = compare(passes(True, True), passes(True, False))
+    tolerated = assess_gate(comparison, Gate(min_pass_rate=0.5, fail_on_regression=False))
+    assert render_report(comparison, META, tolerated).splitlines()[2] == (
+        "**PASS: 1 regression(s) tolerated (c1); 2.0.0 passes 1/2, 1.0.0 passes 2/2**"
+    )
