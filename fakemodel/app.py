@@ -29,6 +29,7 @@ from fakemodel.faults import (
     format_retry_after,
     render_error_body,
 )
+from fakemodel.judge import build_judgement
 
 __all__ = [
     "FakeModelState",
@@ -210,7 +211,7 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
         if model not in state.models:
             missing = _error(404, f"The model `{model}` does not exist", "invalid_request_error")
             return await _respond(request, recorded, action, missing)
-        answer = build_answer(messages, max_tokens)
+        answer = build_judgement(messages) or build_answer(messages, max_tokens)
         prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in messages)
         completion_tokens = count_tokens(answer)
         completion = JSONResponse(

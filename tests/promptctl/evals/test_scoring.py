@@ -7,58 +7,17 @@ from typing import Any
 
 import pytest
 
-from promptctl.evaluation import (
-    CaseResult,
-    CaseStatus,
-    EvalCase,
-    EvalSetError,
-    Gate,
-    ReportMeta,
-    assess_change,
-    assess_gate,
-    assess_servability,
-    compare,
-    parse_evalset,
-    render_report,
-    score_case,
-)
+from promptctl.evals.evalset import EvalCase, EvalSetError, parse_evalset
+from promptctl.evals.gates import Gate, assess_gate, assess_servability
+from promptctl.evals.reports.markdown import render_report
+from promptctl.evals.reports.meta import ReportMeta
+from promptctl.evals.scoring import CaseResult, CaseStatus, RunResult, assess_change, compare
+from tests.promptctl.evals.builders import answer, case, result, score_case
 
-SHIPPED = Path(__file__).resolve().parents[2] / "evals" / "policy-qa.yaml"
+SHIPPED = Path(__file__).resolve().parents[3] / "evals" / "policy-qa.yaml"
 META = ReportMeta(
     prompt="policy-qa", evalset="evals/x.yaml", baseline="1.0.0", candidate="2.0.0", target="t"
 )
-
-
-def answer(**overrides: Any) -> dict[str, Any]:
-    """A 200 response body of POST /v1/answers."""
-    body: dict[str, Any] = {
-        "request_id": "r1",
-        "prompt": "policy-qa",
-        "version": "1.0.0",
-        "model": "embedded-extractive",
-        "outcome": "answered",
-        "answer": "Digital items can be refunded within 14 Days of purchase. [1]",
-        "citations": [{"id": "digital-goods#0", "source": "digital-goods.md", "score": 0.7}],
-        "usage": {"input_tokens": 300, "output_tokens": 40, "cost_usd": 0.001},
-        "cache_hit": False,
-        "latency_ms": 120.0,
-    }
-    return body | overrides
-
-
-def case(**expect: Any) -> EvalCase:
-    return EvalCase.model_validate({"id": "c1", "question": "Refund?", "expect": expect})
-
-
-def result(case_id: str, passed: bool, **metrics: Any) -> CaseResult:
-    return CaseResult(
-        case_id=case_id,
-        question=f"question of {case_id}",
-        passed=passed,
-        failures=[] if passed else [f"contains_any: {case_id} missed the fact"],
-        outcome="answered" if passed else "unknown",
-        **metrics,
-    )
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -292,13 +251,13 @@ def four_cases() -> tuple[list[CaseResult], list[CaseResult]]:
     return baseline, candidate
 
 
-def test_compare_pairs_cases_by_id_in_baseline_order() -> None:
+def test_compare_pairs_cases_by_id_in_candidate_order() -> None:
     comparison = compare(*four_cases())
     assert [(c.case_id, c.status) for c in comparison.cases] == [
-        ("keeps", CaseStatus.SAME_PASS),
-        ("breaks", CaseStatus.REGRESSION),
-        ("fixed", CaseStatus.IMPROVEMENT),
         ("never", CaseStatus.SAME_FAIL),
+        ("fixed", CaseStatus.IMPROVEMENT),
+        ("breaks", CaseStatus.REGRESSION),
+        ("keeps", CaseStatus.SAME_PASS),
     ]
     assert [c.case_id for c in comparison.regressions] == ["breaks"]
 
@@ -328,9 +287,22 @@ def test_compare_without_metrics_has_no_means() -> None:
     assert comparison.deltas.pass_rate == 1.0
 
 
-def test_compare_refuses_different_cases() -> None:
-    with pytest.raises(ValueError, match="same case ids"):
-        compare([result("a", True)], [result("b", True)])
+def test_compare_marks_cases_without_a_baseline_new_and_lists_removed_ones() -> None:
+    comparison = compare(
+        [result("a", True), result("gone", True)], [result("a", True), result("b", False)]
+    )
+    assert [(c.case_id, c.status) for c in comparison.cases] == [
+        ("a", CaseStatus.SAME_PASS),
+        ("b", CaseStatus.NEW),
+    ]
+    assert comparison.removed == ["gone"]
+    assert comparison.cases[1].baseline is None
+    assert comparison.regressions == []
+
+
+def test_compare_refuses_duplicate_case_ids() -> None:
+    with pytest.raises(ValueError, match="unique"):
+        compare([result("a", True)], [result("a", True), result("a", False)])
 
 
 # --- report ----------------------------------------------------------------------------
@@ -371,8 +343,16 @@ def test_report_verdict_and_numbers() -> None:
 
 
 def test_report_passes_without_regressions_and_escapes_table_cells() -> None:
-    failing = CaseResult("a", "q", False, ["contains_any: none of 'x|y'"], "answered")
-    passing = CaseResult("b", "q", True, [], "answered")
+    failing = CaseResult(
+        case_id="a",
+        question="q",
+        runs=[
+            RunResult(passed=False, outcome="answered", failures=["contains_any: none of 'x|y'"])
+        ],
+    )
+    passing = CaseResult(
+        case_id="b", question="q", runs=[RunResult(passed=True, outcome="answered")]
+    )
     report = render_report(compare([failing, passing], [failing, passing]), META)
     assert "**PASS: no regressions; 2.0.0 passes 1/2, 1.0.0 passes 1/2" in report
     assert "## Regressions (0)\n\nNone." in report
