@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from fakemodel.app import FakeModelState, create_fake_model_app
 from fakemodel.faults import Faults
-from promptctl.evaluation import parse_evalset
+from promptctl.evals.evalset import parse_evalset
 from promptctl.main import app
 from tests.support.servers import serve_in_thread
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from promptctl.evals.evalset import CHECK_NAMES, EvalSetError, parse_evalset
+from promptctl.evals.evalset import CHECK_NAMES, EvalCase, EvalSetError, parse_evalset
 from promptctl.evals.graders import assess_checks
 from tests.promptctl.evals.builders import answer, case, score_case
 
@@ -148,7 +148,8 @@ def test_graders(expect: dict[str, Any], response: dict[str, Any], failures: lis
 def test_every_check_is_negatable(
     negated: dict[str, Any], response: dict[str, Any], failures: list[str]
 ) -> None:
-    scored = score_case(case(**{"not": negated}), response)
+    evalcase = EvalCase.model_validate({"id": "c1", "question": "q", "expect": {"not": negated}})
+    scored = score_case(evalcase, response)
     assert scored.failures == failures
     assert scored.passed is (not failures)
 
@@ -170,7 +171,9 @@ def test_every_check_name_has_a_grader_and_a_negation() -> None:
         "llm_rubric": {"rubric": "x"},
     }
     assert set(samples) == set(CHECK_NAMES)
-    expect = case(**samples, **{"not": samples}).expect
+    expect = EvalCase.model_validate(
+        {"id": "c", "question": "q", "expect": {**samples, "not": samples}}
+    ).expect
     names = [c.name for c in assess_checks(expect, answer(), {})]
     assert names == [*CHECK_NAMES, *(f"not {n}" for n in CHECK_NAMES)]
 
