@@ -84,12 +84,15 @@ def test_shipped_eval_set_passes_on_both_shipped_versions(tmp_path: Path) -> Non
     assert result.stdout == ""
 
 
-def test_a_regressing_candidate_fails_and_names_the_cases(prompts_with_candidate: Path) -> None:
+def test_a_regressing_candidate_fails_and_names_the_cases(
+    prompts_with_candidate: Path, tmp_path: Path
+) -> None:
     args = ["eval", str(EVALSET), "--baseline", "1.0.0", "--candidate", "2.0.0"]
     env = service_env(prompts_with_candidate)
     runner = CliRunner()
+    stored = tmp_path / "run.json"
 
-    failed = runner.invoke(app, args, env=env)
+    failed = runner.invoke(app, [*args, "--json", str(stored)], env=env)
     assert failed.exit_code == 1, failed.output
     report = failed.stdout
     assert regressed_ids(report) == covered_ids()
@@ -98,23 +101,36 @@ def test_a_regressing_candidate_fails_and_names_the_cases(prompts_with_candidate
     assert "| `off-topic-capital` | same-pass | ✓ unknown | ✓ unknown |" in report
     assert f"FAIL: {len(covered_ids())} regression(s) (digital-refund-two-weeks," in failed.stderr
 
-    # Tolerating regressions still leaves the pass-rate gate: 3 passes < 1.0 x 15.
+    # Tolerating regressions still leaves the pass-rate gate (weighted: one case weighs 2).
+    cases = parse_evalset(EVALSET.read_text(encoding="utf-8")).cases
+    total = sum(c.weight for c in cases)
+    passed = sum(c.weight for c in cases if c.id not in covered_ids())
     below = runner.invoke(app, [*args, "--no-fail-on-regression"], env=env)
     assert below.exit_code == 1, below.output
-    assert regressed_ids(below.stdout) == covered_ids()
-    cases = len(parse_evalset(EVALSET.read_text(encoding="utf-8")).cases)
-    passed = cases - len(covered_ids())
     assert (
-        f"FAIL: the candidate passes {passed} case(s), fewer than --min-pass-rate 1 x "
-        f"the baseline's {cases} = {cases}" in below.stderr
+        f"FAIL: the candidate passes {passed:g} (weighted), fewer than --min-pass-rate 1 x "
+        f"the baseline's {total:g} = {total:g}" in below.stderr
     )
 
-    floor = f"{passed / cases:.4f}"
+    floor = f"{passed / total:.4f}"
     tolerated = runner.invoke(
         app, [*args, "--no-fail-on-regression", "--min-pass-rate", floor], env=env
     )
     assert tolerated.exit_code == 0, tolerated.output
     assert f"PASS: {len(covered_ids())} regression(s) tolerated" in tolerated.stderr
+
+    # The stored run stands in for the baseline: 1.0.0 need not be served any more.
+    (prompts_with_candidate / "policy-qa-1.0.0.yaml").unlink()
+    again = runner.invoke(
+        app,
+        [*args, "--baseline-report", str(stored), "--markdown", str(tmp_path / "c.md")],
+        env=env,
+    )
+    assert again.exit_code == 1, again.output
+    comment = (tmp_path / "c.md").read_text(encoding="utf-8")
+    assert regressed_ids(comment) == covered_ids()
+    assert f"(baseline from `{stored}`)" in comment
+    assert again.stdout == ""
 
 
 def test_invalid_versions_are_a_setup_error_not_a_pass() -> None:
