@@ -35,8 +35,9 @@ done
 promptctl lint prompts/ >/dev/null || { promptctl lint prompts/ || true; worst=2; }
 
 echo "== eval: prompts changed against $BASE_REF"
-if ! plan=$("$PY" -m promptctl.evals.plan --base "$BASE_REF"); then
-  echo "the eval plan has problems (above)" | tee -a "$comment"
+if ! plan=$("$PY" -m promptctl.evals.plan --base "$BASE_REF" 2> "$OUT/plan-errors.txt"); then
+  cat "$OUT/plan-errors.txt" >&2
+  { echo "**The eval plan has problems:**"; echo; sed 's/^/- /' "$OUT/plan-errors.txt"; } >> "$comment"
   exit 2
 fi
 if [ -z "$plan" ]; then

@@ -211,3 +211,11 @@ def test_diff_prints_the_spec_changes(tmp_path: Path) -> None:
     assert missing.exit_code == 2
     assert "no manifest of policy-qa 9.9.9 in" in missing.stderr
     assert "versions found: 1.0.0, 1.2.0" in missing.stderr
+
+
+def test_help_documents_the_exit_codes() -> None:
+    result = CliRunner().invoke(app, ["eval", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "Exit codes: 0 the candidate passes; 1 a regression" in text
+    assert "2 a setup or input error" in text
