@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from fakemodel.app import FakeModelState, create_fake_model_app
 from promptctl.main import app
 from tests.cli.test_cli_eval import ROOT, service_env
+from tests.support.net import free_port
 from tests.support.servers import serve_in_thread
 
 pytestmark = pytest.mark.integration
@@ -219,3 +220,13 @@ def test_help_documents_the_exit_codes() -> None:
     text = " ".join(result.stdout.split())
     assert "Exit codes: 0 the candidate passes; 1 a regression" in text
     assert "2 a setup or input error" in text
+
+
+def test_an_unreachable_service_is_a_setup_error(small_evalset: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(
+        app,
+        ["eval", str(small_evalset), "--baseline", "1.0.0", "--candidate", "1.1.0", "--url", url],
+    )
+    assert result.exit_code == 2, result.output
+    assert f"error cannot list prompts at {url}" in result.stderr
