@@ -15,6 +15,7 @@ from junitparser import JUnitXml
 from typer.testing import CliRunner
 
 from fakemodel.app import FakeModelState, create_fake_model_app
+from fakemodel.faults import Faults
 from promptctl.main import app
 from tests.cli.test_cli_eval import ROOT, service_env
 from tests.support.net import free_port
@@ -230,3 +231,40 @@ def test_an_unreachable_service_is_a_setup_error(small_evalset: Path) -> None:
     )
     assert result.exit_code == 2, result.output
     assert f"error cannot list prompts at {url}" in result.stderr
+
+
+def test_repeats_expose_a_flaky_case_and_the_quorum_decides(tmp_path: Path) -> None:
+    """The fake model fails the first of three runs (503, no retry): 2/3 runs pass."""
+    evalset = tmp_path / "one.yaml"
+    evalset.write_text(
+        "prompt: policy-qa\ncases:\n  - id: digital-refund\n"
+        "    question: Can I refund a digital item after two weeks?\n"
+        "    expect: {outcome: answered, sources_any: [digital-goods.md]}\n",
+        encoding="utf-8",
+    )
+    args = [
+        "eval",
+        str(evalset),
+        "--baseline",
+        "1.0.0",
+        "--candidate",
+        "1.0.0",
+        "--repeat",
+        "3",
+        "--concurrency",
+        "1",
+    ]
+    for quorum, code in (("0.6", 0), ("1.0", 1)):
+        state = FakeModelState(faults=Faults(status=503, times=1))
+        with serve_in_thread(create_fake_model_app(state)) as url:
+            env = service_env(ROOT / "prompts") | {
+                "MODEL_BASE_URL": f"{url}/v1",
+                "MODEL_MAX_ATTEMPTS": "1",
+            }
+            result = CliRunner().invoke(app, [*args, "--pass-quorum", quorum], env=env)
+        assert result.exit_code == code, result.output
+        assert "1 flaky case(s) on 1.0.0" in result.stderr
+        assert "| `digital-refund` | same-" in result.stdout
+        # Runs go one at a time, in order: the first one got the 503.
+        mark = "✓" if code == 0 else "✗"
+        assert f"| {mark} HTTP 503 x1, answered x2 2/3 |" in result.stdout
