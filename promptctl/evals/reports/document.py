@@ -16,9 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from promptctl.evals.comparison import Comparison, VersionSummary
 from promptctl.evals.gates import Verdict
 from promptctl.evals.reports.meta import ReportMeta
-from promptctl.evals.scoring import CaseResult, Comparison, VersionSummary
+from promptctl.evals.scoring import CaseResult
 
 __all__ = ["FORMAT", "ReportError", "build_document", "parse_baseline"]
 
