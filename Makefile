@@ -14,7 +14,7 @@ SYSTEM_PACKAGES ?= redis-server prometheus
 # The chart tests run the real Helm engine (helm-sdkpy), which needs Python >= 3.12.
 HELM_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) $(shell command -v python3.12 2>/dev/null))
 
-.PHONY: help install system-deps run test test-chart lint typecheck format check crds lock bench image e2e-cluster clean
+.PHONY: help install system-deps run test test-chart lint typecheck format check crds lock bench image e2e-cluster clean eval
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -89,6 +89,10 @@ lock: ## Re-resolve the pinned locks from pyproject.toml.
 	.lockenv/bin/pip install --quiet -c requirements/runtime.lock -e '.[dev]'
 	.lockenv/bin/pip freeze --exclude-editable | sort > requirements/dev.lock
 	rm -rf .lockenv
+
+BASE_REF ?= origin/main
+eval: install ## Prompt CI locally: lint and eval the prompts changed against BASE_REF (default origin/main).
+	BASE_REF=$(BASE_REF) PYTHON=$(BIN)/python scripts/prompt-ci.sh
 
 bench: install ## Measure the service's overhead over a direct model call; writes docs/benchmarks.md.
 	$(BIN)/python -m bench.overhead

@@ -30,6 +30,7 @@ from fakemodel.faults import (
     render_error_body,
 )
 from fakemodel.gullible import build_obedient_answer
+from fakemodel.judge import build_judgement
 
 __all__ = [
     "FakeModelState",
@@ -212,7 +213,7 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
             missing = _error(404, f"The model `{model}` does not exist", "invalid_request_error")
             return await _respond(request, recorded, action, missing)
         obeyed = build_obedient_answer(messages) if state.faults.obey_injections else None
-        answer = obeyed or build_answer(messages, max_tokens)
+        answer = obeyed or build_judgement(messages) or build_answer(messages, max_tokens)
         prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in messages)
         completion_tokens = count_tokens(answer)
         completion = JSONResponse(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from promptctl.crd import crd_command
+from promptctl.diff import diff_command
 from promptctl.eval import eval_command
 from promptctl.fake_model import fake_model_command
 from promptctl.index import index_command
@@ -32,6 +33,7 @@ app = typer.Typer(
 app.command("render")(render_command)
 app.command("lint")(lint_command)
 app.command("eval")(eval_command)
+app.command("diff")(diff_command)
 app.command("index")(index_command)
 app.command("crd")(crd_command)
 app.command("fake-model")(fake_model_command)

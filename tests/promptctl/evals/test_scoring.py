@@ -7,55 +7,18 @@ from typing import Any
 
 import pytest
 
-from promptctl.evaluation import (
-    CaseResult,
-    CaseStatus,
-    EvalCase,
-    EvalSetError,
-    ReportMeta,
-    assess_change,
-    compare,
-    parse_evalset,
-    render_report,
-    score_case,
-)
+from promptctl.evals.comparison import CaseStatus, assess_change, compare
+from promptctl.evals.evalset import EvalCase, EvalSetError, parse_evalset
+from promptctl.evals.gates import Gate, assess_gate, assess_servability
+from promptctl.evals.reports.markdown import render_report
+from promptctl.evals.reports.meta import ReportMeta
+from promptctl.evals.scoring import CaseResult, RunResult
+from tests.promptctl.evals.builders import answer, case, result, score_case
 
-SHIPPED = Path(__file__).resolve().parents[2] / "evals" / "policy-qa.yaml"
+SHIPPED = Path(__file__).resolve().parents[3] / "evals" / "policy-qa.yaml"
 META = ReportMeta(
     prompt="policy-qa", evalset="evals/x.yaml", baseline="1.0.0", candidate="2.0.0", target="t"
 )
-
-
-def answer(**overrides: Any) -> dict[str, Any]:
-    """A 200 response body of POST /v1/answers."""
-    body: dict[str, Any] = {
-        "request_id": "r1",
-        "prompt": "policy-qa",
-        "version": "1.0.0",
-        "model": "embedded-extractive",
-        "outcome": "answered",
-        "answer": "Digital items can be refunded within 14 Days of purchase. [1]",
-        "citations": [{"id": "digital-goods#0", "source": "digital-goods.md", "score": 0.7}],
-        "usage": {"input_tokens": 300, "output_tokens": 40, "cost_usd": 0.001},
-        "cache_hit": False,
-        "latency_ms": 120.0,
-    }
-    return body | overrides
-
-
-def case(**expect: Any) -> EvalCase:
-    return EvalCase.model_validate({"id": "c1", "question": "Refund?", "expect": expect})
-
-
-def result(case_id: str, passed: bool, **metrics: Any) -> CaseResult:
-    return CaseResult(
-        case_id=case_id,
-        question=f"question of {case_id}",
-        passed=passed,
-        failures=[] if passed else [f"contains_any: {case_id} missed the fact"],
-        outcome="answered" if passed else "unknown",
-        **metrics,
-    )
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -289,13 +252,13 @@ def four_cases() -> tuple[list[CaseResult], list[CaseResult]]:
     return baseline, candidate
 
 
-def test_compare_pairs_cases_by_id_in_baseline_order() -> None:
+def test_compare_pairs_cases_by_id_in_candidate_order() -> None:
     comparison = compare(*four_cases())
     assert [(c.case_id, c.status) for c in comparison.cases] == [
-        ("keeps", CaseStatus.SAME_PASS),
-        ("breaks", CaseStatus.REGRESSION),
-        ("fixed", CaseStatus.IMPROVEMENT),
         ("never", CaseStatus.SAME_FAIL),
+        ("fixed", CaseStatus.IMPROVEMENT),
+        ("breaks", CaseStatus.REGRESSION),
+        ("keeps", CaseStatus.SAME_PASS),
     ]
     assert [c.case_id for c in comparison.regressions] == ["breaks"]
 
@@ -325,9 +288,22 @@ def test_compare_without_metrics_has_no_means() -> None:
     assert comparison.deltas.pass_rate == 1.0
 
 
-def test_compare_refuses_different_cases() -> None:
-    with pytest.raises(ValueError, match="same case ids"):
-        compare([result("a", True)], [result("b", True)])
+def test_compare_marks_cases_without_a_baseline_new_and_lists_removed_ones() -> None:
+    comparison = compare(
+        [result("a", True), result("gone", True)], [result("a", True), result("b", False)]
+    )
+    assert [(c.case_id, c.status) for c in comparison.cases] == [
+        ("a", CaseStatus.SAME_PASS),
+        ("b", CaseStatus.NEW),
+    ]
+    assert comparison.removed == ["gone"]
+    assert comparison.cases[1].baseline is None
+    assert comparison.regressions == []
+
+
+def test_compare_refuses_duplicate_case_ids() -> None:
+    with pytest.raises(ValueError, match="unique"):
+        compare([result("a", True)], [result("a", True), result("a", False)])
 
 
 # --- report ----------------------------------------------------------------------------
@@ -368,9 +344,134 @@ def test_report_verdict_and_numbers() -> None:
 
 
 def test_report_passes_without_regressions_and_escapes_table_cells() -> None:
-    failing = CaseResult("a", "q", False, ["contains_any: none of 'x|y'"], "answered")
-    report = render_report(compare([failing], [failing]), META)
-    assert "**PASS: no regressions; 2.0.0 passes 0/1, 1.0.0 passes 0/1" in report
+    failing = CaseResult(
+        case_id="a",
+        question="q",
+        runs=[
+            RunResult(passed=False, outcome="answered", failures=["contains_any: none of 'x|y'"])
+        ],
+    )
+    passing = CaseResult(
+        case_id="b", question="q", runs=[RunResult(passed=True, outcome="answered")]
+    )
+    report = render_report(compare([failing, passing], [failing, passing]), META)
+    assert "**PASS: no regressions; 2.0.0 passes 1/2, 1.0.0 passes 1/2" in report
     assert "## Regressions (0)\n\nNone." in report
     assert "| Mean latency | n/a | n/a | n/a |" in report
     assert "none of 'x\\|y'" in report
+
+
+# --- gates -----------------------------------------------------------------------------
+
+
+def errored(case_id: str, status: int = 503) -> CaseResult:
+    return score_case(
+        EvalCase.model_validate({"id": case_id, "question": "q", "expect": {"outcome": "unknown"}}),
+        {"status": status, "title": "Prompt not found" if status == 404 else "Model unavailable"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("results", "problem"),
+    [
+        ([result("a", True), result("b", False)], None),
+        ([errored("a"), result("b", False)], None),
+        (
+            [errored("a"), errored("b")],
+            "nothing could be evaluated on version 1.0.0: every request failed "
+            "(first: HTTP 503 Model unavailable)",
+        ),
+        (
+            [result("a", True), errored("b", 404)],
+            "version 1.0.0 cannot be served: HTTP 404 Prompt not found",
+        ),
+        ([], None),
+    ],
+    ids=["answered", "some-errors", "every-request-failed", "a-404", "no-cases"],
+)
+def test_assess_servability(results: list[CaseResult], problem: str | None) -> None:
+    assert assess_servability("1.0.0", results) == problem
+
+
+def passes(*flags: bool) -> list[CaseResult]:
+    return [result(f"c{i}", flag) for i, flag in enumerate(flags)]
+
+
+@pytest.mark.parametrize(
+    ("baseline", "candidate", "gate", "reasons"),
+    [
+        (passes(True, True, False), passes(True, True, False), Gate(), []),
+        (passes(True, False), passes(True, True), Gate(), []),
+        (
+            passes(True, True, False),
+            passes(True, False, True),
+            Gate(),
+            ["1 regression(s) (c1)"],
+        ),
+        (
+            passes(True, True, False),
+            passes(True, False, True),
+            Gate(fail_on_regression=False),
+            [],
+        ),
+        (
+            passes(True, True, True, True),
+            passes(True, True, True, False),
+            Gate(min_pass_rate=0.5, fail_on_regression=False),
+            [],
+        ),
+        (
+            passes(True, True, True, True),
+            passes(True, False, False, False),
+            Gate(min_pass_rate=0.5, fail_on_regression=False),
+            [
+                "the candidate passes 1 case(s), fewer than --min-pass-rate 0.5 x the "
+                "baseline's 4 = 2"
+            ],
+        ),
+        (passes(False, False), passes(False, False), Gate(), ["the candidate passes no case"]),
+        (
+            passes(True, True),
+            [result("c0", True), errored("c1")],
+            Gate(),
+            [
+                "1 regression(s) (c1)",
+                "the candidate passes 1 case(s), fewer than --min-pass-rate 1 x the "
+                "baseline's 2 = 2",
+                "1 case(s) got no answer from the candidate (c1; first: HTTP 503 Model "
+                "unavailable)",
+            ],
+        ),
+        (
+            [result("c0", True), errored("c1")],
+            [result("c0", True), errored("c1")],
+            Gate(),
+            ["1 case(s) got no answer from the candidate (c1; first: HTTP 503 Model unavailable)"],
+        ),
+    ],
+    ids=[
+        "same",
+        "improvement",
+        "regression",
+        "regression-tolerated",
+        "threshold-met",
+        "below-threshold",
+        "nothing-passes",
+        "errors-count-as-failures",
+        "errors-on-both-still-fail",
+    ],
+)
+def test_assess_gate(
+    baseline: list[CaseResult], candidate: list[CaseResult], gate: Gate, reasons: list[str]
+) -> None:
+    verdict = assess_gate(compare(baseline, candidate), gate)
+    assert verdict.reasons == reasons
+    assert verdict.passed is (not reasons)
+
+
+def test_verdict_line_says_why_and_what_was_tolerated() -> None:
+    comparison = compare(passes(True, True), passes(True, False))
+    tolerated = assess_gate(comparison, Gate(min_pass_rate=0.5, fail_on_regression=False))
+    assert render_report(comparison, META, tolerated).splitlines()[2] == (
+        "**PASS: 1 regression(s) tolerated (c1); 2.0.0 passes 1/2, 1.0.0 passes 2/2**"
+    )

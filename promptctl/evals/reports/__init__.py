@@ -1,0 +1,1 @@
+"""Report formats of ``promptctl eval``: Markdown, JUnit XML, JSON and HTML (all pure)."""

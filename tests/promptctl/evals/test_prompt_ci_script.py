@@ -1,0 +1,91 @@
+"""scripts/prompt-ci.sh (the prompts workflow and `make eval`) in a throwaway repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_cli_eval import service_env
+from tests.promptctl.evals.test_plan import add_version, git
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """main has policy-qa 1.0.0 and 1.1.0 and their eval set; the work happens on `pr`."""
+    repo = tmp_path / "repo"
+    for folder in ("prompts", "evals", "scripts"):
+        (repo / folder).mkdir(parents=True)
+    for name in ("policy-qa-1.0.0.yaml", "policy-qa-1.1.0.yaml"):
+        shutil.copy(ROOT / "prompts" / name, repo / "prompts")
+    shutil.copy(ROOT / "evals" / "policy-qa.yaml", repo / "evals")
+    shutil.copy(ROOT / "scripts" / "prompt-ci.sh", repo / "scripts")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base")
+    git(repo, "checkout", "-qb", "pr")
+    return repo
+
+
+def prompt_ci(repo: Path) -> subprocess.CompletedProcess[str]:
+    env = (
+        os.environ
+        | service_env(repo / "prompts")
+        | {
+            "BASE_REF": "main",
+            "PYTHON": sys.executable,
+            "PYTHONPATH": str(ROOT),
+            "PROMPTS_DIR": "prompts",
+        }
+    )
+    return subprocess.run(
+        ["bash", str(repo / "scripts" / "prompt-ci.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_nothing_changed_evaluates_nothing(repo: Path) -> None:
+    done = prompt_ci(repo)
+    assert done.returncode == 0, done.stderr
+    comment = (repo / "eval-reports" / "comment.md").read_text(encoding="utf-8")
+    assert comment == "No prompt or eval set changed: nothing to evaluate.\n"
+
+
+def test_an_edited_release_fails_with_the_reason_in_the_comment(repo: Path) -> None:
+    path = repo / "prompts" / "policy-qa-1.1.0.yaml"
+    path.write_text(
+        path.read_text("utf-8").replace("temperature: 0.2", "temperature: 0.3"), "utf-8"
+    )
+    done = prompt_ci(repo)
+    assert done.returncode == 2, done.stdout + done.stderr
+    comment = (repo / "eval-reports" / "comment.md").read_text(encoding="utf-8")
+    assert "- error: policy-qa 1.1.0: the spec of a released version changed" in comment
+
+
+def test_a_new_version_is_linted_evaluated_and_reported(repo: Path) -> None:
+    add_version(repo, "1.2.0")
+    done = prompt_ci(repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "-- policy-qa: 1.1.0 -> 1.2.0 (evals/policy-qa.yaml)" in done.stdout
+    reports = repo / "eval-reports"
+    comment = (reports / "comment.md").read_text(encoding="utf-8")
+    assert comment.startswith("# Eval: policy-qa 1.1.0 → 1.2.0\n\n**PASS: no regressions;")
+    assert "<!-- promptctl-eval prompt=policy-qa -->" in comment
+    assert {p.name for p in reports.iterdir()} >= {
+        "policy-qa.md",
+        "policy-qa.html",
+        "policy-qa.xml",
+        "policy-qa.json",
+    }
