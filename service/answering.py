@@ -20,6 +20,7 @@ from service.request_log import RequestLogger, RequestRecord
 from service.retrieval import Passage, Retriever, build_context
 from service.schemas import AnswerRequest, AnswerResponse, Citation, Usage
 from service.settings import ModelPrice
+from service.summarizer import build_inputs
 from service.tracing import answer_span, record_answer
 from service.variables import resolve_variables
 
@@ -171,6 +172,7 @@ class AnswerService:
             user=request.user,
             fallbacks=tuple(spec.model.fallbacks),
             idempotency_key=idempotency_key or request_id,
+            inputs=build_inputs(spec.variables, values, request.question),
         )
         reply = await self._complete(served, chat_request)
         trail.reply = reply

@@ -34,6 +34,9 @@ class ChatRequest:
     fallbacks: tuple[str, ...] = ()
     #: Sent upstream as Idempotency-Key, the same on every retry of this request.
     idempotency_key: str | None = None
+    #: The caller's free text (`service.summarizer.build_inputs`), which the embedded
+    #: answerer summarises when there are no passages.
+    inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ SEMVER_PATTERN = (
 )
 #: Prometheus-style durations: "30s", "5m", "1h30m", "250ms".
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h))+$"
-VARIABLE_NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
+VARIABLE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 COLLECTION_PATTERN = r"^[A-Za-z0-9_-]{1,255}$"
 
 #: A variable value: the JSON scalars a request may carry. Strict, so "1" never becomes 1.
