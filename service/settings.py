@@ -104,13 +104,14 @@ class Settings(BaseSettings):
     )
     corpus_dir: Annotated[Path | None, NoDecode] = Field(
         default=Path("data/policies"),
-        description="Single-corpus shorthand: when set (or CORPUS_COLLECTION is), this folder "
-        "is indexed into CORPUS_COLLECTION besides CORPORA; empty disables start-up indexing.",
+        description="Single-corpus setting: when it or CORPUS_COLLECTION is set, this folder "
+        "alone is indexed, into CORPUS_COLLECTION, instead of CORPORA; empty disables "
+        "start-up indexing.",
     )
     corpus_collection: str = Field(
         default="policies",
         pattern=COLLECTION_PATTERN,
-        description="Collection CORPUS_DIR goes into.",
+        description="Collection CORPUS_DIR is indexed into.",
     )
     qdrant_url: str | None = Field(
         default=None, description="Qdrant server URL; unset uses the embedded local store."
@@ -237,13 +238,14 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     def start_up_corpora(self) -> dict[str, Path]:
-        """Collection -> folder indexed at start-up: CORPORA, plus CORPUS_DIR into
-        CORPUS_COLLECTION when either of those is set (an empty CORPUS_DIR disables all)."""
+        """Collection -> folder indexed at start-up, in order: CORPORA; or, when CORPUS_DIR or
+        CORPUS_COLLECTION is set, CORPUS_DIR alone into CORPUS_COLLECTION (an empty
+        CORPUS_DIR indexes nothing), as in releases before CORPORA existed."""
         if not self.model_fields_set & {"corpus_dir", "corpus_collection"}:
             return dict(self.corpora)
         if self.corpus_dir is None:
             return {}
-        return {**self.corpora, self.corpus_collection: self.corpus_dir}
+        return {self.corpus_collection: self.corpus_dir}
 
     @model_validator(mode="after")
     def _lease_outlives_requests(self) -> Self:
