@@ -55,7 +55,7 @@ def _messages(user: str) -> list[dict[str, Any]]:
         pytest.param("Just a sentence.", "Just a sentence.", id="no-heading"),
         pytest.param("TEXT:\nfirst\nQUESTION:\nsecond", "second", id="the-last-of-two"),
         pytest.param("QUESTION:\n", "QUESTION:", id="empty-block-keeps-message"),
-        pytest.param("Note: lower case is no heading\nbody", "Note: lower case is no heading\nbody"),
+        pytest.param("Note: not a heading\nbody", "Note: not a heading\nbody", id="mixed-case"),
     ],
 )
 def test_find_input(message: str, expected: str) -> None:
