@@ -30,6 +30,7 @@ def test_metrics_count_answers_by_prompt_version_and_outcome(local_client: TestC
             if (
                 line.startswith("promptrollouts_requests_total{")
                 and 'outcome="unknown"' in line
+                and 'prompt="policy-qa"' in line
                 and 'version="1.1.0"' in line
             ):
                 return float(line.rsplit(" ", 1)[1])
