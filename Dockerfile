@@ -76,6 +76,7 @@ COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY prompts/ /app/prompts/
 COPY data/policies/ /app/data/policies/
+COPY data/faq/ /app/data/faq/
 
 # HF_HUB_OFFLINE: the model and tokenizer ship in the venv; a hub lookup, if any library
 # ever tried one, fails at once instead of waiting on the network.
@@ -86,7 +87,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
     PROMPTS_DIR=/app/prompts \
-    CORPUS_DIR=/app/data/policies \
+    CORPORA=policies=/app/data/policies,faq=/app/data/faq \
     QDRANT_PATH=/var/lib/prompt-rollouts/qdrant
 
 # /var/lib/prompt-rollouts must be writable: declared here, mounted by the chart.

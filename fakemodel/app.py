@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from fakemodel.answers import build_answer, build_embedding, count_tokens
+from fakemodel.answers import build_embedding, count_tokens
 from fakemodel.faults import (
     Endpoint,
     FaultAction,
@@ -31,6 +31,7 @@ from fakemodel.faults import (
 )
 from fakemodel.gullible import build_obedient_answer
 from fakemodel.judge import build_judgement
+from fakemodel.replies import Replies, add_reply_routes, build_reply
 
 __all__ = [
     "FakeModelState",
@@ -84,6 +85,8 @@ class FakeModelState:
     faults: Faults = field(default_factory=Faults)
     #: Seeds the rolls for error_rate and jitter; reseeded whenever faults are set.
     seed: int = 0
+    #: How chat answers are composed (`fakemodel.replies`); set with /admin/replies.
+    replies: Replies = field(default_factory=Replies)
     #: Matching requests left before the faults heal; None means until cleared.
     remaining_times: int | None = field(init=False, default=None)
     rng: random.Random = field(init=False, repr=False)
@@ -213,7 +216,11 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
             missing = _error(404, f"The model `{model}` does not exist", "invalid_request_error")
             return await _respond(request, recorded, action, missing)
         obeyed = build_obedient_answer(messages) if state.faults.obey_injections else None
-        answer = obeyed or build_judgement(messages) or build_answer(messages, max_tokens)
+        answer = (
+            obeyed
+            or build_judgement(messages)
+            or build_reply(state.replies, messages, model, max_tokens)
+        )
         prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in messages)
         completion_tokens = count_tokens(answer)
         completion = JSONResponse(
@@ -297,4 +304,5 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
     async def heal() -> None:
         state.heal()
 
+    add_reply_routes(app, state)
     return app

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from fakemodel.app import FakeModelState, InjectedResetLogFilter, create_fake_model_app
 from fakemodel.faults import Faults
+from fakemodel.replies import Replies, ReplyMode
 
 __all__ = ["fake_model_command"]
 
@@ -50,6 +51,20 @@ def fake_model_command(
     seed: Annotated[
         int, typer.Option(help="Seed for error-rate and jitter rolls (reproducible runs).")
     ] = 0,
+    reply: Annotated[
+        ReplyMode,
+        typer.Option(
+            help="How chat answers are made: auto (context answer with a CONTEXT block, "
+            "else echo), context, echo (the prompt's input), template (--reply-template)."
+        ),
+    ] = ReplyMode.AUTO,
+    reply_template: Annotated[
+        str | None,
+        typer.Option(
+            help="With --reply template: the answer, with {input}, {first_sentence}, "
+            "{user} and {model} filled in."
+        ),
+    ] = None,
     latency_ms: Annotated[
         float | None,
         typer.Option(help="Delay every affected response by this much.", rich_help_panel=_FAULTS),
@@ -114,7 +129,8 @@ def fake_model_command(
         promptctl fake-model --error-status 429 --retry-after 2 --fault-model gpt-4o-mini
         promptctl fake-model --latency-ms 800 --jitter-ms 400 --error-status 503 --error-rate 0.1
 
-    Manage faults while it runs with GET/POST/DELETE /admin/faults (see docs/fake-model.md).
+    Manage faults while it runs with GET/POST/DELETE /admin/faults, and the reply mode
+    with GET/POST/DELETE /admin/replies (see docs/fake-model.md).
     """
     faults = _faults_from_flags(
         {
@@ -130,7 +146,14 @@ def fake_model_command(
             "models": fault_model,
         }
     )
-    state = FakeModelState(models=model or list(_DEFAULT_MODELS), faults=faults, seed=seed)
+    try:
+        replies = Replies(mode=reply, template=reply_template)
+    except ValidationError as exc:
+        details = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise typer.BadParameter(details, param_hint="--reply/--reply-template") from exc
+    state = FakeModelState(
+        models=model or list(_DEFAULT_MODELS), faults=faults, seed=seed, replies=replies
+    )
     config = uvicorn.Config(
         create_fake_model_app(state),
         host=host,

@@ -39,6 +39,7 @@ from service.retrieval import (
 )
 from service.schemas import AnswerRequest, AnswerResponse, Citation, Usage
 from service.settings import ModelPrice
+from service.summarizer import build_inputs
 from service.tracing import answer_span, record_answer
 from service.variables import resolve_variables
 
@@ -235,6 +236,7 @@ class AnswerService:
             fallbacks=tuple(spec.model.fallbacks),
             idempotency_key=idempotency_key or request_id,
             deadline=deadline,
+            inputs=build_inputs(spec.variables, values, request.question),
         )
         reply = await _within(
             deadline,

@@ -38,6 +38,9 @@ class ChatRequest:
     #: The request's one deadline, started when it arrived (covers queueing and
     #: retrieval too); the model call never runs past it, nor past `timeout_seconds`.
     deadline: Deadline | None = None
+    #: The caller's free text (`service.summarizer.build_inputs`), which the embedded
+    #: answerer summarises when there are no passages.
+    inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

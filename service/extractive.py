@@ -3,9 +3,10 @@
 Used when ``MODEL_BASE_URL`` is unset. It never writes a word of its own: every
 sentence of its answer is copied from a retrieved passage and followed by that
 passage's ``[n]`` marker, so it is grounded by construction. It is honest about
-its limits: it does not follow tone or length instructions, and it cannot answer
-prompts that have no retrieval. It never quotes a sentence the injection screener
-(:mod:`service.screening`) flags, even when one reaches it unscreened.
+its limits: it does not follow tone or length instructions. For prompts without
+retrieval it summarises the caller's own text instead (:mod:`service.summarizer`). It never
+quotes a sentence the injection screener (:mod:`service.screening`) flags, even when one
+reaches it unscreened.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from service.embeddings import Embedder
 from service.errors import ModelError
 from service.retrieval import Passage
 from service.screening import assess_sentence
+from service.summarizer import ExtractiveSummarizer
 from service.tokens import estimate_tokens
 
 __all__ = ["EXTRACTIVE_MODEL_ID", "ExtractiveAnswerer", "Sentence", "split_sentences"]
@@ -89,15 +91,15 @@ class ExtractiveAnswerer:
         self._margin = margin
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
         self._cache_size = cache_size
+        self._summarizer = ExtractiveSummarizer(embedder)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        """Compose the answer from the request's passages."""
+        """Compose the answer from the request's passages, or summarise its input without."""
+        if not request.passages:
+            return await self._summarizer.complete(request, EXTRACTIVE_MODEL_ID)
         sentences = split_sentences(request.passages)
         if not sentences:
-            raise ModelError(
-                "the embedded extractive answerer needs retrieved context; "
-                "set MODEL_BASE_URL to use a model for prompts without retrieval"
-            )
+            raise ModelError("the retrieved passages hold no sentence the answerer can quote")
         question_vector = (await self._embedder.embed([request.question]))[0]
         vectors = await self._vectors([s.text for s in sentences])
         scored = [

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,7 +38,7 @@ from service.settings import Settings
 from service.sources import load_file_registry, watch_cluster, watch_routing_file
 from service.vectorstore import open_qdrant
 
-__all__ = ["Resources", "open_resources"]
+__all__ = ["Resources", "index_corpora", "open_resources"]
 
 _log = logging.getLogger(__name__)
 
@@ -128,6 +129,34 @@ async def open_catalog(
     return catalog
 
 
+async def index_corpora(
+    qdrant: AsyncQdrantClient, embedder: Embedder, corpora: Mapping[str, Path]
+) -> None:
+    """Index each start-up folder into its collection, in order; raises on the first failure."""
+    for collection, folder in corpora.items():
+        # No pruning: passages indexed by `promptctl index` from other folders stay.
+        report = await index_documents(
+            qdrant, embedder, collection, read_documents(folder), prune=False
+        )
+        _log.info(
+            "indexed %s from %s: %d added, %d updated, %d unchanged, %d removed",
+            report.collection,
+            folder,
+            report.added,
+            report.updated,
+            report.unchanged,
+            report.removed,
+        )
+        for source, flags in sorted(report.screened.items()):
+            _log.warning(
+                "corpus file %s: %d instruction-like sentences screened out (%s); "
+                "run `promptctl index` on the folder to list them",
+                source,
+                len(flags),
+                ", ".join(sorted({flag.rule for flag in flags})),
+            )
+
+
 def _background(stack: AsyncExitStack, work: Coroutine[Any, Any, None], name: str) -> None:
     """Run `work` until the lifespan ends."""
     task = asyncio.create_task(work, name=name)
@@ -142,7 +171,7 @@ def _background(stack: AsyncExitStack, work: Coroutine[Any, Any, None], name: st
 
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
-    """Open clients, index the start-up corpus, load the prompts; close everything after."""
+    """Open clients, index the start-up corpora, load the prompts; close everything after."""
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(
             httpx.AsyncClient(
@@ -153,30 +182,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         qdrant = open_qdrant(settings)
         stack.push_async_callback(qdrant.close)
         embedder = build_embedder(settings, http)
-        if settings.corpus_dir is not None:
-            # No pruning: passages indexed by `promptctl index` from other folders stay.
-            report = await index_documents(
-                qdrant,
-                embedder,
-                settings.corpus_collection,
-                read_documents(settings.corpus_dir),
-                prune=False,
-            )
-            _log.info(
-                "indexed %s: %d added, %d unchanged, %d removed",
-                report.collection,
-                report.added,
-                report.unchanged,
-                report.removed,
-            )
-            for source, flags in sorted(report.screened.items()):
-                _log.warning(
-                    "corpus file %s: %d instruction-like sentences screened out (%s); "
-                    "run `promptctl index` on the folder to list them",
-                    source,
-                    len(flags),
-                    ", ".join(sorted({flag.rule for flag in flags})),
-                )
+        await index_corpora(qdrant, embedder, settings.start_up_corpora())
         collections = {c.name for c in (await qdrant.get_collections()).collections}
         metrics = Metrics(tenant_labels=settings.tenant_metrics)
         catalog = await open_catalog(settings, collections, metrics, stack)

@@ -7,13 +7,57 @@ Settings are built by :func:`service.app.create_app`, never at import time.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["ModelLimit", "ModelPrice", "Settings"]
+from api.v1alpha1.types import COLLECTION_PATTERN
+
+__all__ = ["DEFAULT_CORPORA", "ModelLimit", "ModelPrice", "Settings", "parse_corpora"]
+
+#: What `make run` indexes: the example shop's policies and its FAQ.
+DEFAULT_CORPORA: dict[str, Path] = {"policies": Path("data/policies"), "faq": Path("data/faq")}
+
+
+def parse_corpora(value: object) -> dict[str, Path]:
+    """CORPORA as a mapping: `name=folder,name=folder`, a JSON object, or a dict (pure).
+
+    Raises ValueError naming the broken entry: a bad collection name, an empty folder,
+    a collection given twice.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"CORPORA is not a valid JSON object: {error}") from error
+        else:
+            pairs: dict[str, object] = {}
+            for entry in filter(None, (part.strip() for part in text.split(","))):
+                name, sep, folder = entry.partition("=")
+                if not sep:
+                    raise ValueError(f"CORPORA entry {entry!r} is not collection=folder")
+                if name.strip() in pairs:
+                    raise ValueError(f"CORPORA names collection {name.strip()!r} twice")
+                pairs[name.strip()] = folder.strip()
+            value = pairs
+    if not isinstance(value, dict):
+        raise ValueError("CORPORA must map collection names to folders")
+    corpora: dict[str, Path] = {}
+    for name, folder in value.items():
+        if not isinstance(name, str) or re.fullmatch(COLLECTION_PATTERN, name) is None:
+            raise ValueError(
+                f"CORPORA collection {name!r} must be 1-255 letters, digits, '_' or '-'"
+            )
+        if not isinstance(folder, str | Path) or not str(folder).strip():
+            raise ValueError(f"CORPORA collection {name!r} needs a folder")
+        corpora[name] = Path(folder)
+    return corpora
 
 
 class ModelPrice(BaseModel):
@@ -53,12 +97,21 @@ class Settings(BaseSettings):
         description="Cluster mode: namespace to watch; unset uses the kubeconfig's or the "
         "pod's namespace; `*` watches all namespaces.",
     )
+    corpora: Annotated[dict[str, Path], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_CORPORA),
+        description="Collections indexed at start-up and their folders: "
+        "`policies=data/policies,faq=data/faq` or a JSON object; empty disables.",
+    )
     corpus_dir: Annotated[Path | None, NoDecode] = Field(
         default=Path("data/policies"),
-        description="Folder indexed into CORPUS_COLLECTION at start-up; empty disables.",
+        description="Single-corpus setting: when it or CORPUS_COLLECTION is set, this folder "
+        "alone is indexed, into CORPUS_COLLECTION, instead of CORPORA; empty disables "
+        "start-up indexing.",
     )
     corpus_collection: str = Field(
-        default="policies", description="Collection the start-up corpus goes into."
+        default="policies",
+        pattern=COLLECTION_PATTERN,
+        description="Collection CORPUS_DIR is indexed into.",
     )
     qdrant_url: str | None = Field(
         default=None, description="Qdrant server URL; unset uses the embedded local store."
@@ -86,7 +139,10 @@ class Settings(BaseSettings):
         default=None, description="Bearer token for EMBEDDING_BASE_URL (defaults to MODEL_API_KEY)."
     )
     max_body_bytes: int = Field(
-        default=64 * 1024, ge=1024, description="Largest accepted request body (413 above)."
+        default=256 * 1024,
+        ge=1024,
+        description="Largest accepted request body (413 above); the default admits a "
+        "16,000-character variable even JSON-escaped at 12 bytes a character.",
     )
     model_prices: dict[str, ModelPrice] = Field(
         default_factory=dict,
@@ -256,6 +312,11 @@ class Settings(BaseSettings):
         "key); generated per process when unset. Replicas must share one.",
     )
 
+    @field_validator("corpora", mode="before")
+    @classmethod
+    def _parse_corpora(cls, value: object) -> object:
+        return parse_corpora(value)
+
     @field_validator("corpus_dir", mode="before")
     @classmethod
     def _empty_disables(cls, value: object) -> object:
@@ -274,6 +335,16 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    def start_up_corpora(self) -> dict[str, Path]:
+        """Collection -> folder indexed at start-up, in order: CORPORA; or, when CORPUS_DIR or
+        CORPUS_COLLECTION is set, CORPUS_DIR alone into CORPUS_COLLECTION (an empty
+        CORPUS_DIR indexes nothing), as in releases before CORPORA existed."""
+        if not self.model_fields_set & {"corpus_dir", "corpus_collection"}:
+            return dict(self.corpora)
+        if self.corpus_dir is None:
+            return {}
+        return {self.corpus_collection: self.corpus_dir}
 
     @model_validator(mode="after")
     def _lease_outlives_requests(self) -> Self:

@@ -82,7 +82,7 @@ SEMVER_PATTERN = (
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h))+$"
 #: A canary step's pause: a duration, or "manual".
 PAUSE_PATTERN = r"^(([0-9]+(ms|s|m|h))+|manual)$"
-VARIABLE_NAME_PATTERN = r"^[a-z_][a-z0-9_]*$"
+VARIABLE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 COLLECTION_PATTERN = r"^[A-Za-z0-9_-]{1,255}$"
 
 #: A variable value: the JSON scalars a request may carry. Strict, so "1" never becomes 1.

@@ -78,7 +78,13 @@ def _spec(manifest: Manifest) -> Manifest:
 
 
 def test_there_are_prompts() -> None:
-    assert [p.name for p in PROMPT_FILES] == ["policy-qa-1.0.0.yaml", "policy-qa-1.1.0.yaml"]
+    assert [p.name for p in PROMPT_FILES] == [
+        "faq-bot-1.0.0.yaml",
+        "faq-bot-1.1.0.yaml",
+        "policy-qa-1.0.0.yaml",
+        "policy-qa-1.1.0.yaml",
+        "ticket-summarizer-1.0.0.yaml",
+    ]
 
 
 @pytest.mark.parametrize("path", PROMPT_FILES, ids=[p.name for p in PROMPT_FILES])
@@ -101,12 +107,20 @@ def test_templates_use_exactly_the_declared_variables(path: Path) -> None:
         used |= meta.find_undeclared_variables(env.parse(text))
     declared = {v.name for v in version.spec.variables}
     assert used - RESERVED_VARIABLES == declared
-    assert used >= RESERVED_VARIABLES
+    assert "question" in used
+    # `context` is the CONTEXT block: used exactly when the version retrieves.
+    assert ("context" in used) == (version.spec.retrieval is not None)
 
 
 def test_prompts_directory_loads_in_name_order_without_duplicates() -> None:
     versions = load_manifests(PROMPTS)
-    assert [v.spec.version for v in versions] == ["1.0.0", "1.1.0"]
+    assert [(v.spec.prompt, v.spec.version) for v in versions] == [
+        ("faq-bot", "1.0.0"),
+        ("faq-bot", "1.1.0"),
+        ("policy-qa", "1.0.0"),
+        ("policy-qa", "1.1.0"),
+        ("ticket-summarizer", "1.0.0"),
+    ]
     assert find_duplicate_versions(versions) == []
 
 

@@ -21,6 +21,7 @@ VALID_VARIABLES = [
     ("boolean", {"name": "b", "type": "boolean", "default": False}),
     ("required-no-default", {"name": "who", "required": True}),
     ("underscore-name", {"name": "_max_length_2"}),
+    ("camel-case-name", {"name": "maxBullets", "type": "integer", "default": 5}),
 ]
 
 
@@ -35,7 +36,8 @@ def test_valid_variables(data: dict[str, Any]) -> None:
 INVALID_VARIABLES = [
     ("reserved-question", {"name": "question"}, "'question' is reserved"),
     ("reserved-context", {"name": "context"}, "'context' is reserved"),
-    ("uppercase-name", {"name": "Tone"}, "String should match pattern"),
+    ("leading-digit", {"name": "1tone"}, "String should match pattern"),
+    ("dash-in-name", {"name": "max-bullets"}, "String should match pattern"),
     ("name-too-long", {"name": "x" * 64}, "at most 63 characters"),
     ("unknown-field", {"name": "x", "defualt": 1}, "Extra inputs are not permitted"),
     (

@@ -212,7 +212,8 @@ def test_an_unknown_prompt_names_the_loaded_ones(tmp_path: Path) -> None:
         env=service_env(ROOT / "prompts"),
     )
     assert result.exit_code == 2, result.output
-    assert "prompt 'billing-qa' is not loaded; loaded prompts: policy-qa" in result.stderr
+    loaded = "loaded prompts: faq-bot, policy-qa, ticket-summarizer"
+    assert f"prompt 'billing-qa' is not loaded; {loaded}" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -58,8 +58,9 @@ def cluster() -> Iterator[KubeCluster]:
 
 @pytest.fixture
 def applied(cluster: KubeCluster) -> KubeCluster:
-    """Both prompts/ PromptVersions, applied with kubectl."""
-    result = cluster.kubectl("apply", "--validate=false", "-f", str(PROMPTS_DIR))
+    """Both policy-qa PromptVersions of prompts/, applied with kubectl."""
+    files = [arg for path in sorted(PROMPTS_DIR.glob("policy-qa-*.yaml")) for arg in ("-f", path)]
+    result = cluster.kubectl("apply", "--validate=false", *map(str, files))
     assert result.returncode == 0, result.stderr
     return cluster
 

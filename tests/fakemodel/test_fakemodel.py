@@ -195,14 +195,22 @@ def test_chat_completion_has_openai_shape(client: httpx.Client) -> None:
 
 
 @pytest.mark.integration
-def test_chat_completion_without_context_is_not_covered(client: httpx.Client) -> None:
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        pytest.param("CONTEXT:\n\nQUESTION:\nWhy?", NOT_COVERED, id="empty-context-block"),
+        pytest.param("TICKET:\nMy parcel is late.", "My parcel is late.", id="no-context-echoes"),
+    ],
+)
+def test_chat_completion_answers_by_context_or_echo(
+    client: httpx.Client, user: str, expected: str
+) -> None:
     response = client.post(
-        "/v1/chat/completions",
-        json={"model": "gpt-4.1-nano", "messages": _messages("QUESTION:\nWhy?")},
+        "/v1/chat/completions", json={"model": "gpt-4.1-nano", "messages": _messages(user)}
     )
 
     assert response.status_code == 200
-    assert response.json()["choices"][0]["message"]["content"] == NOT_COVERED
+    assert response.json()["choices"][0]["message"]["content"] == expected
 
 
 def _assert_openai_error(response: httpx.Response, status: int) -> None:

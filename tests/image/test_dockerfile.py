@@ -51,7 +51,7 @@ OCI_LABELS = frozenset(
     for key in ("title", "description", "licenses", "source", "version")
 )
 #: What the final stage may copy from the build context: example defaults only.
-RUNTIME_CONTEXT_FILES = frozenset({"prompts", "data/policies"})
+RUNTIME_CONTEXT_FILES = frozenset({"prompts", "data/policies", "data/faq"})
 #: What the final stage may copy from other stages.
 RUNTIME_STAGE_FILES = frozenset({"/opt/venv"})
 #: Paths .dockerignore must keep out of the build context.
@@ -420,9 +420,14 @@ def check_read_only_environment(df: Dockerfile) -> list[str]:
         for copy in _copies(df.final)
         if copy.from_stage is None and copy.sources
     }
-    for name, source in (("PROMPTS_DIR", "prompts"), ("CORPUS_DIR", "data/policies")):
-        if env.get(name) is None or env.get(name) != destinations.get(source):
-            problems.append(f"ENV {name} does not point at the copied {source}/")
+    if env.get("PROMPTS_DIR") is None or env.get("PROMPTS_DIR") != destinations.get("prompts"):
+        problems.append("ENV PROMPTS_DIR does not point at the copied prompts/")
+    corpora = dict(
+        entry.partition("=")[::2] for entry in env.get("CORPORA", "").split(",") if entry
+    )
+    for collection, source in (("policies", "data/policies"), ("faq", "data/faq")):
+        if corpora.get(collection) is None or corpora[collection] != destinations.get(source):
+            problems.append(f"ENV CORPORA does not index the copied {source}/ into {collection}")
     return problems
 
 
@@ -590,8 +595,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends tini \\
 COPY --from=builder /opt/venv /opt/venv
 COPY prompts/ /app/prompts/
 COPY data/policies /app/data/policies
+COPY data/faq /app/data/faq
 ENV HOME=/tmp PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \\
-    PROMPTS_DIR=/app/prompts CORPUS_DIR=/app/data/policies \\
+    PROMPTS_DIR=/app/prompts CORPORA=policies=/app/data/policies,faq=/app/data/faq \\
     QDRANT_PATH=/var/lib/prompt-rollouts/qdrant
 USER 10001:10001
 EXPOSE 8000 8081
@@ -848,6 +854,12 @@ def _image_env(stage: Stage, root: Path, guard_dir: Path) -> dict[str, str]:
     host_path = os.environ["PATH"]
     env = {"PATH": host_path, "LANG": "C.UTF-8"}
     for key, value in _env(stage).items():
+        if key == "CORPORA":  # collection=/folder,...: each folder moves under the root
+            env[key] = ",".join(
+                f"{name}={_in_root(root, folder)}"
+                for name, _, folder in (entry.partition("=") for entry in value.split(","))
+            )
+            continue
         env[key] = ":".join(
             host_path
             if part in ("$PATH", "${PATH}")

@@ -83,7 +83,11 @@ class Traffic:
         return fetch_query(self.prometheus, expr, self.at)
 
     def by_version(self, expr: str) -> dict[str, float]:
-        return {labels["version"]: value for labels, value in self.query(expr)}
+        return {
+            labels["version"]: value
+            for labels, value in self.query(expr)
+            if labels.get("prompt", PROMPT) == PROMPT  # the other shipped prompts idle
+        }
 
     def scalar(self, expr: str) -> float:
         result = self.query(expr)
@@ -398,6 +402,8 @@ def _service_histograms(service: str) -> dict[str, tuple[list[tuple[float, float
         if family.name != "promptrollouts_request_duration_seconds":
             continue
         for sample in family.samples:
+            if sample.labels["prompt"] != PROMPT:  # the other shipped prompts idle
+                continue
             version = sample.labels["version"]
             buckets, total, count = out.get(version, ([], 0.0, 0.0))
             if sample.name.endswith("_bucket"):

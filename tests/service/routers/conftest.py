@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def build_settings(**overrides: Any) -> Settings:
-    """Settings for a test app: the repo's prompts and corpus, an in-memory vector store."""
+    """Settings for a test app: the repo's prompts and corpora, an in-memory vector store."""
     values: dict[str, Any] = {
         "prompts_dir": ROOT / "prompts",
-        "corpus_dir": ROOT / "data" / "policies",
+        "corpora": {"policies": ROOT / "data" / "policies", "faq": ROOT / "data" / "faq"},
         "qdrant_path": ":memory:",
         "qdrant_url": None,
         "model_base_url": None,

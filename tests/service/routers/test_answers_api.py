@@ -181,7 +181,7 @@ def test_malformed_json_is_a_422_problem(local_client: TestClient) -> None:
 
 
 def test_body_over_the_limit_is_413_declared_or_streamed(local_client: TestClient) -> None:
-    big = json.dumps({"prompt": "policy-qa", "question": "x" * 70_000}).encode()
+    big = json.dumps({"prompt": "policy-qa", "question": "x" * 300_000}).encode()
     declared = local_client.post(
         "/v1/answers", content=big, headers={"content-type": "application/json"}
     )
@@ -196,7 +196,7 @@ def test_body_over_the_limit_is_413_declared_or_streamed(local_client: TestClien
     for response in (declared, streamed):
         assert response.status_code == 413
         assert response.headers["content-type"] == PROBLEM
-        assert "65536-byte limit" in response.json()["detail"]
+        assert "262144-byte limit" in response.json()["detail"]
 
 
 def test_request_id_is_honoured_only_when_well_formed(local_client: TestClient) -> None:

@@ -11,10 +11,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.outcome import Outcome
 
 MANIFEST_VALUES = {
-    "prompt": {"policy-qa"},
+    "prompt": {"policy-qa", "faq-bot", "ticket-summarizer"},
     "version": {"1.0.0", "1.1.0"},
     "model": {"gpt-4o-mini", "gpt-4.1-nano", "embedded-extractive"},
-    "collection": {"policies"},
+    "collection": {"policies", "faq"},
 }
 
 
@@ -48,7 +48,7 @@ def test_labels_come_from_manifests_never_from_requests(model_client: TestClient
     request_series = {
         tuple(sorted(labels.items()))
         for name, labels, _ in series
-        if name == "promptrollouts_requests_total"
+        if name == "promptrollouts_requests_total" and labels.get("prompt") == "policy-qa"
     }
     # 2 versions times at most the outcome enum, whatever the 60 random requests said
     assert len(request_series) <= 2 * len(Outcome)
@@ -84,5 +84,7 @@ def test_an_answer_counts_tokens_cost_and_retrieval(model_client: TestClient) ->
     )
     assert value("promptrollouts_retrieval_duration_seconds_count") == before_retrievals + 2
     assert value("promptrollouts_empty_retrievals_total", version="1.1.0") == before_empty + 1
-    assert value("promptrollouts_version_weight_percent", version="1.1.0") == 100
+    assert (
+        value("promptrollouts_version_weight_percent", prompt="policy-qa", version="1.1.0") == 100
+    )
     assert value("promptrollouts_circuit_breaker_state", model="gpt-4o-mini") == 0

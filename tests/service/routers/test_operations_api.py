@@ -9,10 +9,14 @@ def test_prompts_lists_versions_with_phase_and_weight(local_client: TestClient) 
     items = local_client.get("/v1/prompts").json()["items"]
     summary = {(i["prompt"], i["version"]): (i["phase"], i["weight"]) for i in items}
     assert summary == {
+        ("faq-bot", "1.0.0"): ("Superseded", 0),
+        ("faq-bot", "1.1.0"): ("Stable", 100),
         ("policy-qa", "1.0.0"): ("Superseded", 0),
         ("policy-qa", "1.1.0"): ("Stable", 100),
+        ("ticket-summarizer", "1.0.0"): ("Stable", 100),
     }
-    assert all(i["collection"] == "policies" for i in items)
+    collections = {i["prompt"]: i["collection"] for i in items}
+    assert collections == {"faq-bot": "faq", "policy-qa": "policies", "ticket-summarizer": None}
 
 
 def test_health_and_readiness(local_client: TestClient) -> None:
@@ -26,6 +30,7 @@ def test_metrics_count_answers_by_prompt_version_and_outcome(local_client: TestC
             if (
                 line.startswith("promptrollouts_requests_total{")
                 and 'outcome="unknown"' in line
+                and 'prompt="policy-qa"' in line
                 and 'version="1.1.0"' in line
             ):
                 return float(line.rsplit(" ", 1)[1])
