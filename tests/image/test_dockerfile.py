@@ -1,10 +1,11 @@
 """The container image, checked without a Docker engine.
 
 * hadolint lints the Dockerfile at the ``warning`` threshold.
-* A small parser reads the Dockerfile into stages; pure ``check_*`` functions enforce our
+* dockerfile-parse reads the Dockerfile into stages; pure ``check_*`` functions enforce our
   own rules (pinned bases, numeric non-root user, dependencies from the lock only, pip
   without a cache, no build tools in the final stage, OCI labels, read-only friendly
-  environment, .dockerignore). Each rule has a negative case proving it can fail.
+  environment, .dockerignore matched by pathspec). Each rule has a negative case proving
+  it can fail.
 * Integration: the image's layout is rebuilt on the host under a temporary "root": a
   wheel from exactly the files the builder stage copies (filtered by .dockerignore), a
   ``--without-pip`` venv at ``<root>/opt/venv`` from the runtime lock, the final stage's
@@ -19,6 +20,7 @@ and /app before and after a run).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import posixpath
@@ -31,12 +33,16 @@ import sys
 import sysconfig
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pathspec
 import pytest
+from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
+from dockerfile_parse.util import extract_key_values  # type: ignore[import-untyped]
+from pathspec.patterns.gitignore.basic import GitIgnoreBasicPattern
 
 from tests.support.net import free_port
 
@@ -64,12 +70,12 @@ BUILD_TOOLS = frozenset(
 WRITABLE = ("/tmp", "/var/lib/prompt-rollouts")
 SERVICE_COMMAND = ["python", "-m", "service"]
 
-# --- a tiny Dockerfile parser -----------------------------------------------------------
+# --- the Dockerfile, read by dockerfile-parse ---------------------------------------------
 
 
 @dataclass(frozen=True)
 class Instruction:
-    """One instruction, continuation lines joined."""
+    """One instruction, continuation lines joined (1-based line of its first line)."""
 
     keyword: str
     value: str
@@ -115,50 +121,22 @@ class Dockerfile:
         return next(s for s in self.stages if s.name == name)
 
 
-def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """Instructions with continuations joined; comment lines dropped (also inside one)."""
-    buffer: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if not buffer:
-            start = number
-        if stripped.endswith("\\"):
-            buffer.append(stripped[:-1].strip())
-            continue
-        buffer.append(stripped)
-        yield start, " ".join(buffer)
-        buffer = []
-    if buffer:
-        yield start, " ".join(buffer)
-
-
-def _substitute(value: str, args: dict[str, str]) -> str:
-    return re.sub(
-        r"\$\{(\w+)\}|\$(\w+)",
-        lambda m: args.get(m.group(1) or m.group(2), m.group(0)),
-        value,
-    )
-
-
 def parse_dockerfile(text: str) -> Dockerfile:
-    """Stages and instructions (no heredocs, backslash escape only)."""
-    global_args: dict[str, str] = {}
+    """Stages and their instructions; global ARGs substituted in ``FROM`` only.
+
+    Values stay as written (``env_replace=False``): the rules check ``${VERSION}`` and
+    ``$PATH`` literally, which dockerfile-parse's own ``labels``/``envs`` would expand.
+    """
+    parser = DockerfileParser(fileobj=io.BytesIO(text.encode()), env_replace=False)
+    images = iter(parser.parent_images)  # one per FROM, global ARGs substituted
     stages: list[Stage] = []
-    for line, logical in _logical_lines(text):
-        keyword, _, value = logical.partition(" ")
-        keyword, value = keyword.upper(), value.strip()
+    for item in parser.structure:
+        keyword, value, line = item["instruction"], item["value"], item["startline"] + 1
         if keyword == "FROM":
             words = [w for w in value.split() if not w.startswith("--")]
             name = words[2] if len(words) >= 3 and words[1].lower() == "as" else None
-            stages.append(Stage(_substitute(words[0], global_args), name, line))
-        elif not stages:
-            if keyword == "ARG":
-                arg, _, default = value.partition("=")
-                global_args[arg.strip()] = default.strip().strip('"')
-        else:
+            stages.append(Stage(next(images), name, line))
+        elif stages and keyword != "COMMENT":
             stages[-1].instructions.append(Instruction(keyword, value, line))
     return Dockerfile(stages)
 
@@ -184,11 +162,8 @@ def _copies(stage: Stage) -> list[Copy]:
 
 
 def _key_values(value: str) -> dict[str, str]:
-    """ENV/LABEL pairs: ``k=v k2="v 2"`` or the legacy ``k v``."""
-    words = shlex.split(value)
-    if words and "=" not in words[0]:
-        return {words[0]: " ".join(words[1:])}
-    return dict(w.partition("=")[::2] for w in words)
+    """ENV/LABEL pairs (``k=v k2="v 2"`` or the legacy ``k v``), variables unexpanded."""
+    return dict(extract_key_values(False, {}, {}, value))
 
 
 def _env(stage: Stage) -> dict[str, str]:
@@ -453,61 +428,38 @@ CHECKS: list[Check] = [
     check_service_entrypoint,
 ]
 
-# --- .dockerignore (moby's patternmatcher: last match wins, parents count) ---------------
+# --- .dockerignore, matched by pathspec ---------------------------------------------------
+#
+# Docker (moby's patternmatcher) reads each line as a Go ``filepath.Match`` pattern over the
+# path relative to the context root, after ``filepath.Clean`` and with a leading ``/``
+# dropped; ``**`` spans directories, ``!`` re-includes, the last matching line wins, and a
+# pattern that matches a parent directory matches everything below it. pathspec's
+# ``GitIgnoreBasicPattern`` (gitignore as documented; pathspec 1.x deprecates the old
+# ``GitWildMatchPattern`` name for the same rules) agrees on ``*``/``?``/``[...]`` not
+# crossing ``/``, on ``**``, on ``!`` with last-match-wins (a file below an excluded
+# directory can be re-included, as Docker allows), and on a match of a directory covering
+# its contents. The difference that matters for us: gitignore matches a pattern without a
+# ``/`` (``tests``, ``var``, ``*.log``, ``build``) at any depth, Docker only at the root.
+# Anchoring every line with ``/`` after Docker's clean-up gives Docker's meaning. Unused
+# by our file and not modelled: Go's ``\\`` escapes on Windows paths.
 
 
-def _ignore_regex(pattern: str) -> re.Pattern[str]:
-    out, i = [], 0
-    while i < len(pattern):
-        char = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if char == "*":
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-        elif char == "[":
-            end = pattern.index("]", i + 1)
-            body = pattern[i + 1 : end]
-            out.append("[" + ("^" + body[1:] if body[:1] in ("!", "^") else body) + "]")
-            i = end
-        elif char == "\\" and i + 1 < len(pattern):
-            i += 1
-            out.append(re.escape(pattern[i]))
-        else:
-            out.append(re.escape(char))
-        i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def parse_dockerignore(text: str) -> list[tuple[bool, re.Pattern[str]]]:
-    """(negated, regex) per pattern, in order."""
-    rules = []
+def parse_dockerignore(text: str) -> pathspec.PathSpec[GitIgnoreBasicPattern]:
+    """The patterns of a .dockerignore, as Docker reads them (see above)."""
+    lines = []
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        negated = line.startswith("!")
+        negated = "!" if line.startswith("!") else ""
         pattern = posixpath.normpath(line.removeprefix("!").strip()).lstrip("/")
-        rules.append((negated, _ignore_regex(pattern)))
-    return rules
+        lines.append(f"{negated}/{pattern}")
+    return pathspec.PathSpec.from_lines(GitIgnoreBasicPattern, lines)
 
 
-def is_ignored(rules: list[tuple[bool, re.Pattern[str]]], path: str) -> bool:
+def is_ignored(rules: pathspec.PathSpec[GitIgnoreBasicPattern], path: str) -> bool:
     """Whether the build context leaves `path` (relative, POSIX) out."""
-    parts = path.split("/")
-    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
-    ignored = False
-    for negated, regex in rules:
-        if any(regex.match(prefix) for prefix in prefixes):
-            ignored = not negated
-    return ignored
+    return rules.match_file(path)
 
 
 def check_dockerignore(text: str) -> list[str]:
@@ -711,8 +663,17 @@ def test_dockerignore_that_drops_a_copied_file_fails(dockerfile: Dockerfile) -> 
         ("docs/_build", "docs/api.md", False),
         ("tests\n!tests/keep", "tests/keep/x", False),
         ("/var", "var/qdrant/lock", True),
+        ("var\n*.log", "service/var/run.log", False),  # gitignore would ignore it
     ],
-    ids=["prefix-glob", "any-depth", "char-class", "sibling-kept", "negation", "leading-slash"],
+    ids=[
+        "prefix-glob",
+        "any-depth",
+        "char-class",
+        "sibling-kept",
+        "negation",
+        "leading-slash",
+        "root-only",
+    ],
 )
 def test_dockerignore_matcher(pattern: str, path: str, ignored: bool) -> None:
     assert is_ignored(parse_dockerignore(pattern), path) is ignored
@@ -828,7 +789,7 @@ def _run(
     return result
 
 
-def _copy_context(source: str, dest: Path, rules: list[tuple[bool, re.Pattern[str]]]) -> None:
+def _copy_context(source: str, dest: Path, rules: pathspec.PathSpec[GitIgnoreBasicPattern]) -> None:
     """COPY `source` from the build context to `dest`, as .dockerignore filters it."""
     base = ROOT / source
     for file in _context_files(source):
