@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -409,7 +410,8 @@ def test_error_rate(sample: VersionSample, rate: float | None) -> None:
 
 # --- to_status --------------------------------------------------------------------------------
 
-AT = "2026-11-25T12:00:10Z"
+AT = datetime(2026, 11, 25, 12, 0, 10, tzinfo=UTC)
+AT_TEXT = "2026-11-25T12:00:10Z"
 
 
 def test_to_status_shape() -> None:
@@ -422,7 +424,7 @@ def test_to_status_shape() -> None:
     )
     status = Assessment(Verdict.FAILED, ("a", "b"), measurement).to_status(AT)
     assert status == {
-        "time": AT,
+        "time": AT_TEXT,
         "verdict": "Failed",
         "reasons": ["a", "b"],
         "values": {
@@ -438,7 +440,7 @@ def test_to_status_of_an_error() -> None:
     measurement = Measurement(queries={"canary.requests": "q"}, error="HTTP 503")
     status = assess(ANALYSIS, measurement).to_status(AT)
     assert status == {
-        "time": AT,
+        "time": AT_TEXT,
         "verdict": "Error",
         "reasons": ["prometheus: HTTP 503"],
         "values": {},

@@ -148,7 +148,8 @@ def apply(views: Sequence[VersionView], changes: Sequence[Change]) -> list[Versi
             result.append(view)
             continue
         current = view.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        status = PromptVersionStatus.model_validate(merge_patch(current, change.status))
+        patch = change.status.to_merge_patch()
+        status = PromptVersionStatus.model_validate(merge_patch(current, patch))
         result.append(dataclasses.replace(view, status=status))
     return result
 
