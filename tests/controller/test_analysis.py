@@ -19,6 +19,7 @@ from controller.analysis import (
     assess,
     build_check_query,
     build_queries,
+    build_sample,
 )
 from service.metrics import Metrics
 from service.outcome import Outcome
@@ -406,6 +407,30 @@ ERROR_RATES = [
 )
 def test_error_rate(sample: VersionSample, rate: float | None) -> None:
     assert sample.error_rate == rate
+
+
+SAMPLES = [
+    # (id, requests, errors as queried, errors kept, error rate)
+    ("traffic-no-error-series-is-zero-errors", 40.0, None, 0.0, 0.0),
+    ("traffic-zero-errors", 40.0, 0.0, 0.0, 0.0),
+    ("traffic-some-errors", 40.0, 2.0, 2.0, 0.05),
+    ("no-traffic-no-error-series", 0.0, None, None, None),
+    ("no-traffic-zero-errors", 0.0, 0.0, 0.0, None),
+    ("no-request-series-no-error-series", None, None, None, None),
+    ("no-request-series-errors-kept", None, 3.0, 3.0, None),
+    ("no-traffic-errors-kept", 0.0, 3.0, 3.0, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("requests", "errors", "kept", "rate"), [c[1:] for c in SAMPLES], ids=[c[0] for c in SAMPLES]
+)
+def test_build_sample(
+    requests: float | None, errors: float | None, kept: float | None, rate: float | None
+) -> None:
+    built = build_sample(requests, errors, 900.0)
+    assert built == VersionSample(requests=requests, errors=kept, p95_ms=900.0)
+    assert built.error_rate == rate
 
 
 # --- to_status --------------------------------------------------------------------------------
