@@ -52,7 +52,7 @@ from controller.versions import (
     stable_of,
 )
 
-# The names below the state machine uses are re-exported: promptctl and the tests import them here.
+# Names from controller.versions and controller.status are re-exported: callers import them here.
 __all__ = [
     "REQUEST_ANNOTATION",
     "STABLE_PHASES",
