@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from api.v1alpha1 import Analysis
+from controller.conditions import format_time
 
 __all__ = [
     "FAILURE_OUTCOMES",
@@ -24,6 +26,7 @@ __all__ = [
     "VersionSample",
     "assess",
     "build_queries",
+    "build_sample",
 ]
 
 #: Outcomes that count as errors of a version (see service/outcome.py).
@@ -55,6 +58,20 @@ class VersionSample:
         return self.errors / self.requests
 
 
+def build_sample(
+    requests: float | None, errors: float | None, p95_ms: float | None
+) -> VersionSample:
+    """One version's sample from its three query results.
+
+    Prometheus returns no series at all for an error counter that never moved, so with
+    requests in the window, no error data means no errors (0.0). Without requests the
+    error result is kept as it came (there is no rate to compute either way).
+    """
+    if requests and errors is None:
+        errors = 0.0
+    return VersionSample(requests=requests, errors=errors, p95_ms=p95_ms)
+
+
 @dataclass(frozen=True)
 class Measurement:
     """Everything one analysis measured, or the error that stopped it."""
@@ -74,8 +91,8 @@ class Assessment:
     reasons: tuple[str, ...]
     measurement: Measurement
 
-    def to_status(self, at: str) -> dict[str, Any]:
-        """The ``status.lastAnalysis`` object: time, verdict, reasons, values, queries."""
+    def to_status(self, at: datetime) -> dict[str, Any]:
+        """The ``status.lastAnalysis`` object (JSON): time, verdict, reasons, values, queries."""
         values: dict[str, Any] = {}
         for role, sample in (
             ("canary", self.measurement.canary),
@@ -90,7 +107,7 @@ class Assessment:
         if self.measurement.checks:
             values["checks"] = {k: _rounded(v) for k, v in self.measurement.checks.items()}
         result: dict[str, Any] = {
-            "time": at,
+            "time": format_time(at),
             "verdict": self.verdict.value,
             "reasons": list(self.reasons),
             "values": values,

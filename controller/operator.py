@@ -28,17 +28,9 @@ from api.v1alpha1 import GROUP, VERSION, Phase
 from controller.analysis import Assessment, assess
 from controller.metrics import ControllerMetrics
 from controller.prometheus import PrometheusClient, fetch_measurement
-from controller.rollout import (
-    STABLE_PHASES,
-    Change,
-    VersionView,
-    analysis_due,
-    canary_of,
-    decide,
-    format_time,
-)
+from controller.rollout import AnalysisTarget, Change, decide, decide_analysis
 from controller.settings import ControllerSettings
-from controller.views import build_view, choose_actor
+from controller.views import build_views, choose_actor
 
 __all__: list[str] = []
 
@@ -46,6 +38,8 @@ PLURAL = "promptversions"
 #: Read once at import: kopf fixes timer intervals when handlers are registered.
 _TICK = ControllerSettings().controller_tick_seconds
 _log = logging.getLogger(__name__)
+#: Phases that end a rollout, counted in promptrollouts_rollouts_total.
+_ENDED = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.ABORTED, Phase.SUPERSEDED})
 
 
 @kopf.on.startup(id="configure")
@@ -120,23 +114,18 @@ async def reconcile(
 async def _reconcile_prompt(
     namespace: str | None, prompt: str, bodies: list[kopf.Body], memo: kopf.Memo
 ) -> None:
+    """Observe → measure (when told to) → decide (pure) → one status patch per changed object."""
     now = datetime.now(UTC)
     by_name = {str(b["metadata"]["name"]): b for b in bodies}
-    views: list[VersionView] = []
-    changes: list[Change] = []
-    for name, body in by_name.items():
-        view = build_view(body, memo.servable)
-        if isinstance(view, str):
-            if (body.get("status") or {}).get("phase") != Phase.INVALID.value:
-                changes.append(_invalid(name, view, now))
-            continue
-        views.append(view)
-    changes += decide(views, await _analyse(prompt, views, now, memo), now)
+    views, unreadable = build_views(bodies, memo.servable)
+    assessment = await _analyse(prompt, decide_analysis(views, now), memo)
+    changes = decide(views, assessment, now, unreadable)
     client = PromptVersionClient(memo.kube, namespace)
     for change in changes:
+        patch = change.status.to_merge_patch()
         try:
-            if change.status:
-                await client.patch_status(change.name, change.status)
+            if patch:
+                await client.patch_status(change.name, patch)
         except KubeError as error:
             memo.metrics.reconcile_errors.labels(prompt).inc()
             raise kopf.TemporaryError(f"status patch of {change.name}: {error}", delay=1) from error
@@ -145,32 +134,13 @@ async def _reconcile_prompt(
         _count(prompt, by_name[change.name], change, memo.metrics)
 
 
-def _invalid(name: str, reason: str, now: datetime) -> Change:
-    message = f"invalid spec: {reason}"
-    condition = {
-        "type": "Degraded",
-        "status": "True",
-        "reason": Phase.INVALID.value,
-        "message": message,
-        "lastTransitionTime": format_time(now),
-    }
-    return Change(
-        name,
-        {"phase": Phase.INVALID.value, "weight": 0, "message": message, "conditions": [condition]},
-        [("Warning", Phase.INVALID.value, message)],
-    )
-
-
 async def _analyse(
-    prompt: str, views: list[VersionView], now: datetime, memo: kopf.Memo
+    prompt: str, target: AnalysisTarget | None, memo: kopf.Memo
 ) -> Assessment | None:
-    """Measure and assess the canary when its analysis is due; None otherwise."""
-    canary = canary_of(views)
-    if canary is None or not analysis_due(canary, now):
+    """Measure and assess the canary `decide_analysis` chose; None when nothing is due."""
+    if target is None:
         return None
-    stable = max(
-        (v for v in views if v.phase in STABLE_PHASES), key=lambda v: v.semver, default=None
-    )
+    canary, stable = target.canary, target.stable
     analysis = canary.spec.rollout.analysis
     measurement = await fetch_measurement(
         memo.prometheus,
@@ -195,8 +165,8 @@ def _count(
     prompt: str, body: Mapping[str, Any], change: Change, metrics: ControllerMetrics
 ) -> None:
     version = str((body.get("spec") or {}).get("version"))
-    if "weight" in change.status:
-        metrics.weight.labels(prompt, version).set(change.status["weight"])
-    phase = change.status.get("phase")
-    if phase in ("Promoted", "RolledBack", "Aborted", "Superseded"):
-        metrics.rollouts.labels(prompt, phase).inc()
+    if change.status.weight is not None:
+        metrics.weight.labels(prompt, version).set(change.status.weight)
+    phase = change.status.phase
+    if phase in _ENDED:
+        metrics.rollouts.labels(prompt, phase.value).inc()

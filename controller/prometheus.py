@@ -9,7 +9,13 @@ from typing import Any
 import httpx
 
 from api.v1alpha1 import Analysis
-from controller.analysis import Measurement, VersionSample, build_check_query, build_queries
+from controller.analysis import (
+    Measurement,
+    VersionSample,
+    build_check_query,
+    build_queries,
+    build_sample,
+)
 
 __all__ = ["PrometheusClient", "PrometheusError", "fetch_measurement"]
 
@@ -59,9 +65,7 @@ async def _sample(client: PrometheusClient, queries: dict[str, str]) -> VersionS
         client.query(queries["errors"]),
         client.query(queries["p95_ms"]),
     )
-    return VersionSample(
-        requests=requests, errors=errors or 0.0 if requests else errors, p95_ms=p95
-    )
+    return build_sample(requests, errors, p95)
 
 
 async def _none() -> None:

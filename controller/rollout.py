@@ -2,7 +2,9 @@
 
 One call of :func:`decide` looks at every PromptVersion of one logical prompt and
 returns the status changes to make, each with the Event that explains it. Time is
-passed in; nothing here reads a clock, a cluster or Prometheus.
+passed in; nothing here reads a clock, a cluster or Prometheus. The views it reads and
+the choice of what to analyse are in :mod:`controller.versions`; the typed status patch
+and the one way to mark a version Invalid are in :mod:`controller.status`.
 
 ::
 
@@ -20,135 +22,55 @@ passed in; nothing here reads a clock, a cluster or Prometheus.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 from typing import Any
 
-import semver
-
-from api.v1alpha1 import Phase, PromptVersionSpec, PromptVersionStatus
+from api.v1alpha1 import Phase
 from controller.analysis import Assessment, Verdict
-from controller.conditions import set_condition
+from controller.conditions import format_time, parse_time, read_conditions
 from controller.durations import parse_duration
+from controller.status import (
+    CANARY_PHASES,
+    HALTED_PHASES,
+    STABLE_PHASES,
+    Change,
+    StatusPatch,
+    build_phase_conditions,
+    decide_invalid,
+)
+from controller.versions import (
+    REQUEST_ANNOTATION,
+    Action,
+    AnalysisTarget,
+    ManualRequest,
+    UnreadableVersion,
+    VersionView,
+    analysis_due,
+    canary_of,
+    decide_analysis,
+    parse_request,
+    stable_of,
+)
 
+# Names from controller.versions and controller.status are re-exported: callers import them here.
 __all__ = [
     "REQUEST_ANNOTATION",
     "STABLE_PHASES",
     "Action",
+    "AnalysisTarget",
     "Change",
     "ManualRequest",
+    "StatusPatch",
+    "UnreadableVersion",
     "VersionView",
     "analysis_due",
     "canary_of",
     "decide",
+    "decide_analysis",
     "format_time",
     "parse_request",
+    "stable_of",
 ]
-
-#: The annotation `promptctl promote|abort|pause|resume|retry` writes: "<action>@<unique id>".
-REQUEST_ANNOTATION = "promptrollouts.io/request"
-STABLE_PHASES = frozenset({Phase.STABLE, Phase.PROMOTED})
-CANARY_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED})
-HALTED_PHASES = frozenset({Phase.ROLLED_BACK, Phase.ABORTED})
-
-
-class Action(StrEnum):
-    """What a human can ask of a rollout."""
-
-    PROMOTE = "promote"
-    PROMOTE_FULL = "promote-full"
-    ABORT = "abort"
-    PAUSE = "pause"
-    RESUME = "resume"
-    RETRY = "retry"
-
-
-@dataclass(frozen=True)
-class ManualRequest:
-    """A parsed request annotation; `raw` identifies it so it is acted on once."""
-
-    action: Action
-    raw: str
-
-
-def parse_request(value: str | None) -> ManualRequest | None:
-    """`"promote@2026-11-25T12:00:00Z"` → ManualRequest; None for absent or unknown actions."""
-    if not value:
-        return None
-    action = value.split("@", 1)[0].strip()
-    try:
-        return ManualRequest(Action(action), value)
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True)
-class VersionView:
-    """One PromptVersion as the controller sees it."""
-
-    name: str
-    spec: PromptVersionSpec
-    status: PromptVersionStatus
-    #: Why the service could not serve it (template, variables, collection), if anything.
-    invalid_reason: str | None = None
-    request: ManualRequest | None = None
-
-    @property
-    def semver(self) -> semver.Version:
-        """The parsed version."""
-        return semver.Version.parse(self.spec.version)
-
-    @property
-    def phase(self) -> Phase:
-        """The phase, Pending when none was written yet."""
-        return self.status.phase or Phase.PENDING
-
-    @property
-    def pending_request(self) -> ManualRequest | None:
-        """The request annotation, unless it was already handled."""
-        if self.request is None or self.request.raw == self.status.handled_request:
-            return None
-        return self.request
-
-
-@dataclass
-class Change:
-    """A status merge patch for one object, and the Events that explain it."""
-
-    name: str
-    status: dict[str, Any] = field(default_factory=dict)
-    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 UTC with a Z, as Kubernetes writes times."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def canary_of(views: Sequence[VersionView]) -> VersionView | None:
-    """The version currently being rolled out, if any (the newest, should there be two)."""
-    canaries = [v for v in views if v.phase in CANARY_PHASES]
-    return max(canaries, key=lambda v: v.semver, default=None)
-
-
-def analysis_due(view: VersionView, now: datetime) -> bool:
-    """Whether the canary's next analysis is due (its interval since the last one)."""
-    if view.phase is not Phase.PROGRESSING:
-        return False
-    last = _parse_time((view.status.last_analysis or {}).get("time"))
-    started = _parse_time(view.status.step_started_at)
-    reference = max((t for t in (last, started) if t is not None), default=None)
-    if reference is None:
-        return True
-    interval = parse_duration(view.spec.rollout.analysis.interval)
-    return (now - reference).total_seconds() >= interval
 
 
 class _Plan:
@@ -156,68 +78,79 @@ class _Plan:
 
     def __init__(self, views: Sequence[VersionView], now: datetime) -> None:
         self.views = {v.name: v for v in views}
-        self.now = format_time(now)
+        self.now = now
         self.changes: dict[str, Change] = {}
 
     def patch(self, view: VersionView, **status: Any) -> Change:
+        """Set status fields (snake_case) of `view`'s one patch."""
         change = self.changes.setdefault(view.name, Change(view.name))
-        change.status.update(status)
+        change.status.update(**status)
         return change
 
     def event(self, view: VersionView, kind: str, reason: str, message: str) -> None:
         self.patch(view).events.append((kind, reason, message))
 
+    def planned(self, view: VersionView) -> StatusPatch:
+        """What this decision has set on `view` so far (empty when nothing)."""
+        change = self.changes.get(view.name)
+        return change.status if change is not None else StatusPatch()
+
     def phase(self, view: VersionView) -> Phase:
-        value = self.changes.get(view.name, Change(view.name)).status.get("phase")
-        return Phase(value) if value else view.phase
+        return self.planned(view).phase or view.phase
 
     def move(
         self, view: VersionView, phase: Phase, weight: int, message: str, *, warning: bool = False
     ) -> None:
         """Put `view` in `phase` at `weight`, with conditions and an Event."""
-        conditions = [
-            c.model_dump(by_alias=True, exclude_none=True) for c in view.status.conditions
-        ]
-        current = self.changes.get(view.name)
-        if current is not None and "conditions" in current.status:
-            conditions = current.status["conditions"]
-        for kind, value in (
-            ("Promoted", phase in STABLE_PHASES),
-            ("Progressing", phase in CANARY_PHASES),
-            ("Degraded", phase in HALTED_PHASES or phase is Phase.INVALID),
-        ):
-            conditions = set_condition(conditions, kind, value, phase.value, message, self.now)
-        self.patch(view, phase=phase.value, weight=weight, message=message, conditions=conditions)
+        planned = self.planned(view)
+        if planned.has("conditions") and planned.conditions is not None:
+            conditions = planned.conditions
+        else:
+            conditions = read_conditions(view.status.conditions)
+        conditions = build_phase_conditions(conditions, phase, message, self.now)
+        self.patch(view, phase=phase, weight=weight, message=message, conditions=conditions)
         if phase is not view.phase:
             self.event(view, "Warning" if warning else "Normal", phase.value, message)
 
 
 def decide(
-    views: Sequence[VersionView], assessment: Assessment | None, now: datetime
+    views: Sequence[VersionView],
+    assessment: Assessment | None,
+    now: datetime,
+    unreadable: Sequence[UnreadableVersion] = (),
 ) -> list[Change]:
     """Every status change one prompt's versions need now.
 
-    `assessment` is the result of the canary's analysis when one was due and ran,
-    else None.
+    `assessment` is the result of the canary's analysis when one was due and ran
+    (see :func:`decide_analysis`), else None. `unreadable` are the objects whose spec
+    could not be read: they are marked Invalid and take no part in the rollout.
     """
     plan = _Plan(views, now)
+    for version in unreadable:
+        message = f"invalid spec: {version.reason}"
+        change = decide_invalid(version.name, version.phase, version.conditions, message, now)
+        if change is not None:
+            plan.changes[version.name] = change
     valid = _mark_invalid(plan, views)
     _handle_requests(plan, valid)
     _admit_new_versions(plan, valid)
     _progress_canary(plan, valid, assessment)
     _balance_weights(plan, valid)
-    return [change for change in plan.changes.values() if change.status or change.events]
+    return [c for c in plan.changes.values() if c.status.model_fields_set or c.events]
 
 
 def _mark_invalid(plan: _Plan, views: Sequence[VersionView]) -> list[VersionView]:
     valid = []
     for view in views:
-        if view.phase is Phase.INVALID:
-            continue
         if view.invalid_reason is not None:
-            plan.move(view, Phase.INVALID, 0, view.invalid_reason, warning=True)
-            continue
-        valid.append(view)
+            conditions = read_conditions(view.status.conditions)
+            change = decide_invalid(
+                view.name, view.phase, conditions, view.invalid_reason, plan.now
+            )
+            if change is not None:
+                plan.changes[view.name] = change
+        if view.invalid_reason is None and view.phase is not Phase.INVALID:
+            valid.append(view)
     return valid
 
 
@@ -236,7 +169,7 @@ def _handle_requests(plan: _Plan, views: Sequence[VersionView]) -> None:
         request = view.pending_request
         if request is None:
             continue
-        plan.patch(view, handledRequest=request.raw)
+        plan.patch(view, handled_request=request.raw)
         phase = plan.phase(view)
         action = request.action
         if phase in CANARY_PHASES and action in (Action.PROMOTE, Action.PROMOTE_FULL):
@@ -250,7 +183,7 @@ def _handle_requests(plan: _Plan, views: Sequence[VersionView]) -> None:
             plan.move(view, Phase.PAUSED, _weight(view), "paused by hand")
         elif phase is Phase.PAUSED and action is Action.RESUME:
             plan.move(view, Phase.PROGRESSING, _weight(view), "resumed by hand")
-            plan.patch(view, stepStartedAt=plan.now)
+            plan.patch(view, step_started_at=plan.now)
         elif phase in HALTED_PHASES and action is Action.RETRY:
             _retry(plan, views, view)
         else:
@@ -282,7 +215,7 @@ def _start(plan: _Plan, view: VersionView, why: str) -> None:
     steps = view.spec.rollout.steps
     plan.move(view, Phase.PROGRESSING, steps[0].weight if steps else 0, f"{why}: step 1")
     plan.patch(
-        view, stepIndex=0, stepStartedAt=plan.now, consecutiveFailures=0, consecutiveErrors=0
+        view, step_index=0, step_started_at=plan.now, consecutive_failures=0, consecutive_errors=0
     )
 
 
@@ -322,17 +255,17 @@ def _progress_canary(
         return
     if plan.phase(canary) is not Phase.PROGRESSING:
         return
-    started_now = "stepIndex" in plan.changes.get(canary.name, Change(canary.name)).status
+    started_now = plan.planned(canary).has("step_index")
     if assessment is None or started_now:
         return  # no analysis ran, or the canary (re)started its step in this decision
     analysis = canary.spec.rollout.analysis
     last = assessment.to_status(plan.now)
-    plan.patch(canary, lastAnalysis=_replacing(canary.status.last_analysis, last))
+    plan.patch(canary, last_analysis=_replacing(canary.status.last_analysis, last))
     failures, errors = canary.status.consecutive_failures, canary.status.consecutive_errors
     reasons = "; ".join(assessment.reasons)
     if assessment.verdict is Verdict.FAILED:
         failures += 1
-        plan.patch(canary, consecutiveFailures=failures, consecutiveErrors=0)
+        plan.patch(canary, consecutive_failures=failures, consecutive_errors=0)
         plan.event(
             canary, "Warning", "AnalysisFailed", f"{failures}/{analysis.failure_limit}: {reasons}"
         )
@@ -340,16 +273,16 @@ def _progress_canary(
             plan.move(canary, Phase.ROLLED_BACK, 0, f"rolled back: {reasons}", warning=True)
     elif assessment.verdict is Verdict.ERROR:
         errors += 1
-        plan.patch(canary, consecutiveErrors=errors)
+        plan.patch(canary, consecutive_errors=errors)
         plan.event(
             canary, "Warning", "AnalysisError", f"{errors}/{analysis.error_limit}: {reasons}"
         )
         if errors >= analysis.error_limit:
             plan.move(canary, Phase.ROLLED_BACK, 0, f"rolled back: {reasons}", warning=True)
     elif assessment.verdict is Verdict.INCONCLUSIVE:
-        plan.patch(canary, consecutiveErrors=0)
+        plan.patch(canary, consecutive_errors=0)
     else:
-        plan.patch(canary, consecutiveFailures=0, consecutiveErrors=0)
+        plan.patch(canary, consecutive_failures=0, consecutive_errors=0)
         if _pause_over(canary, plan):
             _advance(plan, views, canary, "analysis passed")
 
@@ -375,10 +308,8 @@ def _pause_over(view: VersionView, plan: _Plan) -> bool:
         return True
     if pause == "manual":
         return False
-    started = _parse_time(view.status.step_started_at)
-    now = _parse_time(plan.now)
-    assert now is not None
-    return started is None or (now - started).total_seconds() >= parse_duration(pause)
+    started = parse_time(view.status.step_started_at)
+    return started is None or (plan.now - started).total_seconds() >= parse_duration(pause)
 
 
 def _advance(plan: _Plan, views: Sequence[VersionView], view: VersionView, why: str) -> None:
@@ -388,7 +319,7 @@ def _advance(plan: _Plan, views: Sequence[VersionView], view: VersionView, why: 
         _promote(plan, views, view, f"{why}: all {len(steps)} steps done")
         return
     plan.move(view, Phase.PROGRESSING, steps[index].weight, f"{why}: step {index + 1}")
-    plan.patch(view, stepIndex=index, stepStartedAt=plan.now)
+    plan.patch(view, step_index=index, step_started_at=plan.now)
     plan.event(view, "Normal", "StepAdvanced", f"step {index + 1}: {steps[index].weight}%")
 
 
@@ -397,7 +328,7 @@ def _promote(plan: _Plan, views: Sequence[VersionView], view: VersionView, why: 
         if other.name != view.name and plan.phase(other) in STABLE_PHASES:
             plan.move(other, Phase.SUPERSEDED, 0, f"superseded by {view.spec.version}")
     plan.move(view, Phase.PROMOTED, 100, why)
-    plan.patch(view, stepIndex=len(view.spec.rollout.steps))
+    plan.patch(view, step_index=len(view.spec.rollout.steps))
 
 
 def _balance_weights(plan: _Plan, views: Sequence[VersionView]) -> None:
@@ -408,10 +339,10 @@ def _balance_weights(plan: _Plan, views: Sequence[VersionView]) -> None:
     canary = _canary(plan, views)
     canary_weight = 0
     if canary is not None:
-        change = plan.changes.get(canary.name, Change(canary.name))
-        canary_weight = int(change.status.get("weight", _weight(canary)))
+        planned = plan.planned(canary)
+        canary_weight = (planned.weight or 0) if planned.has("weight") else _weight(canary)
     wanted = 100 - canary_weight
-    current = plan.changes.get(stable.name)
-    current_weight = current.status.get("weight") if current else stable.status.weight
+    planned = plan.planned(stable)
+    current_weight = planned.weight if planned.has("weight") else stable.status.weight
     if current_weight != wanted:
         plan.patch(stable, weight=wanted)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from controller.analysis import (
     assess,
     build_check_query,
     build_queries,
+    build_sample,
 )
 from service.metrics import Metrics
 from service.outcome import Outcome
@@ -407,9 +409,34 @@ def test_error_rate(sample: VersionSample, rate: float | None) -> None:
     assert sample.error_rate == rate
 
 
+SAMPLES = [
+    # (id, requests, errors as queried, errors kept, error rate)
+    ("traffic-no-error-series-is-zero-errors", 40.0, None, 0.0, 0.0),
+    ("traffic-zero-errors", 40.0, 0.0, 0.0, 0.0),
+    ("traffic-some-errors", 40.0, 2.0, 2.0, 0.05),
+    ("no-traffic-no-error-series", 0.0, None, None, None),
+    ("no-traffic-zero-errors", 0.0, 0.0, 0.0, None),
+    ("no-request-series-no-error-series", None, None, None, None),
+    ("no-request-series-errors-kept", None, 3.0, 3.0, None),
+    ("no-traffic-errors-kept", 0.0, 3.0, 3.0, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("requests", "errors", "kept", "rate"), [c[1:] for c in SAMPLES], ids=[c[0] for c in SAMPLES]
+)
+def test_build_sample(
+    requests: float | None, errors: float | None, kept: float | None, rate: float | None
+) -> None:
+    built = build_sample(requests, errors, 900.0)
+    assert built == VersionSample(requests=requests, errors=kept, p95_ms=900.0)
+    assert built.error_rate == rate
+
+
 # --- to_status --------------------------------------------------------------------------------
 
-AT = "2026-11-25T12:00:10Z"
+AT = datetime(2026, 11, 25, 12, 0, 10, tzinfo=UTC)
+AT_TEXT = "2026-11-25T12:00:10Z"
 
 
 def test_to_status_shape() -> None:
@@ -422,7 +449,7 @@ def test_to_status_shape() -> None:
     )
     status = Assessment(Verdict.FAILED, ("a", "b"), measurement).to_status(AT)
     assert status == {
-        "time": AT,
+        "time": AT_TEXT,
         "verdict": "Failed",
         "reasons": ["a", "b"],
         "values": {
@@ -438,7 +465,7 @@ def test_to_status_of_an_error() -> None:
     measurement = Measurement(queries={"canary.requests": "q"}, error="HTTP 503")
     status = assess(ANALYSIS, measurement).to_status(AT)
     assert status == {
-        "time": AT,
+        "time": AT_TEXT,
         "verdict": "Error",
         "reasons": ["prometheus: HTTP 503"],
         "values": {},

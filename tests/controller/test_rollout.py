@@ -21,6 +21,7 @@ import yaml
 
 from api.v1alpha1 import (
     Analysis,
+    Condition,
     Phase,
     PromptVersionSpec,
     PromptVersionStatus,
@@ -28,6 +29,7 @@ from api.v1alpha1 import (
     RolloutStep,
 )
 from controller.analysis import Measurement, Verdict, VersionSample, assess, build_queries
+from controller.conditions import read_conditions
 from controller.durations import parse_duration
 from controller.rollout import (
     REQUEST_ANNOTATION,
@@ -35,12 +37,15 @@ from controller.rollout import (
     Action,
     Change,
     ManualRequest,
+    UnreadableVersion,
     VersionView,
     analysis_due,
     canary_of,
     decide,
+    decide_analysis,
     format_time,
     parse_request,
+    stable_of,
 )
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -148,7 +153,8 @@ def apply(views: Sequence[VersionView], changes: Sequence[Change]) -> list[Versi
             result.append(view)
             continue
         current = view.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        status = PromptVersionStatus.model_validate(merge_patch(current, change.status))
+        patch = change.status.to_merge_patch()
+        status = PromptVersionStatus.model_validate(merge_patch(current, patch))
         result.append(dataclasses.replace(view, status=status))
     return result
 
@@ -1006,6 +1012,142 @@ CANARIES = [
 def test_canary_of(views: list[VersionView], version: str | None) -> None:
     canary = canary_of(views)
     assert (canary.spec.version if canary else None) == version
+
+
+STABLES = [
+    ("stable", [pv("1.0.0", P.STABLE, 90), pv("1.1.0", P.PROGRESSING, 10)], "1.0.0"),
+    ("promoted", [pv("1.0.0", P.SUPERSEDED, 0), pv("1.1.0", P.PROMOTED, 100)], "1.1.0"),
+    ("newest-of-two", [pv("1.2.0", P.STABLE, 50), pv("1.1.0", P.PROMOTED, 50)], "1.2.0"),
+    ("none-left", [pv("1.0.0", P.SUPERSEDED, 0), pv("1.1.0", P.PROGRESSING, 10)], None),
+    ("rolled-back-is-not-stable", [pv("1.1.0", P.ROLLED_BACK, 0)], None),
+    ("invalid-is-not-stable", [pv("1.0.0", P.INVALID, 0)], None),
+]
+
+
+@pytest.mark.parametrize(
+    ("views", "version"), [c[1:] for c in STABLES], ids=[c[0] for c in STABLES]
+)
+def test_stable_of(views: list[VersionView], version: str | None) -> None:
+    stable = stable_of(views)
+    assert (stable.spec.version if stable else None) == version
+
+
+DUE_NOW: dict[str, Any] = {"step_index": 0, "step_started_at": at(0)}
+TARGETS = [
+    # (id, views, seconds since T0, (canary, stable) measured, or None)
+    (
+        "canary-due-against-the-stable",
+        [pv("1.0.0", P.STABLE, 90), pv("1.1.0", P.PROGRESSING, 10, **DUE_NOW)],
+        INTERVAL,
+        ("1.1.0", "1.0.0"),
+    ),
+    (
+        "not-due-yet",
+        [pv("1.0.0", P.STABLE, 90), pv("1.1.0", P.PROGRESSING, 10, **DUE_NOW)],
+        INTERVAL - 1,
+        None,
+    ),
+    (
+        "baseline-is-the-newest-stable",
+        [
+            pv("1.0.0", P.PROMOTED, 0),
+            pv("1.0.5", P.STABLE, 90),
+            pv("1.0.9", P.SUPERSEDED, 0),
+            pv("1.1.0", P.PROGRESSING, 10, **DUE_NOW),
+        ],
+        INTERVAL,
+        ("1.1.0", "1.0.5"),
+    ),
+    (
+        "no-stable-no-baseline",
+        [pv("1.0.0", P.SUPERSEDED, 0), pv("1.1.0", P.PROGRESSING, 100, **DUE_NOW)],
+        INTERVAL,
+        ("1.1.0", None),
+    ),
+    (
+        "paused-canary-is-not-measured",
+        [pv("1.0.0", P.STABLE, 90), pv("1.1.0", P.PAUSED, 10, **DUE_NOW)],
+        3600,
+        None,
+    ),
+    ("no-canary", [pv("1.0.0", P.STABLE, 100), pv("1.1.0", P.ABORTED, 0)], 3600, None),
+    (
+        "newest-canary-of-two",
+        [
+            pv("1.0.0", P.STABLE, 80),
+            pv("1.1.0", P.PROGRESSING, 10, **DUE_NOW),
+            pv("1.2.0", P.PROGRESSING, 10, **DUE_NOW),
+        ],
+        INTERVAL,
+        ("1.2.0", "1.0.0"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("views", "seconds", "expected"), [c[1:] for c in TARGETS], ids=[c[0] for c in TARGETS]
+)
+def test_decide_analysis(
+    views: list[VersionView], seconds: float, expected: tuple[str, str | None] | None
+) -> None:
+    target = decide_analysis(views, T0 + timedelta(seconds=seconds))
+    if expected is None:
+        assert target is None
+    else:
+        assert target is not None
+        stable = target.stable.spec.version if target.stable else None
+        assert (target.canary.spec.version, stable) == expected
+
+
+UNREADABLE_BEFORE = [
+    ("new", None, ()),
+    ("stable", P.STABLE, ("Promoted",)),
+    ("progressing", P.PROGRESSING, ("Progressing",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("phase", "true"), [c[1:] for c in UNREADABLE_BEFORE], ids=[c[0] for c in UNREADABLE_BEFORE]
+)
+def test_unreadable_and_unservable_are_marked_invalid_alike(
+    phase: Phase | None, true: tuple[str, ...]
+) -> None:
+    """One path to Invalid: the same patch, but for the message, whatever made it invalid."""
+    conditions = [
+        Condition(
+            type=kind,
+            status="True" if kind in true else "False",
+            reason="Before",
+            last_transition_time=at(-60),
+        )
+        for kind in ("Degraded", "Progressing", "Promoted")
+    ]
+    served = pv("1.1.0", phase, 0, invalid="bad", conditions=conditions)
+    unreadable = UnreadableVersion(
+        served.name, "bad", phase, tuple(read_conditions(served.status.conditions))
+    )
+    now = T0 + timedelta(seconds=5)
+    [by_reason] = decide([served], None, now)
+    [by_spec] = decide([], None, now, [unreadable])
+    expected = by_reason.status.to_merge_patch()
+    for condition in expected["conditions"]:
+        condition["message"] = "invalid spec: bad"
+    assert by_spec.status.to_merge_patch() == expected | {"message": "invalid spec: bad"}
+    assert by_spec.events == [("Warning", "Invalid", "invalid spec: bad")]
+    assert by_reason.events == [("Warning", "Invalid", "bad")]
+    assert decide([], None, now, [dataclasses.replace(unreadable, phase=P.INVALID)]) == []
+
+
+def test_an_unreadable_version_takes_no_part_in_the_rollout() -> None:
+    """Its index entry is not a view: the readable versions roll out as if it were absent."""
+    unreadable = UnreadableVersion(name_of("1.2.0"), "spec.rollout.steps: bad")
+    sim = Sim([pv("1.0.0", P.STABLE, 100), pv("1.1.0")])
+    changes = decide(sim.views, None, T0, [unreadable])
+    assert {c.name: c.status.phase for c in changes} == {
+        name_of("1.1.0"): P.PROGRESSING,
+        name_of("1.0.0"): None,
+        name_of("1.2.0"): P.INVALID,
+    }
 
 
 PLUS_ONE = timezone(timedelta(hours=1))
