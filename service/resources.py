@@ -23,7 +23,9 @@ from service.chat import ChatModel
 from service.chunking import read_documents
 from service.embeddings import Embedder, build_embedder
 from service.extractive import ExtractiveAnswerer
-from service.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
+from service.idempotency import Idempotency, IdempotencyStore
+from service.idempotency_memory import MemoryIdempotencyStore
+from service.idempotency_redis import RedisIdempotencyStore
 from service.indexing import index_documents
 from service.metrics import Metrics, MetricsObserver
 from service.openai_chat import OpenAIChatModel
@@ -54,12 +56,10 @@ class Resources:
     chat: ChatModel
     answers: AnswerService
     metrics: Metrics
-    idempotency: IdempotencyStore
+    idempotency: Idempotency
     access: AccessControl
     #: Shared by idempotency and quotas; None without REDIS_URL.
     redis: redis.asyncio.Redis | None = None
-    #: Key of the HMAC that derives the Idempotency-Key sent upstream.
-    idempotency_secret: bytes = b""
 
 
 def build_resilience_config(settings: Settings) -> ResilienceConfig:
@@ -191,8 +191,15 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             max_deadline_seconds=settings.model_max_deadline_seconds,
         )
         client = open_redis(settings.redis_url)
-        idempotency: IdempotencyStore = (
+        store: IdempotencyStore = (
             MemoryIdempotencyStore() if client is None else RedisIdempotencyStore(client)
+        )
+        idempotency = Idempotency(
+            store,
+            build_idempotency_secret(settings),
+            lease_seconds=settings.idempotency_lease_seconds,
+            ttl_seconds=settings.idempotency_ttl_seconds,
+            metrics=metrics,
         )
         stack.push_async_callback(idempotency.close)  # the Redis store's closes the client
         yield Resources(
@@ -207,7 +214,6 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             idempotency,
             open_access(settings, client, metrics, stack),
             client,
-            build_idempotency_secret(settings),
         )
 
 
