@@ -32,7 +32,6 @@ from service.openai_chat import OpenAIChatModel
 from service.quota import build_quota
 from service.registry import PromptRegistry
 from service.request_log import ContentMode, RequestLogger
-from service.resilience.breaker import BreakerConfig
 from service.resilience.caller import ResilienceConfig, ResilientChatModel
 from service.retrieval import Retriever
 from service.settings import Settings
@@ -63,29 +62,8 @@ class Resources:
 
 
 def build_resilience_config(settings: Settings) -> ResilienceConfig:
-    """The resilience layer's knobs, from the settings."""
-    return ResilienceConfig(
-        max_attempts=settings.model_max_attempts,
-        attempt_timeout=settings.model_attempt_timeout_seconds,
-        max_deadline=settings.model_max_deadline_seconds,
-        backoff_base=settings.model_backoff_base_seconds,
-        backoff_cap=settings.model_backoff_max_seconds,
-        breaker=BreakerConfig(
-            consecutive_failures=settings.breaker_consecutive_failures,
-            failure_rate=settings.breaker_failure_rate,
-            window_seconds=settings.breaker_window_seconds,
-            min_calls=settings.breaker_min_calls,
-            cool_down_seconds=settings.breaker_cool_down_seconds,
-            half_open_probes=settings.breaker_half_open_probes,
-        ),
-        budget_ratio=settings.model_retry_budget_ratio,
-        budget_reserve=settings.model_retry_budget_reserve,
-        max_throttled_attempts=settings.model_max_throttled_attempts,
-        retry_after_max=settings.model_retry_after_max_seconds,
-        rpm=settings.model_rpm,
-        tpm=settings.model_tpm,
-        limits={name: (limit.rpm, limit.tpm) for name, limit in settings.model_limits.items()},
-    )
+    """The resilience layer's knobs: ``settings.resilience`` (read from MODEL_*/BREAKER_*)."""
+    return settings.resilience
 
 
 def build_chat_model(
@@ -188,7 +166,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             prices=settings.model_prices,
             metrics=metrics,
             request_log=RequestLogger(ContentMode(settings.log_content)),
-            max_deadline_seconds=settings.model_max_deadline_seconds,
+            max_deadline_seconds=settings.resilience.max_deadline,
         )
         client = open_redis(settings.redis_url)
         store: IdempotencyStore = (
