@@ -1,6 +1,7 @@
 """The resilience layer's configuration and its observer hooks (no behaviour).
 
-The configuration models are the one place where the knobs' defaults, bounds and
+The configuration models (``ResilienceConfig``, and ``BreakerConfig`` in
+:mod:`service.resilience.breaker`) are the one place where the knobs' defaults, bounds and
 descriptions live. Each knob that an operator may set names its environment variable as its
 ``validation_alias`` (``MODEL_MAX_ATTEMPTS`` → ``max_attempts``); ``service.settings.Settings``
 reads those variables into its nested ``resilience`` field, so there is no mapping by hand.
