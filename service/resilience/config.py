@@ -109,13 +109,13 @@ class ResilienceConfig(BaseModel):
         description="Retries always available to a quiet service.",
     )
     rpm: float = Field(
-        default=0,
+        default=0.0,
         ge=0,
         validation_alias="model_rpm",
         description="Requests per minute per model; 0 is unlimited.",
     )
     tpm: float = Field(
-        default=0,
+        default=0.0,
         ge=0,
         validation_alias="model_tpm",
         description="Tokens per minute per model (estimated); 0 is unlimited.",
