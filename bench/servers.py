@@ -23,7 +23,7 @@ import yaml
 from api.v1alpha1.manifests import load_manifests
 from bench.results import REPO, BenchError
 from service.rendering import referenced_variables
-from service.settings import Settings
+from service.settings import list_variables
 
 __all__ = [
     "QUESTION",
@@ -70,7 +70,7 @@ def write_prompts(folder: Path) -> None:
 
 def build_service_env(prompts_dir: Path, model_base_url: str) -> dict[str, str]:
     """The process environment without any of the service's settings, then the bench's."""
-    names = {name.upper() for name in Settings.model_fields}
+    names = set(list_variables())
     env = {k: v for k, v in os.environ.items() if k.upper() not in names}
     return env | {
         "PROMPTS_DIR": str(prompts_dir),

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from service.answering import AnswerService
 from service.auth import Caller
-from service.idempotency import IdempotencyStore
+from service.idempotency import Idempotency
 from service.metrics import Metrics
 from service.registry import PromptRegistry
 from service.resources import Resources
@@ -17,7 +17,7 @@ from service.settings import Settings
 __all__ = [
     "AnswerServiceDep",
     "CallerDep",
-    "IdempotencyStoreDep",
+    "IdempotencyDep",
     "MetricsDep",
     "RegistryDep",
     "RequestIdDep",
@@ -61,8 +61,8 @@ async def get_settings(resources: ResourcesDep) -> Settings:
     return resources.settings
 
 
-async def get_idempotency_store(resources: ResourcesDep) -> IdempotencyStore:
-    """Where Idempotency-Key leases and responses live."""
+async def get_idempotency(resources: ResourcesDep) -> Idempotency:
+    """Idempotency-Keys: leases, replays and stored responses."""
     return resources.idempotency
 
 
@@ -74,7 +74,7 @@ async def get_caller(request: Request) -> Caller:
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-IdempotencyStoreDep = Annotated[IdempotencyStore, Depends(get_idempotency_store)]
+IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 AnswerServiceDep = Annotated[AnswerService, Depends(get_answer_service)]
 RegistryDep = Annotated[PromptRegistry, Depends(get_registry)]

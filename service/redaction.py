@@ -42,7 +42,6 @@ from stdnum import iban as stdnum_iban
 __all__ = [
     "decode_disguises",
     "iban_valid",
-    "luhn_valid",
     "normalise",
     "redact",
     "redact_key",
@@ -127,19 +126,6 @@ def normalise(text: str) -> str:
 
 
 # --- checks (pure) ---------------------------------------------------------------------
-
-
-def luhn_valid(digits: str) -> bool:
-    """True if the ASCII digit string `digits` passes the Luhn check."""
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if position % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
 
 
 def iban_valid(candidate: str) -> bool:

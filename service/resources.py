@@ -24,14 +24,15 @@ from service.chat import ChatModel
 from service.chunking import read_documents
 from service.embeddings import Embedder, build_embedder
 from service.extractive import ExtractiveAnswerer
-from service.idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
+from service.idempotency import Idempotency, IdempotencyStore
+from service.idempotency_memory import MemoryIdempotencyStore
+from service.idempotency_redis import RedisIdempotencyStore
 from service.indexing import index_documents
 from service.metrics import Metrics, MetricsObserver
 from service.openai_chat import OpenAIChatModel
 from service.quota import build_quota
 from service.registry import PromptRegistry
 from service.request_log import ContentMode, RequestLogger
-from service.resilience.breaker import BreakerConfig
 from service.resilience.caller import ResilienceConfig, ResilientChatModel
 from service.retrieval import Retriever
 from service.settings import Settings
@@ -55,38 +56,15 @@ class Resources:
     chat: ChatModel
     answers: AnswerService
     metrics: Metrics
-    idempotency: IdempotencyStore
+    idempotency: Idempotency
     access: AccessControl
     #: Shared by idempotency and quotas; None without REDIS_URL.
     redis: redis.asyncio.Redis | None = None
-    #: Key of the HMAC that derives the Idempotency-Key sent upstream.
-    idempotency_secret: bytes = b""
 
 
 def build_resilience_config(settings: Settings) -> ResilienceConfig:
-    """The resilience layer's knobs, from the settings."""
-    return ResilienceConfig(
-        max_attempts=settings.model_max_attempts,
-        attempt_timeout=settings.model_attempt_timeout_seconds,
-        max_deadline=settings.model_max_deadline_seconds,
-        backoff_base=settings.model_backoff_base_seconds,
-        backoff_cap=settings.model_backoff_max_seconds,
-        breaker=BreakerConfig(
-            consecutive_failures=settings.breaker_consecutive_failures,
-            failure_rate=settings.breaker_failure_rate,
-            window_seconds=settings.breaker_window_seconds,
-            min_calls=settings.breaker_min_calls,
-            cool_down_seconds=settings.breaker_cool_down_seconds,
-            half_open_probes=settings.breaker_half_open_probes,
-        ),
-        budget_ratio=settings.model_retry_budget_ratio,
-        budget_reserve=settings.model_retry_budget_reserve,
-        max_throttled_attempts=settings.model_max_throttled_attempts,
-        retry_after_max=settings.model_retry_after_max_seconds,
-        rpm=settings.model_rpm,
-        tpm=settings.model_tpm,
-        limits={name: (limit.rpm, limit.tpm) for name, limit in settings.model_limits.items()},
-    )
+    """The resilience layer's knobs: ``settings.resilience`` (read from MODEL_*/BREAKER_*)."""
+    return settings.resilience
 
 
 def build_chat_model(
@@ -194,11 +172,18 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             prices=settings.model_prices,
             metrics=metrics,
             request_log=RequestLogger(ContentMode(settings.log_content)),
-            max_deadline_seconds=settings.model_max_deadline_seconds,
+            max_deadline_seconds=settings.resilience.max_deadline,
         )
         client = open_redis(settings.redis_url)
-        idempotency: IdempotencyStore = (
+        store: IdempotencyStore = (
             MemoryIdempotencyStore() if client is None else RedisIdempotencyStore(client)
+        )
+        idempotency = Idempotency(
+            store,
+            build_idempotency_secret(settings),
+            lease_seconds=settings.idempotency_lease_seconds,
+            ttl_seconds=settings.idempotency_ttl_seconds,
+            metrics=metrics,
         )
         stack.push_async_callback(idempotency.close)  # the Redis store's closes the client
         yield Resources(
@@ -213,7 +198,6 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             idempotency,
             open_access(settings, client, metrics, stack),
             client,
-            build_idempotency_secret(settings),
         )
 
 

@@ -1,7 +1,11 @@
 """Service configuration: one pydantic-settings class, read from the environment.
 
 Every field maps to an upper-case environment variable of the same name
-(``PROMPTS_DIR``, ``QDRANT_URL``, ...). ``docs/configuration.md`` documents them.
+(``PROMPTS_DIR``, ``QDRANT_URL``, ...), except the nested ``resilience`` group: its
+flat variables (``MODEL_MAX_ATTEMPTS``, ``BREAKER_MIN_CALLS``, ...) are named, with their
+defaults and bounds, by :class:`service.resilience.config.ResilienceConfig` alone
+(:data:`RESILIENCE_VARIABLES`). ``docs/configuration.md`` documents them all
+(:func:`list_variables`).
 Settings are built by :func:`service.app.create_app`, never at import time.
 """
 
@@ -10,14 +14,34 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from api.v1alpha1.types import COLLECTION_PATTERN
+from service.resilience.config import ModelLimit, ResilienceConfig, build_variable_paths
 
-__all__ = ["DEFAULT_CORPORA", "ModelLimit", "ModelPrice", "Settings", "parse_corpora"]
+#: Each resilience variable (lower case) → its field path in ``Settings.resilience``.
+RESILIENCE_VARIABLES: dict[str, tuple[str, ...]] = build_variable_paths(ResilienceConfig)
+
+
+__all__ = [
+    "DEFAULT_CORPORA",
+    "RESILIENCE_VARIABLES",
+    "ModelLimit",
+    "ModelPrice",
+    "Settings",
+    "list_variables",
+    "parse_corpora",
+]
 
 #: What `make run` indexes: the example shop's policies and its FAQ.
 DEFAULT_CORPORA: dict[str, Path] = {"policies": Path("data/policies"), "faq": Path("data/faq")}
@@ -65,13 +89,6 @@ class ModelPrice(BaseModel):
 
     input_per_mtok: float = Field(ge=0)
     output_per_mtok: float = Field(ge=0)
-
-
-class ModelLimit(BaseModel):
-    """Rate limits of one model; 0 is unlimited."""
-
-    rpm: float = Field(default=0, ge=0)
-    tpm: float = Field(default=0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -158,66 +175,12 @@ class Settings(BaseSettings):
         "off, or full (UNSAFE: raw personal data in logs).",
     )
 
-    # Resilience of model calls (docs/resilience.md).
-    model_max_attempts: int = Field(
-        default=3, ge=1, le=10, description="Attempts per model, the first included."
-    )
-    model_attempt_timeout_seconds: float = Field(
-        default=10.0, gt=0, le=600, description="Longest single upstream attempt."
-    )
-    model_max_deadline_seconds: float = Field(
-        default=60.0, gt=0, le=600, description="Upper bound on a version's timeoutSeconds."
-    )
-    model_backoff_base_seconds: float = Field(
-        default=0.2, ge=0, description="First backoff ceiling; doubles each attempt (full jitter)."
-    )
-    model_backoff_max_seconds: float = Field(default=5.0, ge=0, description="Backoff ceiling cap.")
-    model_retry_budget_ratio: float = Field(
-        default=0.2, ge=0, le=10, description="Retries allowed per first attempt, per model."
-    )
-    model_retry_budget_reserve: float = Field(
-        default=10.0, ge=0, description="Retries always available to a quiet service."
-    )
-    model_rpm: float = Field(
-        default=0, ge=0, description="Requests per minute per model; 0 is unlimited."
-    )
-    model_tpm: float = Field(
-        default=0, ge=0, description="Tokens per minute per model (estimated); 0 is unlimited."
-    )
-    model_limits: dict[str, ModelLimit] = Field(
-        default_factory=dict,
-        description='Per-model limits, e.g. {"gpt-4o-mini": {"rpm": 500, "tpm": 200000}}.',
-    )
-    breaker_consecutive_failures: int = Field(
-        default=5, ge=1, description="Consecutive failures that open a model's breaker."
-    )
-    breaker_failure_rate: float = Field(
-        default=0.5, gt=0, le=1, description="Failure ratio over the window that opens it."
-    )
-    breaker_window_seconds: float = Field(default=30.0, gt=0, description="Failure-rate window.")
-    breaker_min_calls: int = Field(
-        default=10, ge=1, description="Calls in the window before the rate counts."
-    )
-    breaker_cool_down_seconds: float = Field(
-        default=15.0, gt=0, description="Open time before half-open probes."
-    )
-    breaker_half_open_probes: int = Field(
-        default=2, ge=1, description="Probes that must succeed to close; one failure reopens."
-    )
-    # Back-pressure and deadline slices (issue 9 §5; docs/resilience.md).
-    model_max_throttled_attempts: int = Field(
-        default=8,
-        ge=1,
-        le=50,
-        description="Attempts per model that may end in 429 (back-pressure), on top of "
-        "MODEL_MAX_ATTEMPTS; each waits at least the upstream's Retry-After.",
-    )
-    model_retry_after_max_seconds: float = Field(
-        default=3600.0,
-        ge=1,
-        le=86_400,
-        description="Longest upstream Retry-After honoured or passed on to callers; "
-        "longer values are cut to it.",
+    # Resilience of model calls (docs/resilience.md): MODEL_MAX_ATTEMPTS, BREAKER_MIN_CALLS, ...
+    # Defaults, bounds and variable names live in service.resilience.config only.
+    resilience: ResilienceConfig = Field(
+        default_factory=ResilienceConfig,
+        description="Read from the flat variables MODEL_MAX_ATTEMPTS, BREAKER_* ... "
+        "(RESILIENCE_VARIABLES), which win over a RESILIENCE JSON object (undocumented).",
     )
 
     # Idempotency-Key on POST /v1/answers.
@@ -346,9 +309,47 @@ class Settings(BaseSettings):
             return {}
         return {self.corpus_collection: self.corpus_dir}
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources, plus the flat resilience variables after the environment."""
+        return (
+            init_settings,
+            env_settings,
+            _ResilienceVariables(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_resilience_variables(cls, data: Any) -> Any:
+        """``model_max_attempts=2`` (a keyword, or MODEL_MAX_ATTEMPTS in the environment)
+        sets ``resilience.max_attempts``; the flat names win over a given ``resilience``."""
+        if not isinstance(data, dict) or not RESILIENCE_VARIABLES.keys() & data.keys():
+            return data
+        data = dict(data)
+        given = data.get("resilience")
+        nested = given.model_dump() if isinstance(given, ResilienceConfig) else dict(given or {})
+        for variable, path in RESILIENCE_VARIABLES.items():
+            if variable in data:
+                node = nested
+                for name in path[:-1]:
+                    node[name] = node = dict(node.get(name) or {})
+                node.pop(path[-1], None)
+                node[variable] = data.pop(variable)  # by alias: errors name the variable
+        data["resilience"] = nested
+        return data
+
     @model_validator(mode="after")
     def _lease_outlives_requests(self) -> Self:
-        if self.idempotency_lease_seconds <= self.model_max_deadline_seconds:
+        if self.idempotency_lease_seconds <= self.resilience.max_deadline:
             raise ValueError(
                 "IDEMPOTENCY_LEASE_SECONDS must be longer than MODEL_MAX_DEADLINE_SECONDS, "
                 "or a slow request's key could be taken over while it still runs"
@@ -360,3 +361,33 @@ class Settings(BaseSettings):
         if self.auth_mode == "api-key" and self.api_keys_file is None:
             raise ValueError("AUTH_MODE=api-key needs API_KEYS_FILE (a YAML list of key hashes)")
         return self
+
+
+class _ResilienceVariables(EnvSettingsSource):
+    """Reads the flat variables of ``Settings.resilience`` (``MODEL_MAX_ATTEMPTS``, ...) from
+    the environment, as the environment source does for top-level fields (JSON for maps)."""
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for variable in RESILIENCE_VARIABLES:
+            value = self.env_vars.get(variable if not self.case_sensitive else variable.upper())
+            if value is None:
+                continue
+            try:
+                found[variable] = json.loads(value) if variable in _JSON_VARIABLES else value
+            except ValueError as error:
+                source = type(self).__name__
+                raise SettingsError(
+                    f'error parsing value for field "{variable}" from source "{source}"'
+                ) from error
+        return found
+
+
+#: Resilience variables whose values are JSON objects.
+_JSON_VARIABLES = frozenset({"model_limits"})
+
+
+def list_variables() -> list[str]:
+    """Every environment variable the service reads, upper case, sorted (for docs and tests)."""
+    names = {name for name in Settings.model_fields if name != "resilience"}
+    return sorted(name.upper() for name in names | RESILIENCE_VARIABLES.keys())

@@ -11,8 +11,7 @@ of producing a CRD that silently disagrees with the models.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from api.v1alpha1.manifests import ApiError
@@ -29,7 +28,6 @@ __all__ = [
     "SchemaError",
     "build_crd",
     "build_openapi_schema",
-    "build_strict_validation_schema",
     "convert_schema",
 ]
 
@@ -156,19 +154,6 @@ def build_crd() -> dict[str, Any]:
     }
 
 
-def build_strict_validation_schema() -> dict[str, Any]:
-    """The openAPIV3Schema with unknown fields rejected, as kubectl's strict validation does.
-
-    Every object node that lists ``properties`` gets ``additionalProperties: false``.
-    Validators that ignore ``x-kubernetes-*`` keywords (any JSON-schema one) can use it.
-    """
-    schema = copy.deepcopy(build_openapi_schema())
-    for node in _object_nodes(schema):
-        if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
-            node["additionalProperties"] = False
-    return schema
-
-
 def _printer_columns() -> list[dict[str, str]]:
     columns = [
         ("Prompt", "string", ".spec.prompt", "Logical prompt name."),
@@ -182,16 +167,6 @@ def _printer_columns() -> list[dict[str, str]]:
         {"name": name, "type": kind, "jsonPath": path} | ({"description": text} if text else {})
         for name, kind, path, text in columns
     ]
-
-
-def _object_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every schema node below (and including) ``node``."""
-    yield node
-    for child in node.get("properties", {}).values():
-        yield from _object_nodes(child)
-    for key in ("items", "additionalProperties"):
-        if isinstance(node.get(key), dict):
-            yield from _object_nodes(node[key])
 
 
 def _resolve(

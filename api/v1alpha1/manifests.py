@@ -15,7 +15,6 @@ Errors of the ``api`` package::
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,6 @@ __all__ = [
     "ApiError",
     "ManifestError",
     "ManifestProblem",
-    "find_duplicate_versions",
     "load_manifests",
     "manifest_files",
     "parse_manifest",
@@ -153,12 +151,6 @@ def load_manifests(path: Path) -> list[PromptVersion]:
     if problems:
         raise ManifestError(problems)
     return versions
-
-
-def find_duplicate_versions(versions: Iterable[PromptVersion]) -> list[tuple[str, str]]:
-    """The (prompt, version) pairs declared more than once, sorted."""
-    counts = Counter((v.spec.prompt, v.spec.version) for v in versions)
-    return sorted(pair for pair, count in counts.items() if count > 1)
 
 
 def manifest_files(path: Path) -> list[Path]:

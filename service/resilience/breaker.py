@@ -19,6 +19,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from pydantic import BaseModel, ConfigDict, Field
+
 __all__ = ["BreakerConfig", "BreakerState", "CircuitBreaker"]
 
 
@@ -30,16 +32,49 @@ class BreakerState(StrEnum):
     HALF_OPEN = "half_open"
 
 
-@dataclass(frozen=True)
-class BreakerConfig:
-    """When a breaker opens and how it recovers."""
+class BreakerConfig(BaseModel):
+    """When a breaker opens and how it recovers (``BREAKER_*`` variables, see
+    :mod:`service.resilience.config`)."""
 
-    consecutive_failures: int = 5
-    failure_rate: float = 0.5
-    window_seconds: float = 30.0
-    min_calls: int = 10
-    cool_down_seconds: float = 15.0
-    half_open_probes: int = 2
+    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
+
+    consecutive_failures: int = Field(
+        default=5,
+        ge=1,
+        validation_alias="breaker_consecutive_failures",
+        description="Consecutive failures that open a model's breaker.",
+    )
+    failure_rate: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        validation_alias="breaker_failure_rate",
+        description="Failure ratio over the window that opens it.",
+    )
+    window_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="breaker_window_seconds",
+        description="Failure-rate window.",
+    )
+    min_calls: int = Field(
+        default=10,
+        ge=1,
+        validation_alias="breaker_min_calls",
+        description="Calls in the window before the rate counts.",
+    )
+    cool_down_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        validation_alias="breaker_cool_down_seconds",
+        description="Open time before half-open probes.",
+    )
+    half_open_probes: int = Field(
+        default=2,
+        ge=1,
+        validation_alias="breaker_half_open_probes",
+        description="Probes that must succeed to close; one failure reopens.",
+    )
 
 
 @dataclass

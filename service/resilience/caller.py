@@ -139,7 +139,7 @@ class ResilientChatModel:
         """The breaker, limiter and budget of one model (created on first use)."""
         state = self._state.get(model)
         if state is None:
-            rpm, tpm = self._config.limits.get(model, (self._config.rpm, self._config.tpm))
+            rpm, tpm = self._config.limits_of(model)
             state = UpstreamState(
                 CircuitBreaker(self._config.breaker),
                 UpstreamLimiter.build(rpm, tpm),

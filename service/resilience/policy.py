@@ -26,7 +26,6 @@ __all__ = [
     "format_retry_after",
     "is_retryable_status",
     "parse_retry_after",
-    "plan_wait",
 ]
 
 #: Statuses worth another attempt: timeouts, throttling and server-side failures.
@@ -96,20 +95,6 @@ def backoff_delay(attempt: int, base: float, cap: float, roll: float) -> float:
     """
     ceiling = min(cap, base * 2.0 ** max(0, min(attempt - 1, 64)))
     return roll * ceiling
-
-
-def plan_wait(
-    backoff: float, retry_after: float | None, remaining: float, min_attempt: float
-) -> float | None:
-    """Seconds to sleep before the next attempt, or None when it would not fit the deadline.
-
-    The upstream's Retry-After is a floor (never retry earlier than it asked); the
-    next attempt must still have `min_attempt` seconds left after the sleep.
-    """
-    wait = max(backoff, retry_after or 0.0)
-    if wait + min_attempt > remaining:
-        return None
-    return wait
 
 
 def decide_model_slice(remaining: float, models_left: int, min_attempt: float) -> float:

@@ -2,42 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
-from redis.exceptions import RedisError
 
 from api.v1alpha1 import SEMVER_PATTERN
 from service.access import require_prompt
 from service.dependencies import (
     AnswerServiceDep,
     CallerDep,
-    IdempotencyStoreDep,
+    IdempotencyDep,
     MetricsDep,
     RequestIdDep,
-    ResourcesDep,
-    SettingsDep,
 )
-from service.errors import IdempotencyUnavailableError
-from service.idempotency import (
-    IdempotencyStore,
-    Replay,
-    StoredResponse,
-    build_fingerprint,
-    build_scope_key,
-    build_upstream_key,
-    validate_key,
-)
+from service.idempotency_keys import Replay, StoredResponse
 from service.schemas import AnswerRequest, AnswerResponse
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["answers"])
-_log = logging.getLogger(__name__)
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys(
@@ -51,22 +36,15 @@ def _answer_response(answer: AnswerResponse) -> JSONResponse:
     )
 
 
-def _unquote(key: str) -> str:
-    """The draft sends the key as a structured-field string: `"abc"` and `abc` are one key."""
-    return key[1:-1] if len(key) >= 2 and key[0] == key[-1] == '"' else key
-
-
 @router.post("/answers", response_model=AnswerResponse, responses=_ERRORS)
 async def create_answer(
     body: AnswerRequest,
     request: Request,
     answers: AnswerServiceDep,
-    store: IdempotencyStoreDep,
+    idempotency: IdempotencyDep,
     metrics: MetricsDep,
-    settings: SettingsDep,
     request_id: RequestIdDep,
     caller: CallerDep,
-    resources: ResourcesDep,
     pinned_version: Annotated[
         str | None,
         Header(
@@ -95,17 +73,14 @@ async def create_answer(
         return _answer_response(
             await answers.answer(body, request_id, upstream_key, received_at=received_at)
         )
-    key = validate_key(_unquote(idempotency_key))
-    scope = build_scope_key(caller.scope, key)
-    fingerprint = build_fingerprint(
-        await request.body(), pinned_version=pinned_version, tenant=caller.tenant
+    begun = await idempotency.begin(
+        idempotency_key,
+        scope=caller.scope,
+        body=await request.body(),
+        pinned_version=pinned_version,
+        tenant=caller.tenant,
     )
-    try:
-        begun = await store.begin(scope, fingerprint, settings.idempotency_lease_seconds)
-    except RedisError as error:
-        raise IdempotencyUnavailableError(f"idempotency store: {type(error).__name__}") from error
     if isinstance(begun, Replay):
-        metrics.idempotent_replays.inc()
         stored = begun.response
         return Response(
             content=stored.body,
@@ -113,40 +88,22 @@ async def create_answer(
             headers={**dict(stored.headers), "Idempotent-Replayed": "true"},
         )
     try:
-        upstream_key = build_upstream_key(resources.idempotency_secret, scope)
         response = _answer_response(
-            await answers.answer(body, request_id, upstream_key, received_at=received_at)
+            await answers.answer(body, request_id, begun.upstream_key, received_at=received_at)
         )
     except BaseException:
         # Failures are not stored: a retry with the same key runs again.
-        await _release_quietly(store, scope, begun.token)
+        await idempotency.release(begun)
         raise
-    stored = StoredResponse(
-        status=response.status_code,
-        headers=(
-            ("content-type", "application/json"),
-            ("x-prompt-version", response.headers["x-prompt-version"]),
+    await idempotency.complete(
+        begun,
+        StoredResponse(
+            status=response.status_code,
+            headers=(
+                ("content-type", "application/json"),
+                ("x-prompt-version", response.headers["x-prompt-version"]),
+            ),
+            body=bytes(response.body),
         ),
-        body=bytes(response.body),
     )
-    try:
-        saved = await store.complete(
-            scope, begun.token, fingerprint, stored, settings.idempotency_ttl_seconds
-        )
-        reason = "" if saved else "its lease expired first"
-    except RedisError as error:
-        await _release_quietly(store, scope, begun.token)
-        saved, reason = False, f"the store failed ({type(error).__name__})"
-    if not saved:
-        metrics.idempotency_save_failures.inc()
-        _log.warning(
-            "answer sent but not stored for its Idempotency-Key: %s; a retry will run again",
-            reason,
-        )
     return response
-
-
-async def _release_quietly(store: IdempotencyStore, scope: str, token: str) -> None:
-    """Give the key back; if the store is down, its lease expires on its own."""
-    with contextlib.suppress(RedisError):
-        await store.release(scope, token)

@@ -11,17 +11,16 @@ import pytest
 import yaml
 from jinja2 import Environment, meta
 
-from api.v1alpha1.crd import build_strict_validation_schema
+from api.v1alpha1.crd import build_openapi_schema
 from api.v1alpha1.manifests import (
     ApiError,
     ManifestError,
     ManifestProblem,
-    find_duplicate_versions,
     load_manifests,
     parse_manifest,
     parse_object,
 )
-from api.v1alpha1.types import RESERVED_VARIABLES, Phase, PromptVersion
+from api.v1alpha1.types import RESERVED_VARIABLES, Phase
 
 REPO = Path(__file__).resolve().parents[2]
 PROMPTS = REPO / "prompts"
@@ -41,7 +40,18 @@ def _strip_extensions(node: Any) -> Any:
     return node
 
 
-VALIDATOR = jsonschema.Draft7Validator(_strip_extensions(build_strict_validation_schema()))
+def _close_objects(node: Any) -> Any:
+    """Reject unknown fields as kubectl's strict validation does: every object node that
+    lists ``properties`` gets ``additionalProperties: false``."""
+    if not isinstance(node, dict):
+        return [_close_objects(item) for item in node] if isinstance(node, list) else node
+    closed = {key: _close_objects(value) for key, value in node.items()}
+    if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+        closed["additionalProperties"] = False
+    return closed
+
+
+VALIDATOR = jsonschema.Draft7Validator(_strip_extensions(_close_objects(build_openapi_schema())))
 
 
 def _schema_error_paths(manifest: Manifest) -> set[str]:
@@ -121,7 +131,7 @@ def test_prompts_directory_loads_in_name_order_without_duplicates() -> None:
         ("policy-qa", "1.1.0"),
         ("ticket-summarizer", "1.0.0"),
     ]
-    assert find_duplicate_versions(versions) == []
+    assert len({(v.spec.prompt, v.spec.version) for v in versions}) == len(versions)
 
 
 # --- invalid manifests --------------------------------------------------------------------
@@ -366,34 +376,6 @@ def test_non_mapping_document_is_rejected(tmp_path: Path) -> None:
     file.write_text("- 1\n- 2\n", encoding="utf-8")
     with pytest.raises(ManifestError, match=r"list\.yaml\[0\]: expected a mapping, got list"):
         load_manifests(file)
-
-
-def _versions(*pairs: tuple[str, str]) -> list[PromptVersion]:
-    out = []
-    for prompt, version in pairs:
-        manifest = _document(version, name=f"{prompt}-{version.replace('.', '-')}")
-        _spec(manifest)["prompt"] = prompt
-        out.append(parse_manifest(manifest, "x"))
-    return out
-
-
-@pytest.mark.parametrize(
-    ("pairs", "expected"),
-    [
-        ([], []),
-        ([("a", "1.0.0"), ("a", "1.1.0"), ("b", "1.0.0")], []),
-        ([("a", "1.0.0"), ("a", "1.0.0")], [("a", "1.0.0")]),
-        (
-            [("b", "2.0.0"), ("a", "1.0.0"), ("b", "2.0.0"), ("a", "1.0.0"), ("a", "1.0.0")],
-            [("a", "1.0.0"), ("b", "2.0.0")],
-        ),
-    ],
-    ids=["none", "distinct", "one-pair", "sorted-once-each"],
-)
-def test_find_duplicate_versions(
-    pairs: list[tuple[str, str]], expected: list[tuple[str, str]]
-) -> None:
-    assert find_duplicate_versions(_versions(*pairs)) == expected
 
 
 def test_parse_object_reads_spec_strictly_and_status_leniently() -> None:

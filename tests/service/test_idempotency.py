@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.errors import IdempotencyKeyInvalidError
-from service.idempotency import (
+from service.idempotency_keys import (
     MAX_KEY_LENGTH,
     StoredResponse,
     build_fingerprint,

@@ -12,15 +12,10 @@ import pytest_asyncio
 import redis.asyncio
 
 from service.errors import IdempotencyKeyInFlightError, IdempotencyKeyReusedError
-from service.idempotency import (
-    IdempotencyStore,
-    MemoryIdempotencyStore,
-    RedisIdempotencyStore,
-    Replay,
-    Started,
-    StoredResponse,
-    build_idempotency_store,
-)
+from service.idempotency import IdempotencyStore, build_idempotency_store
+from service.idempotency_keys import Replay, Started, StoredResponse
+from service.idempotency_memory import MemoryIdempotencyStore
+from service.idempotency_redis import RedisIdempotencyStore
 from tests.support.redis import REDIS_SERVER, run_redis_server
 
 LEASE = 0.2  # seconds; short so the Redis runs can wait it out for real

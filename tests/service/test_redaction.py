@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from service.redaction import iban_valid, luhn_valid, normalise, redact, redact_value
+from service.redaction import iban_valid, normalise, redact, redact_value
 
 # --- normalisation ---------------------------------------------------------------------
 
@@ -59,33 +59,6 @@ def test_normalise_removes_every_format_character() -> None:
 
 
 # --- the checks ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("digits", "valid"),
-    [
-        ("4111111111111111", True),
-        ("4111111111111112", False),
-        ("378282246310005", True),
-        ("5555555555554444", True),
-        ("6011111111111117", True),
-        ("79927398713", True),
-        ("79927398710", False),
-        ("0", True),
-    ],
-    ids=[
-        "visa",
-        "visa-off-by-one",
-        "amex",
-        "mastercard",
-        "discover",
-        "classic",
-        "classic-bad",
-        "zero",
-    ],
-)
-def test_luhn_valid(digits: str, valid: bool) -> None:
-    assert luhn_valid(digits) is valid
 
 
 @pytest.mark.parametrize(
@@ -372,10 +345,19 @@ def phones(draw: st.DrawFn) -> tuple[str, str]:
     return shape, _digits(shape)
 
 
+def _luhn_valid(digits: str) -> bool:
+    """The Luhn check, written plainly, to build card numbers the redactor must find."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
 @st.composite
 def cards(draw: st.DrawFn) -> tuple[str, str]:
     body = draw(st.sampled_from("23456")) + draw(_digit_string(draw(st.integers(11, 17))))
-    check = next(str(d) for d in range(10) if luhn_valid(f"{body}{d}"))
+    check = next(str(d) for d in range(10) if _luhn_valid(f"{body}{d}"))
     number = body + check
     separator = draw(st.sampled_from(["", " ", "-"]))
     shown = separator.join(number[i : i + 4] for i in range(0, len(number), 4))

@@ -153,7 +153,7 @@ def build(
     clock = FakeClock()
     upstream = ScriptedUpstream(clock, scripts or {}, then or {}, latency)
     observer = RecordingObserver()
-    settings = ResilienceConfig(**config)  # type: ignore[arg-type]
+    settings = ResilienceConfig(**config)
     model = ResilientChatModel(
         upstream, settings, observer=observer, clock=clock, sleep=clock.sleep, rng=random.Random(0)
     )

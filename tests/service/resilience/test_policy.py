@@ -13,7 +13,6 @@ from service.resilience.policy import (
     format_retry_after,
     is_retryable_status,
     parse_retry_after,
-    plan_wait,
 )
 
 NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -131,37 +130,6 @@ def test_backoff_delay_stays_within_full_jitter_bounds(attempt: int, roll: float
     ceiling = min(5.0, 0.2 * 2 ** (attempt - 1))
     delay = backoff_delay(attempt, base=0.2, cap=5.0, roll=roll)
     assert 0.0 <= delay < ceiling
-
-
-@pytest.mark.parametrize(
-    ("backoff", "retry_after", "remaining", "expected"),
-    [
-        (0.3, None, 10.0, 0.3),
-        (0.3, 2.0, 10.0, 2.0),
-        (3.0, 2.0, 10.0, 3.0),
-        (0.3, 0.0, 10.0, 0.3),
-        (0.3, 20.0, 10.0, None),
-        (0.3, 9.95, 10.0, 9.95),
-        (0.3, 9.96, 10.0, None),
-        (9.0, None, 9.0, None),
-        (0.0, None, 0.04, None),
-    ],
-    ids=[
-        "backoff-alone",
-        "retry-after-is-a-floor",
-        "backoff-above-floor",
-        "retry-after-zero",
-        "retry-after-past-deadline",
-        "fits-exactly-with-min-attempt",
-        "no-room-for-min-attempt",
-        "backoff-past-deadline",
-        "deadline-nearly-gone",
-    ],
-)
-def test_plan_wait(
-    backoff: float, retry_after: float | None, remaining: float, expected: float | None
-) -> None:
-    assert plan_wait(backoff, retry_after, remaining, min_attempt=0.05) == expected
 
 
 @pytest.mark.parametrize(
