@@ -18,7 +18,7 @@ import structlog
 
 from service.cache import ResponseCache, build_cache_key
 from service.catalog import Catalog
-from service.chat import ChatModel, ChatRequest, ChatResponse
+from service.chat import AnswerModel, ChatRequest, ChatResponse, call_model
 from service.errors import DeadlineExceededError, ServiceError
 from service.guardrails import Verdict, assess_answer, build_protected_text
 from service.metrics import Metrics
@@ -80,7 +80,7 @@ class AnswerService:
 
     catalog: Catalog
     retriever: Retriever
-    chat: ChatModel
+    chat: AnswerModel
     prices: Mapping[str, ModelPrice]
     metrics: Metrics = field(default_factory=Metrics)
     cache: ResponseCache = field(default_factory=ResponseCache)
@@ -230,7 +230,6 @@ class AnswerService:
             max_tokens=spec.model.max_tokens,
             timeout_seconds=spec.model.timeout_seconds,
             question=request.question,
-            passages=passages,
             user=request.user,
             fallbacks=tuple(spec.model.fallbacks),
             idempotency_key=idempotency_key or request_id,
@@ -240,7 +239,7 @@ class AnswerService:
             deadline,
             BACKSTOP_GRACE_SECONDS,
             "the model call",
-            self._complete(served, chat_request, boundary),
+            self._complete(served, chat_request, boundary, [p.text for p in passages]),
         )
         trail.reply = reply
         self._count_usage(served, reply)
@@ -284,7 +283,11 @@ class AnswerService:
         )
 
     async def _complete(
-        self, served: ServedVersion, request: ChatRequest, boundary: str | None
+        self,
+        served: ServedVersion,
+        request: ChatRequest,
+        boundary: str | None,
+        sources: list[str],
     ) -> ChatResponse:
         """The model's reply, from the response cache when the version opted in.
 
@@ -293,7 +296,7 @@ class AnswerService:
         """
         cache = served.resource.spec.cache
         if not cache.enabled:
-            return await self.chat.complete(request)
+            return await call_model(self.chat, request, sources)
         keyed = request
         if boundary is not None:
             masked = [Message(m.role, m.content.replace(boundary, "-")) for m in request.messages]
@@ -302,7 +305,7 @@ class AnswerService:
         cached = self.cache.get(key)
         if cached is not None:
             return replace(cached, cache_hit=True, retries=0)
-        reply = await self.chat.complete(request)
+        reply = await call_model(self.chat, request, sources)
         self.cache.put(key, reply, cache.ttl_seconds)
         return reply
 

@@ -19,7 +19,7 @@ from service.access import AccessControl
 from service.answering import AnswerService
 from service.auth import KeyFile, watch_key_file
 from service.catalog import Catalog
-from service.chat import ChatModel
+from service.chat import AnswerModel
 from service.chunking import read_documents
 from service.embeddings import Embedder, build_embedder
 from service.extractive import ExtractiveAnswerer
@@ -51,7 +51,7 @@ class Resources:
     qdrant: AsyncQdrantClient
     embedder: Embedder
     catalog: Catalog
-    chat: ChatModel
+    chat: AnswerModel
     answers: AnswerService
     metrics: Metrics
     idempotency: IdempotencyStore
@@ -90,7 +90,7 @@ def build_resilience_config(settings: Settings) -> ResilienceConfig:
 
 def build_chat_model(
     settings: Settings, http: httpx.AsyncClient, embedder: Embedder, metrics: Metrics
-) -> ChatModel:
+) -> AnswerModel:
     """The configured model: an OpenAI-compatible server behind the resilience layer, or the
     embedded extractive answerer."""
     if settings.model_base_url is None:
