@@ -214,7 +214,6 @@ class AnswerService:
             markers = reference_markers(boundary)
             context = delimit_context(context, boundary)
         compiled = served.compiled
-        assert compiled is not None  # the registry never selects an Invalid version
         messages = guard_messages(
             render_messages(compiled, {**values, "question": request.question, "context": context}),
             compiled.canary,
