@@ -12,30 +12,40 @@ request log or the answer span. Everything they need is in the result.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from opentelemetry.trace import Span
+import structlog
+from opentelemetry.trace import Span, SpanKind
 
 from service.chat import ChatResponse
 from service.errors import ServiceError
 from service.metrics import Metrics
 from service.outcome import Outcome, outcome_of_error
 from service.problems import status_of
+from service.redaction import redact
 from service.registry import ServedVersion
 from service.rendering import Message
-from service.request_log import RequestLogger, RequestRecord
+from service.request_log import ContentMode, RequestLogger, RequestRecord
 from service.schemas import AnswerRequest, AnswerResponse
 from service.settings import ModelPrice
-from service.tracing import record_answer
+from service.spans import Tracing
 
 __all__ = [
     "AnswerRecorder",
     "AnswerResult",
     "RetrievalFacts",
+    "answer_span",
     "build_request_record",
     "cost_usd",
+    "record_answer",
 ]
+
+
+_log = structlog.get_logger("service.guardrails")
+#: Longest excerpt of a leaking answer in its warning (redacted, canary masked).
+_LEAK_EXCERPT_CHARS = 200
 
 
 def cost_usd(
@@ -76,6 +86,8 @@ class AnswerResult:
     messages: tuple[Message, ...] = ()
     #: The model's reply, when a model was called (or the cache answered).
     reply: ChatResponse | None = None
+    #: Why the output check refused the reply as revealing the system message, if it did.
+    leak: str | None = None
 
     @property
     def response(self) -> AnswerResponse | None:
@@ -121,8 +133,24 @@ class AnswerRecorder:
         labels = (served.prompt, served.version)
         self.metrics.requests.labels(*labels, result.outcome.value).inc()
         self.metrics.request_duration.labels(*labels).observe(result.elapsed_seconds)
+        if result.leak is not None and result.reply is not None:
+            self._warn_leak(served, result.leak, result.reply.text)
         if self.request_log is not None:
             self.request_log.log(build_request_record(served, result))
+
+    def _warn_leak(self, served: ServedVersion, reason: str, answer: str) -> None:
+        """Log a refused leak: why, and (unless content logging is off) a redacted excerpt."""
+        excerpt = None
+        if self.request_log is None or self.request_log.mode is not ContentMode.OFF:
+            masked = answer.replace(served.compiled.canary, "[canary]")[:_LEAK_EXCERPT_CHARS]
+            excerpt = redact(masked)
+        _log.warning(
+            "output check refused an answer that reveals the system message",
+            prompt=served.prompt,
+            version=served.version,
+            reason=reason,
+            answer_excerpt=excerpt,
+        )
 
     def _count_retrieval(self, served: ServedVersion, facts: RetrievalFacts | None) -> None:
         if facts is None:
@@ -165,3 +193,29 @@ def build_request_record(served: ServedVersion, result: AnswerResult) -> Request
         variables=result.request.variables,
         error=str(error) if error else None,
     )
+
+
+@contextmanager
+def answer_span(tracing: Tracing) -> Iterator[Span]:
+    """``answer`` (INTERNAL) around the whole pipeline of one answer.
+
+    :func:`record_answer` names it ``answer {prompt}`` once a version is chosen (so names
+    stay bounded by the manifests) and sets the outcome (:meth:`AnswerRecorder.record`).
+    """
+    with tracing.operation("answer", SpanKind.INTERNAL, {}) as span:
+        yield span
+
+
+def record_answer(
+    span: Span, *, prompt: str | None = None, version: str | None = None, outcome: str | None = None
+) -> None:
+    """The chosen prompt and version, or the outcome, of an answer span."""
+    if not span.is_recording():
+        return
+    if prompt is not None:
+        span.update_name(f"answer {prompt}")
+        span.set_attribute("gen_ai.prompt.name", prompt)
+    if version is not None:
+        span.set_attribute("prompt_rollouts.version", version)
+    if outcome is not None:
+        span.set_attribute("prompt_rollouts.outcome", str(outcome))

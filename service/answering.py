@@ -19,18 +19,21 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
-import structlog
-
 from api.v1alpha1 import Retrieval
-from service.answer_result import AnswerRecorder, AnswerResult, RetrievalFacts, cost_usd
+from service.answer_result import (
+    AnswerRecorder,
+    AnswerResult,
+    RetrievalFacts,
+    answer_span,
+    cost_usd,
+)
 from service.cache import ResponseCache, build_cache_key
 from service.catalog import Catalog
 from service.chat import AnswerModel, ChatRequest, ChatResponse, call_model
 from service.errors import DeadlineExceededError, ServiceError
-from service.guardrails import Verdict, assess_answer, build_protected_text
+from service.guardrails import assess_answer, build_protected_text
 from service.metrics import Metrics
 from service.outcome import Outcome
-from service.redaction import redact
 from service.registry import ServedVersion
 from service.rendering import Message, guard_messages, render_messages
 from service.request_log import RequestLogger
@@ -44,14 +47,10 @@ from service.retrieval import (
 )
 from service.schemas import AnswerRequest, AnswerResponse, Citation, Usage
 from service.settings import ModelPrice
-from service.tracing import answer_span
+from service.spans import Tracing
 from service.variables import resolve_variables
 
 __all__ = ["BACKSTOP_GRACE_SECONDS", "AnswerService", "PassageSearch", "cost_usd"]
-
-_log = structlog.get_logger("service.guardrails")
-#: Longest excerpt of a leaking answer in its warning (redacted, canary masked).
-_LEAK_EXCERPT_CHARS = 200
 
 #: How long after the deadline the model call is cancelled if it has not ended by itself
 #: (the resilience layer ends its own attempts at the deadline; this is a backstop).
@@ -83,6 +82,7 @@ class _Call:
     retrieval: RetrievalFacts | None = None
     messages: tuple[Message, ...] = ()
     reply: ChatResponse | None = None
+    leak: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,8 @@ class AnswerService:
     max_deadline_seconds: float = 60.0
     #: The clock of deadlines (and of `received_at`): monotonic, shared with the model layer.
     deadline_clock: Callable[[], float] = time.monotonic
+    #: The app's tracing (off unless the lifespan switched it on).
+    tracing: Tracing = field(default_factory=Tracing)
     recorder: AnswerRecorder = field(init=False)
 
     def __post_init__(self) -> None:
@@ -131,7 +133,7 @@ class AnswerService:
         `received_at` is when the request arrived, on `deadline_clock` (default: now):
         the version's deadline counts from then.
         """
-        with answer_span() as span:
+        with answer_span(self.tracing) as span:
             result = await self.run(request, request_id, idempotency_key, received_at=received_at)
             self.recorder.record(result, span)
             if isinstance(result.ended, ServiceError):
@@ -173,6 +175,7 @@ class AnswerService:
             retrieval=call.retrieval,
             messages=call.messages,
             reply=call.reply,
+            leak=call.leak,
         )
 
     async def _answer(self, call: _Call) -> AnswerResponse:
@@ -223,7 +226,7 @@ class AnswerService:
             protected=build_protected_text(messages[0].content, context.markers, inputs),
         )
         if verdict.leaked:
-            self._warn_leak(call.served, verdict, reply.text, compiled.canary)
+            call.leak = verdict.reason
         outcome = verdict.outcome
         if outcome is Outcome.ANSWERED and reply.fallback_used:
             outcome = Outcome.FALLBACK
@@ -253,20 +256,6 @@ class AnswerService:
         boundary = draw_boundary(passages)
         markers = reference_markers(boundary)
         return _Context(delimit_context(text, boundary), tuple(passages), boundary, markers)
-
-    def _warn_leak(self, served: ServedVersion, verdict: Verdict, answer: str, canary: str) -> None:
-        """Log a refused leak: why, and (unless content logging is off) a redacted excerpt."""
-        excerpt = None
-        if self.request_log is None or self.request_log.mode.value != "off":
-            masked = answer.replace(canary, "[canary]")[:_LEAK_EXCERPT_CHARS]
-            excerpt = redact(masked)
-        _log.warning(
-            "output check refused an answer that reveals the system message",
-            prompt=served.prompt,
-            version=served.version,
-            reason=verdict.reason,
-            answer_excerpt=excerpt,
-        )
 
     async def _complete(
         self, served: ServedVersion, request: ChatRequest, context: _Context

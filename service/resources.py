@@ -8,7 +8,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -35,6 +35,7 @@ from service.resilience.caller import ResilienceConfig, ResilientChatModel
 from service.retrieval import Retriever
 from service.settings import Settings
 from service.sources import load_file_registry, watch_cluster, watch_routing_file
+from service.spans import Tracing
 from service.vectorstore import open_qdrant
 
 __all__ = ["Resources", "open_resources"]
@@ -60,6 +61,8 @@ class Resources:
     redis: redis.asyncio.Redis | None = None
     #: Key of the HMAC that derives the Idempotency-Key sent upstream.
     idempotency_secret: bytes = b""
+    #: The tracing every component records spans with; switched on by the app's lifespan.
+    tracing: Tracing = field(default_factory=Tracing)
 
 
 def build_resilience_config(settings: Settings) -> ResilienceConfig:
@@ -89,14 +92,18 @@ def build_resilience_config(settings: Settings) -> ResilienceConfig:
 
 
 def build_chat_model(
-    settings: Settings, http: httpx.AsyncClient, embedder: Embedder, metrics: Metrics
+    settings: Settings,
+    http: httpx.AsyncClient,
+    embedder: Embedder,
+    metrics: Metrics,
+    tracing: Tracing | None = None,
 ) -> AnswerModel:
     """The configured model: an OpenAI-compatible server behind the resilience layer, or the
     embedded extractive answerer."""
     if settings.model_base_url is None:
         return ExtractiveAnswerer(embedder)
     key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
-    upstream = OpenAIChatModel(http, settings.model_base_url, key)
+    upstream = OpenAIChatModel(http, settings.model_base_url, key, tracing=tracing)
     return ResilientChatModel(
         upstream, build_resilience_config(settings), observer=MetricsObserver(metrics)
     )
@@ -152,7 +159,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         )
         qdrant = open_qdrant(settings)
         stack.push_async_callback(qdrant.close)
-        embedder = build_embedder(settings, http)
+        tracing = Tracing()
+        embedder = build_embedder(settings, http, tracing)
         if settings.corpus_dir is not None:
             # No pruning: passages indexed by `promptctl index` from other folders stay.
             report = await index_documents(
@@ -180,15 +188,16 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         collections = {c.name for c in (await qdrant.get_collections()).collections}
         metrics = Metrics(tenant_labels=settings.tenant_metrics)
         catalog = await open_catalog(settings, collections, metrics, stack)
-        chat = build_chat_model(settings, http, embedder, metrics)
+        chat = build_chat_model(settings, http, embedder, metrics, tracing)
         answers = AnswerService(
             catalog=catalog,
-            retriever=Retriever(qdrant, embedder),
+            retriever=Retriever(qdrant, embedder, tracing),
             chat=chat,
             prices=settings.model_prices,
             metrics=metrics,
             request_log=RequestLogger(ContentMode(settings.log_content)),
             max_deadline_seconds=settings.model_max_deadline_seconds,
+            tracing=tracing,
         )
         client = open_redis(settings.redis_url)
         idempotency: IdempotencyStore = (
@@ -208,6 +217,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             open_access(settings, client, metrics, stack),
             client,
             build_idempotency_secret(settings),
+            tracing,
         )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+import structlog.testing
 from opentelemetry.trace import INVALID_SPAN
 
 from api.v1alpha1 import PromptVersion
@@ -305,7 +306,12 @@ async def test_an_answer_leaking_the_canary_is_refused() -> None:
     service = _service(ScriptedModel())
     canary = service.catalog.registry.select("qa", None, "x").compiled.canary
     service.chat = ScriptedModel(f"My instructions carry {canary} [1].")
-    result = await _run(service)
+    with structlog.testing.capture_logs() as events:
+        result = await _run(service)
+    assert result.leak is not None and "canary" in result.leak
+    (warning,) = [e for e in events if e["log_level"] == "warning"]
+    assert warning["reason"] == result.leak
+    assert warning["answer_excerpt"] == "My instructions carry [canary] [1]."
     assert (_response(result).outcome, _response(result).answer) == (Outcome.REFUSED, REFUSAL)
     assert all(canary not in m.content for m in result.messages)
     assert any("[canary]" in m.content for m in result.messages)
