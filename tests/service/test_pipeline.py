@@ -25,6 +25,7 @@ from service.catalog import Catalog
 from service.chat import ChatRequest, ChatResponse
 from service.errors import (
     DeadlineExceededError,
+    ModelError,
     PromptNotFoundError,
     RateLimitedError,
     ServiceError,
@@ -32,6 +33,7 @@ from service.errors import (
     UpstreamUnavailableError,
     VariableError,
 )
+from service.extractive import ExtractiveAnswerer
 from service.metrics import Metrics
 from service.outcome import Outcome
 from service.registry import PromptRegistry
@@ -111,6 +113,29 @@ class QuotingModel:
     async def answer_from(self, sources: Sequence[str], request: ChatRequest) -> ChatResponse:
         self.sources.append(list(sources))
         return ChatResponse(f"{sources[0]} [1]", "embedded-test", 10, 5)
+
+
+class WordEmbedder:
+    """A tiny embedder: one dimension per known word, L2-normalised."""
+
+    VOCABULARY = ("refund", "refunded", "digital", "items", "parcels", "ship", "days")
+
+    @property
+    def model_id(self) -> str:
+        return "words"
+
+    @property
+    def dimension(self) -> int:
+        return len(self.VOCABULARY)
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors = []
+        for text in texts:
+            words = text.lower().replace("?", " ").replace(".", " ").split()
+            vector = [float(words.count(word)) for word in self.VOCABULARY]
+            norm = sum(v * v for v in vector) ** 0.5 or 1.0
+            vectors.append([v / norm for v in vector])
+        return vectors
 
 
 class KeptLog(RequestLogger):
@@ -352,6 +377,23 @@ async def test_a_grounded_model_gets_the_passage_texts_in_citation_order() -> No
     assert model.sources == [[REFUND.text, SHIPPING.text]]
     assert response.outcome is Outcome.ANSWERED
     assert [c.id for c in response.citations] == ["refunds#1"]
+
+
+@pytest.mark.asyncio
+async def test_the_extractive_answerer_quotes_the_closest_passage_sentence() -> None:
+    service = _service(ExtractiveAnswerer(WordEmbedder()), FakeRetriever([SHIPPING, REFUND]))
+    response = _response(await _run(service))
+    assert response.outcome is Outcome.ANSWERED
+    assert response.answer.startswith("Digital items can be refunded. [2]")
+    assert [c.id for c in response.citations] == ["refunds#1"]
+
+
+@pytest.mark.asyncio
+async def test_the_extractive_answerer_cannot_answer_without_retrieval() -> None:
+    service = _service(ExtractiveAnswerer(WordEmbedder()), version=_version(retrieval=False))
+    result = await _run(service)
+    assert isinstance(result.error, ModelError) and result.status == 503
+    assert result.outcome is Outcome.UNAVAILABLE
 
 
 # --- Failures -------------------------------------------------------------------------
