@@ -1,5 +1,10 @@
 """One answer, start to finish: choose a version, validate, retrieve, render, call, check.
 
+::
+
+    answer ──run──> AnswerResult ──AnswerRecorder.record──> metrics, log event, span
+                    └─ raise its error, or return its response
+
 One :class:`Deadline` per request, started when the request arrived (``received_at``,
 so time spent queueing counts), covers every stage: retrieval runs under it, the
 model call gets it (and a backstop just after it), and a stage that starts after it
@@ -12,26 +17,29 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-import structlog
-
+from api.v1alpha1 import Retrieval
+from service.answer_result import (
+    AnswerRecorder,
+    AnswerResult,
+    RetrievalFacts,
+    answer_span,
+    cost_usd,
+)
 from service.cache import ResponseCache, build_cache_key
 from service.catalog import Catalog
-from service.chat import ChatModel, ChatRequest, ChatResponse
+from service.chat import AnswerModel, ChatRequest, ChatResponse, call_model
 from service.errors import DeadlineExceededError, ServiceError
-from service.guardrails import Verdict, assess_answer, build_protected_text
+from service.guardrails import assess_answer, build_protected_text
 from service.metrics import Metrics
-from service.outcome import Outcome, outcome_of_error
-from service.problems import status_of
-from service.redaction import redact
+from service.outcome import Outcome
 from service.registry import ServedVersion
 from service.rendering import Message, guard_messages, render_messages
-from service.request_log import RequestLogger, RequestRecord
+from service.request_log import RequestLogger
 from service.resilience.deadline import Deadline
 from service.retrieval import (
     Passage,
-    Retriever,
     build_context,
     delimit_context,
     draw_boundary,
@@ -39,15 +47,11 @@ from service.retrieval import (
 )
 from service.schemas import AnswerRequest, AnswerResponse, Citation, Usage
 from service.settings import ModelPrice
+from service.spans import Tracing
 from service.summarizer import build_inputs
-from service.tracing import answer_span, record_answer
 from service.variables import resolve_variables
 
-__all__ = ["AnswerService", "cost_usd"]
-
-_log = structlog.get_logger("service.guardrails")
-#: Longest excerpt of a leaking answer in its warning (redacted, canary masked).
-_LEAK_EXCERPT_CHARS = 200
+__all__ = ["BACKSTOP_GRACE_SECONDS", "AnswerService", "PassageSearch", "cost_usd"]
 
 #: How long after the deadline the model call is cancelled if it has not ended by itself
 #: (the resilience layer ends its own attempts at the deadline; this is a backstop).
@@ -56,23 +60,41 @@ BACKSTOP_GRACE_SECONDS = 0.5
 _T = TypeVar("_T")
 
 
-def cost_usd(
-    prices: Mapping[str, ModelPrice], model: str, input_tokens: int, output_tokens: int
-) -> float:
-    """What one call cost, from the settings' price table; unlisted models cost 0 (pure)."""
-    price = prices.get(model)
-    if price is None:
-        return 0.0
-    total = input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok
-    return round(total / 1_000_000, 8)
+class PassageSearch(Protocol):
+    """Where the passages come from (:class:`service.retrieval.Retriever` in the service)."""
+
+    async def retrieve(
+        self, collection: str, question: str, top_k: int, min_score: float
+    ) -> list[Passage]:
+        """Up to `top_k` passages scoring at least `min_score`, best first."""
+        ...
 
 
 @dataclass
-class _Trail:
-    """What one request went through, for its log event."""
+class _Call:
+    """One request on its way through the pipeline: what it asked, and what it went through."""
 
-    messages: list[Message] = field(default_factory=list)
+    request: AnswerRequest
+    request_id: str
+    idempotency_key: str | None
+    served: ServedVersion
+    deadline: Deadline
+    started: float
+    retrieval: RetrievalFacts | None = None
+    messages: tuple[Message, ...] = ()
     reply: ChatResponse | None = None
+    leak: str | None = None
+
+
+@dataclass(frozen=True)
+class _Context:
+    """The retrieved context block, as the templates and the guardrails see it."""
+
+    text: str = ""
+    passages: tuple[Passage, ...] = ()
+    #: The per-request boundary of the context block, and its marker lines.
+    boundary: str | None = None
+    markers: tuple[str, str] | None = None
 
 
 @dataclass
@@ -80,8 +102,8 @@ class AnswerService:
     """Answers questions with the registry's versions, the retriever and a chat model."""
 
     catalog: Catalog
-    retriever: Retriever
-    chat: ChatModel
+    retriever: PassageSearch
+    chat: AnswerModel
     prices: Mapping[str, ModelPrice]
     metrics: Metrics = field(default_factory=Metrics)
     cache: ResponseCache = field(default_factory=ResponseCache)
@@ -91,6 +113,12 @@ class AnswerService:
     max_deadline_seconds: float = 60.0
     #: The clock of deadlines (and of `received_at`): monotonic, shared with the model layer.
     deadline_clock: Callable[[], float] = time.monotonic
+    #: The app's tracing (off unless the lifespan switched it on).
+    tracing: Tracing = field(default_factory=Tracing)
+    recorder: AnswerRecorder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.recorder = AnswerRecorder(self.metrics, self.prices, self.request_log)
 
     async def answer(
         self,
@@ -100,248 +128,173 @@ class AnswerService:
         *,
         received_at: float | None = None,
     ) -> AnswerResponse:
-        """Answer `request`; raises ServiceError subclasses for the problem handlers.
+        """Answer `request` and record it; raises ServiceError subclasses for the problem
+        handlers.
 
         `received_at` is when the request arrived, on `deadline_clock` (default: now):
         the version's deadline counts from then.
         """
+        with answer_span(self.tracing) as span:
+            result = await self.run(request, request_id, idempotency_key, received_at=received_at)
+            self.recorder.record(result, span)
+            if isinstance(result.ended, ServiceError):
+                raise result.ended
+            return result.ended
+
+    async def run(
+        self,
+        request: AnswerRequest,
+        request_id: str,
+        idempotency_key: str | None = None,
+        *,
+        received_at: float | None = None,
+    ) -> AnswerResult:
+        """Answer `request` without recording it: how it ended, and what it went through.
+
+        A ServiceError ends the result rather than propagating; anything else propagates.
+        """
         started = self.clock()
-        with answer_span() as span:
+        try:
             served = self.catalog.registry.select(
                 request.prompt, request.version, request.user or request_id
             )
-            record_answer(span, prompt=served.prompt, version=served.version)
-            trail = _Trail()
-            seconds = min(served.resource.spec.model.timeout_seconds, self.max_deadline_seconds)
-            deadline = Deadline.after(seconds, start=received_at, clock=self.deadline_clock)
-            try:
-                response = await self._answer(
-                    served, request, request_id, idempotency_key, started, trail, deadline
-                )
-            except ServiceError as error:
-                outcome = outcome_of_error(error)
-                self._observe(served, outcome, started)
-                self._log(served, request, trail, outcome, started, error=error)
-                raise
-            self._observe(served, response.outcome, started)
-            self._log(served, request, trail, response.outcome, started, response=response)
-            record_answer(span, outcome=response.outcome)
-            return response
-
-    def _log(
-        self,
-        served: ServedVersion,
-        request: AnswerRequest,
-        trail: _Trail,
-        outcome: Outcome,
-        started: float,
-        *,
-        response: AnswerResponse | None = None,
-        error: ServiceError | None = None,
-    ) -> None:
-        """One `request` log event, content per the configured mode."""
-        if self.request_log is None:
-            return
-        reply = trail.reply
-        self.request_log.log(
-            RequestRecord(
-                prompt=served.prompt,
-                version=served.version,
-                model=reply.model if reply else None,
-                outcome=outcome.value,
-                status=status_of(error) if error else 200,
-                latency_ms=round((self.clock() - started) * 1000, 2),
-                input_tokens=response.usage.input_tokens if response else 0,
-                output_tokens=response.usage.output_tokens if response else 0,
-                cost_usd=response.usage.cost_usd if response else 0.0,
-                retries=reply.retries if reply else 0,
-                cache_hit=bool(reply and reply.cache_hit),
-                fallback_used=bool(reply and reply.fallback_used),
-                messages=[(m.role, m.content) for m in trail.messages],
-                response=response.answer if response else None,
-                variables=request.variables,
-                error=str(error) if error else None,
-            )
+        except ServiceError as error:
+            return AnswerResult(request, None, error, self.clock() - started)
+        seconds = min(served.resource.spec.model.timeout_seconds, self.max_deadline_seconds)
+        deadline = Deadline.after(seconds, start=received_at, clock=self.deadline_clock)
+        call = _Call(request, request_id, idempotency_key, served, deadline, started)
+        ended: AnswerResponse | ServiceError
+        try:
+            ended = await self._answer(call)
+        except ServiceError as error:
+            ended = error
+        return AnswerResult(
+            request=request,
+            served=served,
+            ended=ended,
+            elapsed_seconds=self.clock() - started,
+            retrieval=call.retrieval,
+            messages=call.messages,
+            reply=call.reply,
+            leak=call.leak,
         )
 
-    async def _answer(
-        self,
-        served: ServedVersion,
-        request: AnswerRequest,
-        request_id: str,
-        idempotency_key: str | None,
-        started: float,
-        trail: _Trail,
-        deadline: Deadline,
-    ) -> AnswerResponse:
-        spec = served.resource.spec
-        values = resolve_variables(spec.variables, request.variables)
-        passages: list[Passage] = []
-        context = ""
-        boundary: str | None = None
-        markers: tuple[str, str] | None = None
+    async def _answer(self, call: _Call) -> AnswerResponse:
+        spec = call.served.resource.spec
+        values = resolve_variables(spec.variables, call.request.variables)
+        context = _Context()
         if spec.retrieval is not None:
-            retrieval_started = self.clock()
-            retrieved = await _within(
-                deadline,
-                0.0,
-                "retrieval",
-                self.retriever.retrieve(
-                    spec.retrieval.collection,
-                    request.question,
-                    spec.retrieval.top_k,
-                    spec.retrieval.min_score,
-                ),
-            )
-            self.metrics.retrieval_duration.labels(spec.retrieval.collection).observe(
-                self.clock() - retrieval_started
-            )
-            screened = sum(p.screened for p in retrieved)
-            if screened:
-                self.metrics.injection_screened.labels(spec.retrieval.collection).inc(screened)
-            context, passages = build_context(retrieved, spec.retrieval.max_context_tokens)
-            if not passages:
-                self.metrics.empty_retrievals.labels(served.prompt, served.version).inc()
-                return self._respond(
-                    served=served,
-                    request_id=request_id,
-                    started=started,
-                    reply=None,
-                    outcome=Outcome.UNKNOWN,
-                    answer=spec.retrieval.empty_answer,
-                    cited=[],
-                )
-            boundary = draw_boundary(passages)
-            markers = reference_markers(boundary)
-            context = delimit_context(context, boundary)
-        compiled = served.compiled
-        assert compiled is not None  # the registry never selects an Invalid version
+            context = await self._retrieve(call, spec.retrieval)
+            if not context.passages:
+                return self._respond(call, Outcome.UNKNOWN, spec.retrieval.empty_answer, [])
+        compiled = call.served.compiled
+        question = call.request.question
         messages = guard_messages(
-            render_messages(compiled, {**values, "question": request.question, "context": context}),
+            render_messages(compiled, {**values, "question": question, "context": context.text}),
             compiled.canary,
-            markers,
+            context.markers,
         )
-        trail.messages = [
+        call.messages = tuple(
             Message(m.role, m.content.replace(compiled.canary, "[canary]")) for m in messages
-        ]
+        )
         chat_request = ChatRequest(
             model=spec.model.name,
             messages=messages,
             temperature=spec.model.temperature,
             max_tokens=spec.model.max_tokens,
             timeout_seconds=spec.model.timeout_seconds,
-            question=request.question,
-            passages=passages,
-            user=request.user,
+            question=question,
+            user=call.request.user,
             fallbacks=tuple(spec.model.fallbacks),
-            idempotency_key=idempotency_key or request_id,
-            deadline=deadline,
-            inputs=build_inputs(spec.variables, values, request.question),
+            idempotency_key=call.idempotency_key or call.request_id,
+            deadline=call.deadline,
+            inputs=build_inputs(spec.variables, values, question),
         )
         reply = await _within(
-            deadline,
+            call.deadline,
             BACKSTOP_GRACE_SECONDS,
             "the model call",
-            self._complete(served, chat_request, boundary),
+            self._complete(call.served, chat_request, context),
         )
-        trail.reply = reply
-        self._count_usage(served, reply)
+        call.reply = reply
         empty_answer = spec.retrieval.empty_answer if spec.retrieval else ""
-        inputs = [request.question, *(str(v) for v in values.values() if isinstance(v, str))]
+        inputs = [question, *(str(v) for v in values.values() if isinstance(v, str))]
         verdict = assess_answer(
             reply.text,
-            passages,
+            list(context.passages),
             spec.guardrails,
             empty_answer,
             canary=compiled.canary,
-            protected=build_protected_text(messages[0].content, markers, inputs),
+            protected=build_protected_text(messages[0].content, context.markers, inputs),
         )
         if verdict.leaked:
-            self._warn_leak(served, verdict, reply.text, compiled.canary)
+            call.leak = verdict.reason
         outcome = verdict.outcome
         if outcome is Outcome.ANSWERED and reply.fallback_used:
             outcome = Outcome.FALLBACK
-        return self._respond(
-            served=served,
-            request_id=request_id,
-            started=started,
-            reply=reply,
-            outcome=outcome,
-            answer=verdict.answer,
-            cited=verdict.cited,
-        )
+        return self._respond(call, outcome, verdict.answer, verdict.cited)
 
-    def _warn_leak(self, served: ServedVersion, verdict: Verdict, answer: str, canary: str) -> None:
-        """Log a refused leak: why, and (unless content logging is off) a redacted excerpt."""
-        excerpt = None
-        if self.request_log is None or self.request_log.mode.value != "off":
-            masked = answer.replace(canary, "[canary]")[:_LEAK_EXCERPT_CHARS]
-            excerpt = redact(masked)
-        _log.warning(
-            "output check refused an answer that reveals the system message",
-            prompt=served.prompt,
-            version=served.version,
-            reason=verdict.reason,
-            answer_excerpt=excerpt,
+    async def _retrieve(self, call: _Call, retrieval: Retrieval) -> _Context:
+        """The context block of the version's retrieval, delimited by a fresh boundary."""
+        retrieval_started = self.clock()
+        retrieved = await _within(
+            call.deadline,
+            0.0,
+            "retrieval",
+            self.retriever.retrieve(
+                retrieval.collection, call.request.question, retrieval.top_k, retrieval.min_score
+            ),
         )
+        seconds = self.clock() - retrieval_started
+        text, passages = build_context(retrieved, retrieval.max_context_tokens)
+        call.retrieval = RetrievalFacts(
+            collection=retrieval.collection,
+            seconds=seconds,
+            screened=sum(p.screened for p in retrieved),
+            empty=not passages,
+        )
+        if not passages:
+            return _Context()
+        boundary = draw_boundary(passages)
+        markers = reference_markers(boundary)
+        return _Context(delimit_context(text, boundary), tuple(passages), boundary, markers)
 
     async def _complete(
-        self, served: ServedVersion, request: ChatRequest, boundary: str | None
+        self, served: ServedVersion, request: ChatRequest, context: _Context
     ) -> ChatResponse:
         """The model's reply, from the response cache when the version opted in.
 
         The cache key sees the messages with the per-request boundary masked, so that
-        identical requests still share a key.
+        identical requests still share a key. A grounded model gets the passages' texts.
         """
+        sources = [p.text for p in context.passages]
         cache = served.resource.spec.cache
         if not cache.enabled:
-            return await self.chat.complete(request)
+            return await call_model(self.chat, request, sources)
         keyed = request
-        if boundary is not None:
+        if context.boundary is not None:
+            boundary = context.boundary
             masked = [Message(m.role, m.content.replace(boundary, "-")) for m in request.messages]
             keyed = replace(request, messages=masked)
         key = build_cache_key(served.prompt, served.version, keyed)
         cached = self.cache.get(key)
         if cached is not None:
             return replace(cached, cache_hit=True, retries=0)
-        reply = await self.chat.complete(request)
+        reply = await call_model(self.chat, request, sources)
         self.cache.put(key, reply, cache.ttl_seconds)
         return reply
 
-    def _count_usage(self, served: ServedVersion, reply: ChatResponse) -> None:
-        if reply.cache_hit:
-            self.metrics.cache_hits.labels(served.prompt, served.version).inc()
-            return
-        labels = (served.prompt, served.version, reply.model)
-        self.metrics.tokens.labels(*labels, "input").inc(reply.input_tokens)
-        self.metrics.tokens.labels(*labels, "output").inc(reply.output_tokens)
-        cost = cost_usd(self.prices, reply.model, reply.input_tokens, reply.output_tokens)
-        self.metrics.cost.labels(served.prompt, served.version, reply.model).inc(cost)
-
-    def _observe(self, served: ServedVersion, outcome: Outcome, started: float) -> None:
-        self.metrics.requests.labels(served.prompt, served.version, outcome.value).inc()
-        self.metrics.request_duration.labels(served.prompt, served.version).observe(
-            self.clock() - started
-        )
-
     def _respond(
-        self,
-        *,
-        served: ServedVersion,
-        request_id: str,
-        started: float,
-        reply: ChatResponse | None,
-        outcome: Outcome,
-        answer: str,
-        cited: list[Passage],
+        self, call: _Call, outcome: Outcome, answer: str, cited: list[Passage]
     ) -> AnswerResponse:
+        reply = call.reply
         input_tokens = reply.input_tokens if reply and not reply.cache_hit else 0
         output_tokens = reply.output_tokens if reply and not reply.cache_hit else 0
         model = reply.model if reply else None
         return AnswerResponse(
-            request_id=request_id,
-            prompt=served.prompt,
-            version=served.version,
+            request_id=call.request_id,
+            prompt=call.served.prompt,
+            version=call.served.version,
             model=model,
             outcome=outcome,
             answer=answer,
@@ -356,7 +309,7 @@ class AnswerService:
                 else 0.0,
             ),
             cache_hit=bool(reply and reply.cache_hit),
-            latency_ms=round((self.clock() - started) * 1000, 2),
+            latency_ms=round((self.clock() - call.started) * 1000, 2),
         )
 
 

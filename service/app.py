@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, bind_host: str | None = None) -
                 await stack.enter_async_context(
                     serve_metrics(resources.metrics, host, settings.metrics_port)
                 )
-            tracing = configure_tracing(app, resources.http)
+            tracing = configure_tracing(app, resources.http, resources.tracing)
             if tracing is not None:
                 if tracing.provider not in _TENANT_STAMPED:
                     tracing.provider.add_span_processor(TenantSpanProcessor())

@@ -1,21 +1,23 @@
 """The seam between answering and the model: one request type, one response type, one protocol.
 
-Two implementations exist: :class:`service.openai_chat.OpenAIChatModel` (an
-OpenAI-compatible ``/chat/completions`` endpoint over httpx) and
-:class:`service.extractive.ExtractiveAnswerer` (the embedded no-model default).
-Resilience (retries, breaker, rate limits, fallbacks) wraps this protocol.
+:class:`ChatModel` is implemented by :class:`service.openai_chat.OpenAIChatModel` (an
+OpenAI-compatible ``/chat/completions`` endpoint over httpx); resilience (retries,
+breaker, rate limits, fallbacks) wraps it. :class:`GroundedModel` is the embedded
+no-model default (:class:`service.extractive.ExtractiveAnswerer`): it answers only from
+the texts of the retrieved passages, which the pipeline hands it beside the request.
+A chat request carries no retrieval types: this module depends on rendering alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias, runtime_checkable
 
 from service.rendering import Message
 from service.resilience.deadline import Deadline
-from service.retrieval import Passage
 
-__all__ = ["ChatModel", "ChatRequest", "ChatResponse"]
+__all__ = ["AnswerModel", "ChatModel", "ChatRequest", "ChatResponse", "GroundedModel", "call_model"]
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,6 @@ class ChatRequest:
     max_tokens: int
     timeout_seconds: float
     question: str
-    #: The passages of the CONTEXT block, in citation order ([1] is passages[0]).
-    passages: list[Passage] = field(default_factory=list)
     user: str | None = None
     #: Models tried in order when `model` cannot answer.
     fallbacks: tuple[str, ...] = ()
@@ -65,3 +65,26 @@ class ChatModel(Protocol):
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Answer `request`, or raise ModelError."""
         ...
+
+
+@runtime_checkable
+class GroundedModel(Protocol):
+    """Something that answers only from given source texts (the embedded answerer)."""
+
+    async def answer_from(self, sources: Sequence[str], request: ChatRequest) -> ChatResponse:
+        """Answer `request` from `sources`, in citation order ([1] is sources[0]); or raise
+        ModelError."""
+        ...
+
+
+#: What the answering pipeline calls: a chat model, or a grounded one.
+AnswerModel: TypeAlias = ChatModel | GroundedModel
+
+
+async def call_model(
+    model: AnswerModel, request: ChatRequest, sources: Sequence[str]
+) -> ChatResponse:
+    """`model`'s reply: a grounded model gets `sources`, a chat model the request alone."""
+    if isinstance(model, GroundedModel):
+        return await model.answer_from(sources, request)
+    return await model.complete(request)

@@ -24,7 +24,7 @@ from tokenizers import Tokenizer
 
 from service.errors import EmbeddingError
 from service.settings import Settings
-from service.tracing import ONNX_PROVIDER, OPENAI_PROVIDER, embedding_span
+from service.spans import ONNX_PROVIDER, OPENAI_PROVIDER, Tracing, embedding_span
 
 __all__ = [
     "MINILM_DIMENSION",
@@ -111,6 +111,7 @@ class OnnxMiniLMEmbedder:
         tokenizer_dir: Path = TOKENIZER_DIR,
         batch_size: int = 32,
         threads: int = 0,
+        tracing: Tracing | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -118,6 +119,7 @@ class OnnxMiniLMEmbedder:
         self._tokenizer_dir = tokenizer_dir
         self._batch_size = batch_size
         self._threads = threads
+        self._tracing = tracing or Tracing()
         self._lock = threading.Lock()
         self._loaded: tuple[Tokenizer, Any] | None = None
 
@@ -140,7 +142,11 @@ class OnnxMiniLMEmbedder:
         if not texts:
             return []
         with embedding_span(
-            self.model_id, len(texts), provider=ONNX_PROVIDER, dimension=MINILM_DIMENSION
+            self._tracing,
+            self.model_id,
+            len(texts),
+            provider=ONNX_PROVIDER,
+            dimension=MINILM_DIMENSION,
         ):
             try:
                 vectors = await asyncio.to_thread(self._embed_sync, list(texts))
@@ -212,6 +218,7 @@ class OpenAIEmbedder:
         api_key: str | None = None,
         batch_size: int = 128,
         dimension: int | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -221,6 +228,7 @@ class OpenAIEmbedder:
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._batch_size = batch_size
         self._dimension = dimension
+        self._tracing = tracing or Tracing()
 
     @property
     def model_id(self) -> str:
@@ -238,6 +246,7 @@ class OpenAIEmbedder:
         """Unit vectors for ``texts``, one request per ``batch_size`` texts."""
         vectors: list[list[float]] = []
         with embedding_span(
+            self._tracing,
             self._model,
             len(texts),
             provider=OPENAI_PROVIDER,
@@ -298,8 +307,11 @@ def _same_host(url: str, other: str | None) -> bool:
     return other is not None and httpx.URL(url).host == httpx.URL(other).host
 
 
-def build_embedder(settings: Settings, http: httpx.AsyncClient) -> Embedder:
-    """The embedder the settings select (nothing is loaded or called yet)."""
+def build_embedder(
+    settings: Settings, http: httpx.AsyncClient, tracing: Tracing | None = None
+) -> Embedder:
+    """The embedder the settings select (nothing is loaded or called yet), tracing its
+    calls through `tracing` (off by default)."""
     if settings.embedding_base_url:
         # The model's key goes to the embeddings endpoint only when both share a host.
         key = settings.embedding_api_key or (
@@ -312,5 +324,6 @@ def build_embedder(settings: Settings, http: httpx.AsyncClient) -> Embedder:
             settings.embedding_base_url,
             settings.embedding_model,
             api_key=key.get_secret_value() if key else None,
+            tracing=tracing,
         )
-    return OnnxMiniLMEmbedder()
+    return OnnxMiniLMEmbedder(tracing=tracing)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from service.chat import ChatRequest, ChatResponse
 from service.embeddings import Embedder
 from service.errors import ModelError
-from service.retrieval import Passage
 from service.screening import assess_sentence
 from service.summarizer import ExtractiveSummarizer
 from service.tokens import estimate_tokens
@@ -39,14 +38,14 @@ class Sentence:
     citation: int
 
 
-def split_sentences(passages: Sequence[Passage]) -> list[Sentence]:
-    """Every sentence of the passages, tagged with its passage's [n] (pure).
+def split_sentences(sources: Sequence[str]) -> list[Sentence]:
+    """Every sentence of the source texts, tagged with its source's [n] (pure).
 
     Sentences the injection screener flags are left out: they are never quoted.
     """
     sentences: list[Sentence] = []
-    for number, passage in enumerate(passages, start=1):
-        for line in passage.text.splitlines():
+    for number, source in enumerate(sources, start=1):
+        for line in source.splitlines():
             if not line.strip() or _HEADING.match(line):
                 continue
             for piece in _SENTENCE_END.split(line.strip()):
@@ -93,11 +92,12 @@ class ExtractiveAnswerer:
         self._cache_size = cache_size
         self._summarizer = ExtractiveSummarizer(embedder)
 
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        """Compose the answer from the request's passages, or summarise its input without."""
-        if not request.passages:
+    async def answer_from(self, sources: Sequence[str], request: ChatRequest) -> ChatResponse:
+        """Compose the answer from `sources`, the retrieved passages' texts in citation order;
+        without sources (a prompt without retrieval), summarise the request's own input."""
+        if not sources:
             return await self._summarizer.complete(request, EXTRACTIVE_MODEL_ID)
-        sentences = split_sentences(request.passages)
+        sentences = split_sentences(sources)
         if not sentences:
             raise ModelError("the retrieved passages hold no sentence the answerer can quote")
         question_vector = (await self._embedder.embed([request.question]))[0]

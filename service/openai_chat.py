@@ -17,8 +17,8 @@ import httpx
 from service.chat import ChatRequest, ChatResponse
 from service.errors import UpstreamError
 from service.resilience.policy import parse_retry_after
+from service.spans import OPENAI_PROVIDER, Tracing, chat_span, record_chat_response
 from service.tokens import estimate_tokens
-from service.tracing import OPENAI_PROVIDER, chat_span, record_chat_response
 
 __all__ = ["OpenAIChatModel"]
 
@@ -32,19 +32,24 @@ class OpenAIChatModel:
         base_url: str,
         api_key: str | None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tracing: Tracing | None = None,
     ) -> None:
         self._http = http
         self.base_url = base_url.rstrip("/")
         self._url = self.base_url + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._wall_clock = wall_clock
+        self._tracing = tracing or Tracing()
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """One upstream call within `request.timeout_seconds`, start to last byte."""
-        with chat_span(request, provider=OPENAI_PROVIDER, server_url=self.base_url) as span:
+        tracing = self._tracing
+        with chat_span(
+            tracing, request, provider=OPENAI_PROVIDER, server_url=self.base_url
+        ) as span:
             response = await self._post(request)
             reply = _parse(response, request)
-            record_chat_response(span, reply, response)
+            record_chat_response(tracing, span, reply, response)
             return reply
 
     async def _post(self, request: ChatRequest) -> httpx.Response:

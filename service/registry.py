@@ -5,6 +5,10 @@ and older ones are ``Superseded`` at 0; versions that cannot be served are
 ``Invalid`` with a reason. The controller replaces this assignment with the
 canary weights it writes to ``status``. Choosing among weighted versions is a pure,
 sticky function of a routing key: the same user lands on the same version.
+
+A loaded version is one of two types: a :class:`ServedVersion` has compiled templates
+and can answer; an :class:`InvalidVersion` cannot, and says why. :meth:`PromptRegistry.select`
+returns only the first, so the pipeline never meets a version without templates.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from service.errors import PromptNotFoundError, TemplateError
 from service.rendering import CompiledPrompt, compile_prompt, referenced_variables
 
 __all__ = [
+    "InvalidVersion",
+    "LoadedVersion",
     "PromptRegistry",
     "ServedVersion",
     "assign_local_weights",
@@ -32,10 +38,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ServedVersion:
-    """A loaded PromptVersion with its compiled templates and traffic share."""
+    """A servable PromptVersion: its compiled templates, phase and traffic share."""
 
     resource: PromptVersion
-    compiled: CompiledPrompt | None
+    compiled: CompiledPrompt
     phase: Phase
     weight: int
     message: str | None = None
@@ -49,6 +55,39 @@ class ServedVersion:
     def version(self) -> str:
         """The semantic version."""
         return self.resource.spec.version
+
+
+@dataclass(frozen=True)
+class InvalidVersion:
+    """A loaded PromptVersion that cannot be served: phase Invalid, weight 0, and why."""
+
+    resource: PromptVersion
+    #: Why it cannot be served.
+    message: str | None
+
+    @property
+    def phase(self) -> Phase:
+        """Always Invalid."""
+        return Phase.INVALID
+
+    @property
+    def weight(self) -> int:
+        """Always 0: it takes no traffic."""
+        return 0
+
+    @property
+    def prompt(self) -> str:
+        """The logical prompt name."""
+        return self.resource.spec.prompt
+
+    @property
+    def version(self) -> str:
+        """The semantic version."""
+        return self.resource.spec.version
+
+
+#: Any version the registry holds.
+LoadedVersion = ServedVersion | InvalidVersion
 
 
 def check_servable(resource: PromptVersion, collections: set[str] | None) -> str | None:
@@ -127,7 +166,7 @@ def choose_by_weight(weights: Sequence[int], routing_key: str) -> int:
 class PromptRegistry:
     """An immutable snapshot of the served versions."""
 
-    def __init__(self, served: Sequence[ServedVersion]) -> None:
+    def __init__(self, served: Sequence[LoadedVersion]) -> None:
         self._served = sorted(
             served, key=lambda s: (s.prompt, semver.Version.parse(s.version)), reverse=False
         )
@@ -142,11 +181,12 @@ class PromptRegistry:
             for r in resources
             if (reason := check_servable(r, collections)) is not None
         }
-        served = []
+        served: list[LoadedVersion] = []
         for resource, phase, weight, message in assign_local_weights(resources, problems):
-            compiled = (
-                compile_prompt(resource.spec.template) if phase is not Phase.INVALID else None
-            )
+            if phase is Phase.INVALID:
+                served.append(InvalidVersion(resource, message))
+                continue
+            compiled = compile_prompt(resource.spec.template)
             served.append(ServedVersion(resource, compiled, phase, weight, message))
         return cls(served)
 
@@ -163,12 +203,12 @@ class PromptRegistry:
         are immutable, so a compiled template never goes stale.
         """
         cache = compiled if compiled is not None else {}
-        served = []
+        served: list[LoadedVersion] = []
         for resource in resources:
             reason = check_servable(resource, collections)
             status = resource.status
             if reason is not None:
-                served.append(ServedVersion(resource, None, Phase.INVALID, 0, reason))
+                served.append(InvalidVersion(resource, reason))
                 continue
             key = (f"{resource.metadata.namespace}/{resource.metadata.name}", resource.spec.version)
             if key not in cache:
@@ -184,10 +224,10 @@ class PromptRegistry:
         cls, registry: PromptRegistry, routing: Mapping[str, Mapping[str, int]]
     ) -> PromptRegistry:
         """`registry` with the weights of a local routing file ({prompt: {version: weight}})."""
-        served = []
+        served: list[LoadedVersion] = []
         for item in registry.versions():
             weights = routing.get(item.prompt)
-            if weights is None or item.compiled is None:
+            if weights is None or isinstance(item, InvalidVersion):
                 served.append(item)
                 continue
             weight = int(weights.get(item.version, 0))
@@ -195,7 +235,7 @@ class PromptRegistry:
             served.append(ServedVersion(item.resource, item.compiled, item.phase, weight, message))
         return cls(served)
 
-    def versions(self) -> list[ServedVersion]:
+    def versions(self) -> list[LoadedVersion]:
         """Every loaded version, by prompt then version."""
         return list(self._served)
 
@@ -208,12 +248,12 @@ class PromptRegistry:
             pinned = next((s for s in candidates if s.version == version), None)
             if pinned is None:
                 raise PromptNotFoundError(f"prompt {prompt!r} has no version {version!r}")
-            if pinned.compiled is None:
+            if isinstance(pinned, InvalidVersion):
                 raise PromptNotFoundError(
                     f"version {version} of {prompt!r} is Invalid: {pinned.message}"
                 )
             return pinned
-        live = [s for s in candidates if s.weight > 0 and s.compiled is not None]
+        live = [s for s in candidates if isinstance(s, ServedVersion) and s.weight > 0]
         if not live:
             raise PromptNotFoundError(f"prompt {prompt!r} has no servable version")
         return live[choose_by_weight([s.weight for s in live], routing_key)]

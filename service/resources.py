@@ -8,7 +8,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from service.access import AccessControl
 from service.answering import AnswerService
 from service.auth import KeyFile, watch_key_file
 from service.catalog import Catalog
-from service.chat import ChatModel
+from service.chat import AnswerModel
 from service.chunking import read_documents
 from service.embeddings import Embedder, build_embedder
 from service.extractive import ExtractiveAnswerer
@@ -37,6 +37,7 @@ from service.resilience.caller import ResilienceConfig, ResilientChatModel
 from service.retrieval import Retriever
 from service.settings import Settings
 from service.sources import load_file_registry, watch_cluster, watch_routing_file
+from service.spans import Tracing
 from service.vectorstore import open_qdrant
 
 __all__ = ["Resources", "index_corpora", "open_resources"]
@@ -53,13 +54,15 @@ class Resources:
     qdrant: AsyncQdrantClient
     embedder: Embedder
     catalog: Catalog
-    chat: ChatModel
+    chat: AnswerModel
     answers: AnswerService
     metrics: Metrics
     idempotency: Idempotency
     access: AccessControl
     #: Shared by idempotency and quotas; None without REDIS_URL.
     redis: redis.asyncio.Redis | None = None
+    #: The tracing every component records spans with; switched on by the app's lifespan.
+    tracing: Tracing = field(default_factory=Tracing)
 
 
 def build_resilience_config(settings: Settings) -> ResilienceConfig:
@@ -68,14 +71,18 @@ def build_resilience_config(settings: Settings) -> ResilienceConfig:
 
 
 def build_chat_model(
-    settings: Settings, http: httpx.AsyncClient, embedder: Embedder, metrics: Metrics
-) -> ChatModel:
+    settings: Settings,
+    http: httpx.AsyncClient,
+    embedder: Embedder,
+    metrics: Metrics,
+    tracing: Tracing | None = None,
+) -> AnswerModel:
     """The configured model: an OpenAI-compatible server behind the resilience layer, or the
     embedded extractive answerer."""
     if settings.model_base_url is None:
         return ExtractiveAnswerer(embedder)
     key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
-    upstream = OpenAIChatModel(http, settings.model_base_url, key)
+    upstream = OpenAIChatModel(http, settings.model_base_url, key, tracing=tracing)
     return ResilientChatModel(
         upstream, build_resilience_config(settings), observer=MetricsObserver(metrics)
     )
@@ -159,20 +166,22 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         )
         qdrant = open_qdrant(settings)
         stack.push_async_callback(qdrant.close)
-        embedder = build_embedder(settings, http)
+        tracing = Tracing()
+        embedder = build_embedder(settings, http, tracing)
         await index_corpora(qdrant, embedder, settings.start_up_corpora())
         collections = {c.name for c in (await qdrant.get_collections()).collections}
         metrics = Metrics(tenant_labels=settings.tenant_metrics)
         catalog = await open_catalog(settings, collections, metrics, stack)
-        chat = build_chat_model(settings, http, embedder, metrics)
+        chat = build_chat_model(settings, http, embedder, metrics, tracing)
         answers = AnswerService(
             catalog=catalog,
-            retriever=Retriever(qdrant, embedder),
+            retriever=Retriever(qdrant, embedder, tracing),
             chat=chat,
             prices=settings.model_prices,
             metrics=metrics,
             request_log=RequestLogger(ContentMode(settings.log_content)),
             max_deadline_seconds=settings.resilience.max_deadline,
+            tracing=tracing,
         )
         client = open_redis(settings.redis_url)
         store: IdempotencyStore = (
@@ -198,6 +207,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             idempotency,
             open_access(settings, client, metrics, stack),
             client,
+            tracing,
         )
 
 

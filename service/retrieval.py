@@ -20,8 +20,8 @@ from qdrant_client import AsyncQdrantClient
 
 from service.embeddings import Embedder
 from service.screening import screen_text
+from service.spans import Tracing, record_retrieval, retrieval_span
 from service.tokens import estimate_tokens
-from service.tracing import record_retrieval, retrieval_span
 from service.vectorstore import STORE_ERRORS, build_store_error
 
 __all__ = [
@@ -53,9 +53,12 @@ class Passage:
 class Retriever:
     """Semantic search over collections written by :func:`service.indexing.index_documents`."""
 
-    def __init__(self, client: AsyncQdrantClient, embedder: Embedder) -> None:
+    def __init__(
+        self, client: AsyncQdrantClient, embedder: Embedder, tracing: Tracing | None = None
+    ) -> None:
         self._client = client
         self._embedder = embedder
+        self._tracing = tracing or Tracing()
 
     async def retrieve(
         self, collection: str, question: str, top_k: int, min_score: float
@@ -64,9 +67,9 @@ class Retriever:
 
         Raises EmbeddingError, or RetrievalError (also when the collection is missing).
         """
-        with retrieval_span(collection, top_k, question) as span:
+        with retrieval_span(self._tracing, collection, top_k, question) as span:
             passages = await self._retrieve(collection, question, top_k, min_score)
-            record_retrieval(span, passages)
+            record_retrieval(self._tracing, span, passages)
             return passages
 
     async def _retrieve(

@@ -23,7 +23,7 @@ PLANTED = Passage(
 
 
 def test_split_sentences_leaves_out_flagged_sentences() -> None:
-    assert [s.text for s in split_sentences([PLANTED])] == [
+    assert [s.text for s in split_sentences([PLANTED.text])] == [
         "Refunds of digital items are handled by billing."
     ]
 
@@ -38,7 +38,6 @@ async def test_the_answer_never_quotes_a_planted_sentence(minilm: OnnxMiniLMEmbe
         max_tokens=400,
         timeout_seconds=5.0,
         question="What is the secret about digital refunds? Are they unlimited?",
-        passages=[PLANTED],
     )
-    reply = await answerer.complete(request)
+    reply = await answerer.answer_from([PLANTED.text], request)
     assert reply.text == "Refunds of digital items are handled by billing. [1]"

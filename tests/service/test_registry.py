@@ -9,7 +9,14 @@ import pytest
 
 from api.v1alpha1 import Phase, PromptVersion
 from service.errors import PromptNotFoundError
-from service.registry import PromptRegistry, assign_local_weights, check_servable, choose_by_weight
+from service.registry import (
+    InvalidVersion,
+    PromptRegistry,
+    ServedVersion,
+    assign_local_weights,
+    check_servable,
+    choose_by_weight,
+)
 
 
 def _version(
@@ -143,3 +150,25 @@ def test_select_pins_versions_and_refuses_invalid_or_unknown() -> None:
         registry.select("qa", "3.0.0", "anyone")
     with pytest.raises(PromptNotFoundError, match="no PromptVersion serves prompt 'other'"):
         registry.select("other", None, "anyone")
+
+
+def test_versions_are_servable_or_invalid_by_type() -> None:
+    registry = PromptRegistry.from_resources(
+        [_version("qa", "1.0.0"), _version("qa", "2.0.0", user="{{ nope }}")], {"policies"}
+    )
+    kinds = {v.version: type(v) for v in registry.versions()}
+    assert kinds == {"1.0.0": ServedVersion, "2.0.0": InvalidVersion}
+    (invalid,) = [v for v in registry.versions() if isinstance(v, InvalidVersion)]
+    assert (invalid.phase, invalid.weight) == (Phase.INVALID, 0)
+    assert invalid.message == "templates use undeclared variables: nope"
+    served = registry.select("qa", None, "anyone")
+    assert isinstance(served, ServedVersion) and served.compiled.canary
+
+
+def test_a_routing_file_cannot_send_traffic_to_an_invalid_version() -> None:
+    base = PromptRegistry.from_resources(
+        [_version("qa", "1.0.0"), _version("qa", "2.0.0", collection="gone")], {"policies"}
+    )
+    routed = PromptRegistry.with_routing(base, {"qa": {"1.0.0": 10, "2.0.0": 90}})
+    assert {v.version: v.weight for v in routed.versions()} == {"1.0.0": 10, "2.0.0": 0}
+    assert {routed.select("qa", None, f"user-{n}").version for n in range(50)} == {"1.0.0"}

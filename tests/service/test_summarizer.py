@@ -206,7 +206,7 @@ async def test_answerer_summarises_when_there_are_no_passages(minilm: OnnxMiniLM
         inputs=(TICKET,),
     )
 
-    reply = await ExtractiveAnswerer(minilm).complete(request)
+    reply = await ExtractiveAnswerer(minilm).answer_from([], request)
 
     assert reply.model == EXTRACTIVE_MODEL_ID
     assert "delivered" in reply.text

@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from fakemodel.app import FakeModelState, create_fake_model_app
-from service import tracing
+from service import span_attributes, tracing
 from service.app import create_app
 from service.embeddings import MINILM_MODEL_ID
 from service.errors import UpstreamError, UpstreamUnavailableError
@@ -99,7 +99,7 @@ def test_decide_capture_content(value: str | None, expected: bool) -> None:
     ids=["explicit-port", "https-default", "http-default", "none", "empty", "no-host"],
 )
 def test_build_server_attributes(url: str | None, expected: dict[str, Any]) -> None:
-    assert tracing.build_server_attributes(url) == expected
+    assert span_attributes.build_server_attributes(url) == expected
 
 
 @pytest.mark.parametrize(
@@ -157,7 +157,7 @@ def test_build_server_attributes(url: str | None, expected: dict[str, Any]) -> N
     ids=["everything", "zero-temperature-no-server", "no-temperature"],
 )
 def test_build_chat_attributes(kwargs: dict[str, Any], expected: dict[str, Any]) -> None:
-    attributes = tracing.build_chat_attributes(**kwargs)
+    attributes = span_attributes.build_chat_attributes(**kwargs)
     assert attributes == expected
     assert all(type(attributes[k]) is type(v) for k, v in expected.items())
 
@@ -185,7 +185,7 @@ def test_build_chat_attributes(kwargs: dict[str, Any], expected: dict[str, Any])
     ids=["complete", "no-finish-reason", "wrong-types", "no-body", "not-an-object"],
 )
 def test_build_chat_response_attributes(payload: object, expected: dict[str, Any]) -> None:
-    assert tracing.build_chat_response_attributes(payload) == expected
+    assert span_attributes.build_chat_response_attributes(payload) == expected
 
 
 @pytest.mark.parametrize(
@@ -202,7 +202,7 @@ def test_build_chat_response_attributes(payload: object, expected: dict[str, Any
     ids=["status-503", "status-429", "timeout", "reset", "service-error", "cancelled", "builtin"],
 )
 def test_build_error_type(error: BaseException, expected: str) -> None:
-    assert tracing.build_error_type(error) == expected
+    assert span_attributes.build_error_type(error) == expected
 
 
 # --- Through the app ------------------------------------------------------------------
@@ -428,8 +428,9 @@ def test_tracing_is_off_without_otel_variables(caplog: pytest.LogCaptureFixture)
     with TestClient(app) as client:
         assert _ask(client).status_code == 200
         assert not getattr(app, "_is_instrumented_by_opentelemetry", False)
-        assert isinstance(tracing.tracer(), trace.NoOpTracer)
-        assert not tracing.capture_content_enabled()
+        own = app.state.resources.tracing
+        assert not own.enabled and not own.capture_content
+        assert isinstance(own.tracer, trace.NoOpTracer)
     assert tracing.configure_tracing(FastAPI()) is None
     assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
     assert _batch_threads() == threads
@@ -464,10 +465,11 @@ def test_otlp_endpoint_exports_on_shutdown(
     with TestClient(app) as client:
         assert _ask(client).status_code == 200
         assert client.get("/healthz").status_code == 200
-        assert not isinstance(tracing.tracer(), trace.NoOpTracer)
+        own = app.state.resources.tracing
+        assert own.enabled and not isinstance(own.tracer, trace.NoOpTracer)
         assert _batch_threads() > threads
         assert bodies == []  # batched until the lifespan ends
-    assert isinstance(tracing.tracer(), trace.NoOpTracer)
+    assert not own.enabled and isinstance(own.tracer, trace.NoOpTracer)
     assert _batch_threads() == threads
     assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
