@@ -32,8 +32,8 @@ PATTERN_RULES: dict[str, str] = {
     DURATION_PATTERN: "must be a duration such as 30s, 5m, 1h30m or 250ms",
     PAUSE_PATTERN: "must be a duration such as 30s, 5m or 1h30m, or 'manual'",
     VARIABLE_NAME_PATTERN: (
-        "must start with a lowercase letter or '_' and hold only lowercase letters, digits "
-        "and '_', e.g. max_length"
+        "must start with a letter or '_' and hold only letters, digits and '_', "
+        "e.g. max_length or maxBullets"
     ),
     COLLECTION_PATTERN: "must be 1 to 255 letters, digits, '_' or '-', e.g. policies",
 }

@@ -46,7 +46,12 @@ def _with(path: tuple[Any, ...], value: object) -> dict[str, Any]:
     [
         (("spec", "version"), "v1.0", "spec.version", "version must be semver, e.g. 1.2.0"),
         (("spec", "prompt"), "Policy QA", "spec.prompt", "must be a DNS label"),
-        (("spec", "variables", 0, "name"), "Tone", "spec.variables[0].name", "e.g. max_length"),
+        (
+            ("spec", "variables", 0, "name"),
+            "max-length",
+            "spec.variables[0].name",
+            "e.g. max_length or maxBullets",
+        ),
         (("spec", "retrieval", "collection"), "a b", "spec.retrieval.collection", "e.g. policies"),
         (
             ("spec", "rollout", "steps", 0, "pause"),

@@ -7,6 +7,7 @@ version of the eval set's prompt, and scored with `promptctl eval`'s own checks.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from promptctl.evals.evalset import EvalSet, parse_evalset
+from promptctl.evals.runner import Measurer
 from promptctl.evals.scoring import score_run
 from service.app import create_app
+from service.embeddings import OnnxMiniLMEmbedder
 from service.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -56,6 +59,7 @@ def test_every_shipped_prompt_has_an_eval_set() -> None:
 def test_shipped_eval_set_passes_on_every_version(service: TestClient, path: Path) -> None:
     evalset = parse_evalset(path.read_text(encoding="utf-8"))
     versions = _versions(service, evalset)
+    measurer = Measurer(embedder=OnnxMiniLMEmbedder())
     assert versions, f"{evalset.prompt} is not served"
     failures: list[str] = []
     for version in versions:
@@ -72,7 +76,8 @@ def test_shipped_eval_set_passes_on_every_version(service: TestClient, path: Pat
             answer = response.json()
             if not response.is_success:
                 answer = {"status": response.status_code, **answer}
-            result = score_run(case, answer, {})
+            measured = asyncio.run(measurer.measure(case, answer))  # similar_to, as eval does
+            result = score_run(case, answer, measured)
             if not result.passed:
                 failures.append(f"{version} {case.id}: {'; '.join(result.failures)}")
     assert not failures, "\n".join(failures)

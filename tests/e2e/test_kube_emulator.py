@@ -105,25 +105,47 @@ def test_kubectl_annotate_changes_metadata_only(applied: KubeCluster) -> None:
 
 
 def test_status_subresource_keeps_spec_and_status_apart(cluster: KubeCluster) -> None:
+    spec = manifest(NAME)["spec"]
     create(cluster, NAME)
     patched = cluster.patch_status("default", NAME, {"phase": "Progressing", "weight": 10})
     assert patched["status"] == {"phase": "Progressing", "weight": 10}
-    assert patched["spec"] == manifest(NAME)["spec"]
+    assert patched["spec"] == spec
     assert patched["metadata"]["generation"] == 1
 
-    # /status ignores everything but .status; the object itself ignores .status.
-    cluster.patch(
+    # /status ignores everything but .status: the spec change in it is dropped, not refused.
+    via_status = cluster.patch(
         "default",
         NAME,
         {"spec": {"owner": "x"}, "status": {"phase": "Stable"}},
         subresource="status",
     )
+    assert via_status["spec"] == spec
+    assert via_status["status"] == {"phase": "Stable", "weight": 10}
+
+    # The object itself ignores .status: a metadata write lands, the status in it does not.
     body = cluster.patch(
-        "default", NAME, {"spec": {"owner": "qa@example.com"}, "status": {"weight": 99}}
+        "default",
+        NAME,
+        {"metadata": {"labels": {"team": "qa"}}, "status": {"weight": 99}},
     )
-    assert body["spec"]["owner"] == "qa@example.com"
+    assert body["metadata"]["labels"]["team"] == "qa"
     assert body["status"] == {"phase": "Stable", "weight": 10}
-    assert body["metadata"]["generation"] == 2
+    assert body["metadata"]["generation"] == 1  # metadata changes leave generation alone
+
+    # The spec is immutable (CEL self == oldSelf): a spec change is refused whole, status included.
+    headers = {"Content-Type": "application/merge-patch+json"}
+    refused = cluster.http.patch(
+        cluster.path("default", NAME),
+        json={"spec": {"owner": "qa@example.com"}, "status": {"weight": 99}},
+        headers=headers,
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["reason"] == "Invalid"
+    assert "spec is immutable" in refused.json()["message"]
+    stored = cluster.get("default", NAME)
+    assert stored["spec"] == spec
+    assert stored["status"] == {"phase": "Stable", "weight": 10}
+    assert stored["metadata"]["resourceVersion"] == body["metadata"]["resourceVersion"]
 
 
 def test_failed_json_patch_test_is_422_and_noop_patches_keep_the_revision(
