@@ -127,8 +127,9 @@ def test_body_error_sentences() -> None:
 def test_unknown_prompt_404_lists_the_prompts_that_exist(local_client: TestClient) -> None:
     response = local_client.post("/v1/answers", json={"prompt": "nope", "question": "hi"})
     problem = _problem(response, 404, "prompt-not-found")
-    assert problem["prompts"] == ["policy-qa"]
-    assert "prompts served here: policy-qa" in problem["detail"]
+    shipped = ["faq-bot", "policy-qa", "ticket-summarizer"]  # the prompts/ folder, sorted
+    assert problem["prompts"] == shipped
+    assert problem["detail"].endswith(f"prompts served here: {', '.join(shipped)}")
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +179,8 @@ def test_request_id_is_kept_only_when_it_matches_the_safe_pattern(
 
 
 def test_413_has_the_problem_shape_of_every_other_error(local_client: TestClient) -> None:
-    big = json.dumps({"prompt": "policy-qa", "question": "x" * 70_000}).encode()
+    limit = build_settings().max_body_bytes
+    big = json.dumps({"prompt": "policy-qa", "question": "x" * (limit + 1)}).encode()
 
     def chunks() -> Iterator[bytes]:
         for start in range(0, len(big), 8192):
