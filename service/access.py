@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 from fastapi import FastAPI, Request
@@ -37,7 +36,8 @@ from service.auth import ANONYMOUS_TENANT, Caller, KeyFile, decide_prompt_allowe
 from service.errors import AccessError, PermissionDeniedError
 from service.logs import Verbatim
 from service.metrics import Metrics
-from service.problems import PROBLEM_MEDIA_TYPE, build_problem, problem_response
+from service.middleware import send_problem
+from service.problems import problem_response
 from service.quota import QuotaStore, QuotaUnavailableError
 
 __all__ = [
@@ -175,26 +175,6 @@ class TenantSpanProcessor(SpanProcessor):
         """Nothing to do when a span ends."""
 
 
-async def _send_problem(
-    scope: Scope, send: Send, status: int, slug: str, title: str, detail: str, headers: list[Any]
-) -> None:
-    request_id = scope.get("state", {}).get("request_id")
-    problem = build_problem(status, slug, title, detail, scope["path"], request_id)
-    body = json.dumps(problem).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 class AccessMiddleware:
     """Authenticates, binds the tenant, applies TENANT_RPM (see the module docstring)."""
 
@@ -223,14 +203,14 @@ class AccessMiddleware:
             challenge = _CHALLENGE + (
                 ', error="invalid_token"' if caller.reason == "invalid" else ""
             )
-            await _send_problem(
+            await send_problem(
                 scope,
                 send,
                 401,
                 "unauthenticated",
                 "Unauthenticated",
                 caller.detail,
-                [(b"www-authenticate", challenge.encode())],
+                ((b"www-authenticate", challenge.encode()),),
             )
             return
         scope.setdefault("state", {})["caller"] = caller
@@ -247,7 +227,7 @@ class AccessMiddleware:
                 else:
                     if not decision.allowed:
                         metrics.tenant_counter(metrics.quota_rejections, caller.tenant).inc()
-                        await _send_problem(
+                        await send_problem(
                             scope,
                             send,
                             429,
@@ -255,7 +235,7 @@ class AccessMiddleware:
                             "Tenant quota exceeded",
                             f"more than {access.tenant_rpm} requests in the last minute for "
                             "this tenant (TENANT_RPM)",
-                            [(b"retry-after", str(math.ceil(decision.retry_after)).encode())],
+                            ((b"retry-after", str(math.ceil(decision.retry_after)).encode()),),
                         )
                         return
             await self.app(scope, receive, send)
