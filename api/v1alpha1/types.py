@@ -44,6 +44,7 @@ __all__ = [
     "Analysis",
     "Condition",
     "Guardrails",
+    "Judge",
     "MetricCheck",
     "ModelSettings",
     "ObjectMeta",
@@ -311,6 +312,23 @@ class MetricCheck(_Model):
         return self
 
 
+class Judge(_Model):
+    """A sampled online judge: a model scores a fraction of live answers 0..1 in the background."""
+
+    model: str = Field(min_length=1, max_length=253, description="Model that judges answers.")
+    rubric: str = Field(
+        min_length=1,
+        max_length=4000,
+        description="What a good answer is; the judge scores each sampled answer against it.",
+    )
+    sample_rate: float = Field(
+        default=0.1, ge=0.0001, le=1.0, description="Fraction of live answers that are judged."
+    )
+    max_per_minute: int = Field(
+        default=60, ge=1, le=6000, description="Upper bound on judge calls per minute (cost)."
+    )
+
+
 class Analysis(_Model):
     """Health checks run against Prometheus while a canary is live."""
 
@@ -350,6 +368,58 @@ class Analysis(_Model):
         max_length=10,
         description="Custom PromQL checks, all of which must pass.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    max_unknown_rate_increase: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Largest acceptable rise of the 'unknown' answer rate over the stable "
+        "version's, same window (sequential test).",
+    )
+    max_refused_rate_increase: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Largest acceptable rise of the refused answer rate over the stable "
+        "version's, same window (sequential test).",
+    )
+    min_feedback_score: float | None = Field(
+        default=None,
+        ge=-1.0,
+        le=1.0,
+        description="Smallest acceptable mean user feedback score (-1..1).",
+    )
+    max_feedback_score_drop: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=2.0,
+        description="Largest acceptable drop of the mean feedback score below the stable "
+        "version's (sequential test).",
+    )
+    min_judge_score: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Smallest acceptable mean judge score (0..1)."
+    )
+    max_judge_score_drop: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Largest acceptable drop of the mean judge score below the stable "
+        "version's (sequential test).",
+    )
+    min_quality_samples: int = Field(
+        default=100,
+        ge=1,
+        description="Fewer quality samples (answers, feedback or judgements) per version make "
+        "a quality check inconclusive.",
+    )
+    quality_confidence: float = Field(
+        default=0.99,
+        ge=0.5,
+        le=0.9999,
+        description="Confidence a quality regression must reach before it fails the analysis.",
+    )
+    judge: Judge | None = Field(
+        default=None, description="Optional sampled online judge of live answers."
     )
 
 
