@@ -55,12 +55,15 @@ T = TypeVar("T")
 QUESTION = "How long do refunds take?"
 USER_TEMPLATE = "CONTEXT:\n[1] (faq.md) Refunds take five days.\n\nQUESTION: {{ question }}"
 FAST_STEPS: list[dict[str, Any]] = [{"weight": 20, "pause": "2s"}, {"weight": 50, "pause": "2s"}]
+# maxP95LatencyMs sits on a histogram bucket bound (2.5 s) far above a healthy answer, even on
+# a loaded 2-core CI machine (p95 reached 1.15 s there while the controller restarted); the
+# slow-canary test injects 4 s, which lands wholly in the bucket above it.
 FAST_ANALYSIS: dict[str, Any] = {
     "interval": "1s",
     "window": "5s",
     "minRequests": 5,
     "maxErrorRate": 0.1,
-    "maxP95LatencyMs": 500,
+    "maxP95LatencyMs": 2500,
     "failureLimit": 2,
     "errorLimit": 3,
 }
@@ -92,7 +95,7 @@ def build_version(
             "owner": "e2e@example.com",
             "template": {"system": "Answer from the context.", "user": user_template},
             "variables": [dict(v) for v in variables],
-            "model": {"name": model, "timeoutSeconds": 5, "fallbacks": []},
+            "model": {"name": model, "timeoutSeconds": 10, "fallbacks": []},
             "guardrails": {"requireCitations": False},
             "rollout": {"steps": [dict(s) for s in steps], "analysis": dict(analysis)},
         },
