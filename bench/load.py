@@ -18,7 +18,7 @@ import httpx
 from api.v1alpha1.manifests import load_manifests
 from bench.results import BenchError, Params, ThroughputRow
 from bench.servers import QUESTION, VARIABLES, fetch_cpu_ns
-from service.rendering import compile_prompt, render_messages
+from prompting.rendering import compile_prompt, render_messages
 
 __all__ = [
     "THROUGHPUT_ROUNDS",

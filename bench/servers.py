@@ -22,7 +22,7 @@ import yaml
 
 from api.v1alpha1.manifests import load_manifests
 from bench.results import REPO, BenchError
-from service.rendering import referenced_variables
+from prompting.rendering import referenced_variables
 from service.settings import list_variables
 
 __all__ = [

@@ -29,7 +29,7 @@ __all__ = [
     "build_sample",
 ]
 
-#: Outcomes that count as errors of a version (see service/outcome.py).
+#: Outcomes that count as errors of a version (see service/answering/outcome.py).
 FAILURE_OUTCOMES = ("unavailable", "rate_limited", "rejected", "error")
 
 

@@ -17,7 +17,7 @@ from controller.versions import (
     VersionView,
     parse_request,
 )
-from service.registry import check_servable
+from prompting.servability import check_servable
 
 __all__ = ["build_view", "build_views", "choose_actor"]
 

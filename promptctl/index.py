@@ -20,12 +20,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from service.chunking import read_documents
-from service.embeddings import build_embedder
 from service.errors import ServiceError
-from service.indexing import IndexReport, index_documents
+from service.retrieval.chunking import read_documents
+from service.retrieval.embeddings import build_embedder
+from service.retrieval.indexing import IndexReport, index_documents
+from service.retrieval.vectorstore import open_qdrant
 from service.settings import Settings
-from service.vectorstore import open_qdrant
 
 __all__ = ["index_command", "render_file_lines", "render_report", "render_screened_lines"]
 

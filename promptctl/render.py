@@ -14,9 +14,9 @@ from rich.text import Text
 
 from api.v1alpha1 import PromptVersion, Scalar, VariableType
 from api.v1alpha1.manifests import ManifestError, load_manifests
-from service.errors import TemplateError, VariableError
-from service.rendering import compile_prompt, render_messages
-from service.variables import resolve_variables
+from prompting.errors import TemplateError, VariableError
+from prompting.rendering import compile_prompt, render_messages
+from prompting.variables import resolve_variables
 
 __all__ = ["parse_assignments", "render_command"]
 

@@ -10,9 +10,9 @@ from typing import Literal
 from jinja2 import nodes
 
 from api.v1alpha1 import RESERVED_VARIABLES, PromptVersion
-from service.errors import TemplateError
-from service.guardrails import find_forbidden_phrase
-from service.rendering import build_environment, compile_prompt, referenced_variables
+from prompting.errors import TemplateError
+from prompting.phrases import find_forbidden_phrase
+from prompting.rendering import build_environment, compile_prompt, referenced_variables
 
 __all__ = ["LintProblem", "count_undelimited_context", "lint_versions"]
 

@@ -10,26 +10,26 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.access import (
+from service.http.access import (
     AccessMiddleware,
     TenantSpanProcessor,
     decide_bind_host,
     install_access_problem_handlers,
 )
-from service.logs import configure_logging
-from service.metrics_server import serve_metrics
-from service.middleware import (
+from service.http.middleware import (
     BodySizeLimitMiddleware,
     CancelOnDisconnectMiddleware,
     HeaderCheckMiddleware,
     RequestIdMiddleware,
 )
-from service.problems import install_problem_handlers
+from service.http.problems import install_problem_handlers
+from service.http.routers import answers, health, prompts
+from service.http.shedding import InflightLimiter, LoadSheddingMiddleware
 from service.resources import open_resources
-from service.routers import answers, health, prompts
 from service.settings import Settings
-from service.shedding import InflightLimiter, LoadSheddingMiddleware
-from service.tracing import configure_tracing
+from service.telemetry.logs import configure_logging
+from service.telemetry.metrics_server import serve_metrics
+from service.telemetry.tracing import configure_tracing
 
 __all__ = ["create_app"]
 

@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.answering import AnswerService
-from service.auth import Caller
-from service.idempotency import Idempotency
-from service.metrics import Metrics
-from service.registry import PromptRegistry
+from service.answering.pipeline import AnswerService
+from service.catalog.registry import PromptRegistry
+from service.http.auth import Caller
+from service.http.idempotency import Idempotency
 from service.resources import Resources
 from service.settings import Settings
+from service.telemetry.metrics import Metrics
 
 __all__ = [
     "AnswerServiceDep",

@@ -1,12 +1,9 @@
-"""The service's error hierarchy, mapped to HTTP problems in one place (``service.problems``).
+"""The service's error hierarchy, mapped to HTTP problems in one place (``service.http.problems``).
 
 ::
 
     ServiceError
     ├── PromptNotFoundError     404: no PromptVersion serves this prompt (or version)
-    ├── VariableError           422: a request variable is missing, unknown or breaks a rule
-    ├── TemplateError           500: a template failed to render (versions that fail to
-    │                                compile are marked Invalid at load and never served)
     ├── CorpusError             (CLI, start-up) a corpus folder or document cannot be read
     ├── RetrievalError          503: the vector store failed
     │   ├── VectorStoreError    503: the vector store could not be opened
@@ -28,15 +25,21 @@
     └── PermissionDeniedError   403: the key is not allowed to use this prompt
 
 (A missing or unknown API key (401) and a used-up TENANT_RPM (429) are answered by
-``service.access.AccessMiddleware`` before any handler runs.)
+``service.http.access.AccessMiddleware`` before any handler runs.)
+
+Also answered here, from the prompt domain (``prompting.errors``, not ServiceErrors):
+VariableError 422 (a request variable is missing, unknown or breaks a rule) and
+TemplateError 500 (a template failed to render; versions that fail to compile are
+marked Invalid at load and never served). ``AnswerableError`` catches both kinds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from prompting.errors import PromptingError, TemplateError, VariableError, VariableProblem
 
 __all__ = [
     "AccessError",
+    "AnswerableError",
     "CollectionMismatchError",
     "CorpusError",
     "DeadlineExceededError",
@@ -49,6 +52,7 @@ __all__ = [
     "ModelError",
     "PermissionDeniedError",
     "PromptNotFoundError",
+    "PromptingError",
     "RateLimitedError",
     "RetrievalError",
     "ServiceError",
@@ -66,29 +70,13 @@ class ServiceError(Exception):
     """Base of every error the service turns into an HTTP problem."""
 
 
+#: What the problem handlers answer: the service's errors and the prompt domain's
+#: (``prompting.errors``: VariableError 422, TemplateError 500).
+AnswerableError = (ServiceError, PromptingError)
+
+
 class PromptNotFoundError(ServiceError):
     """No loaded PromptVersion matches the request."""
-
-
-@dataclass(frozen=True)
-class VariableProblem:
-    """One broken rule: which variable, which rule, and a sentence for humans."""
-
-    variable: str
-    rule: str
-    message: str
-
-
-class VariableError(ServiceError):
-    """Request variables that do not satisfy the PromptVersion's declarations."""
-
-    def __init__(self, problems: list[VariableProblem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{p.variable}: {p.message}" for p in problems))
-
-
-class TemplateError(ServiceError):
-    """A template could not be compiled or rendered."""
 
 
 class RetrievalError(ServiceError):

@@ -16,29 +16,29 @@ import httpx
 import redis.asyncio
 from qdrant_client import AsyncQdrantClient
 
-from service.access import AccessControl
-from service.answering import AnswerService
-from service.auth import KeyFile, watch_key_file
-from service.catalog import Catalog
-from service.chat import AnswerModel
-from service.chunking import read_documents
-from service.embeddings import Embedder, build_embedder
-from service.extractive import ExtractiveAnswerer
-from service.idempotency import Idempotency, IdempotencyStore
-from service.idempotency_memory import MemoryIdempotencyStore
-from service.idempotency_redis import RedisIdempotencyStore
-from service.indexing import index_documents
-from service.metrics import Metrics, MetricsObserver
-from service.openai_chat import OpenAIChatModel
-from service.quota import build_quota
-from service.registry import PromptRegistry
-from service.request_log import ContentMode, RequestLogger
-from service.resilience.caller import ResilienceConfig, ResilientChatModel
-from service.retrieval import Retriever
+from service.answering.pipeline import AnswerService
+from service.catalog.catalog import Catalog
+from service.catalog.registry import PromptRegistry
+from service.catalog.sources import load_file_registry, watch_cluster, watch_routing_file
+from service.http.access import AccessControl
+from service.http.auth import KeyFile, watch_key_file
+from service.http.idempotency import Idempotency, IdempotencyStore
+from service.http.idempotency_memory import MemoryIdempotencyStore
+from service.http.idempotency_redis import RedisIdempotencyStore
+from service.http.quota import build_quota
+from service.llm.chat import AnswerModel
+from service.llm.extractive import ExtractiveAnswerer
+from service.llm.openai_chat import OpenAIChatModel
+from service.llm.resilience.caller import ResilienceConfig, ResilientChatModel
+from service.retrieval.chunking import read_documents
+from service.retrieval.embeddings import Embedder, build_embedder
+from service.retrieval.indexing import index_documents
+from service.retrieval.search import Retriever
+from service.retrieval.vectorstore import open_qdrant
 from service.settings import Settings
-from service.sources import load_file_registry, watch_cluster, watch_routing_file
-from service.spans import Tracing
-from service.vectorstore import open_qdrant
+from service.telemetry.metrics import Metrics, MetricsObserver
+from service.telemetry.request_log import ContentMode, RequestLogger
+from service.telemetry.spans import Tracing
 
 __all__ = ["Resources", "index_corpora", "open_resources"]
 

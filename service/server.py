@@ -18,7 +18,7 @@ The protocol classes here add, before either parser sees a byte:
 
 Every answer written here is ``application/problem+json`` like the app's own errors.
 The body's read timeout and size limit are enforced in the app
-(:class:`service.middleware.BodySizeLimitMiddleware`), identically for both parsers.
+(:class:`service.http.middleware.BodySizeLimitMiddleware`), identically for both parsers.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from service.app import create_app
-from service.problems import PROBLEM_MEDIA_TYPE, build_problem
+from service.http.problems import PROBLEM_MEDIA_TYPE, build_problem
 from service.settings import Settings
 
 __all__ = [

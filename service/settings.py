@@ -3,7 +3,7 @@
 Every field maps to an upper-case environment variable of the same name
 (``PROMPTS_DIR``, ``QDRANT_URL``, ...), except the nested ``resilience`` group: its
 flat variables (``MODEL_MAX_ATTEMPTS``, ``BREAKER_MIN_CALLS``, ...) are named, with their
-defaults and bounds, by :class:`service.resilience.config.ResilienceConfig` alone
+defaults and bounds, by :class:`service.llm.resilience.config.ResilienceConfig` alone
 (:data:`RESILIENCE_VARIABLES`). ``docs/configuration.md`` documents them all
 (:func:`list_variables`).
 Settings are built by :func:`service.app.create_app`, never at import time.
@@ -27,7 +27,7 @@ from pydantic_settings import (
 )
 
 from api.v1alpha1.types import COLLECTION_PATTERN
-from service.resilience.config import ModelLimit, ResilienceConfig, build_variable_paths
+from service.llm.resilience.config import ModelLimit, ResilienceConfig, build_variable_paths
 
 #: Each resilience variable (lower case) → its field path in ``Settings.resilience``.
 RESILIENCE_VARIABLES: dict[str, tuple[str, ...]] = build_variable_paths(ResilienceConfig)
@@ -176,7 +176,7 @@ class Settings(BaseSettings):
     )
 
     # Resilience of model calls (docs/resilience.md): MODEL_MAX_ATTEMPTS, BREAKER_MIN_CALLS, ...
-    # Defaults, bounds and variable names live in service.resilience.config only.
+    # Defaults, bounds and variable names live in service.llm.resilience.config only.
     resilience: ResilienceConfig = Field(
         default_factory=ResilienceConfig,
         description="Read from the flat variables MODEL_MAX_ATTEMPTS, BREAKER_* ... "

@@ -21,7 +21,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from promptctl.evals.evalset import Checks, Expectation
-from service.tokens import estimate_tokens
+from prompting.tokens import estimate_tokens
 
 __all__ = ["CheckResult", "Grade", "Measured", "assess_checks", "fold", "measure_key"]
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 
-from service.chat import ChatModel, ChatRequest
+from prompting.rendering import Message
 from service.errors import ModelError
-from service.rendering import Message
+from service.llm.chat import ChatModel, ChatRequest
 
 __all__ = ["JUDGE_SYSTEM", "assess_judge_reply", "build_judge_messages", "call_judge"]
 

@@ -30,12 +30,12 @@ from promptctl.evals.graders import measure_key
 from promptctl.evals.judge import call_judge
 from promptctl.evals.scoring import CaseResult, RunResult, required_runs, score_run
 from service.app import create_app
-from service.chat import ChatModel
-from service.embeddings import Embedder, OnnxMiniLMEmbedder
 from service.errors import EmbeddingError, ServiceError
-from service.openai_chat import OpenAIChatModel
-from service.resilience.caller import ResilientChatModel
+from service.llm.chat import ChatModel
+from service.llm.openai_chat import OpenAIChatModel
+from service.llm.resilience.caller import ResilientChatModel
 from service.resources import build_resilience_config
+from service.retrieval.embeddings import Embedder, OnnxMiniLMEmbedder
 from service.settings import Settings
 
 __all__ = [

@@ -12,7 +12,7 @@ from qdrant_client import AsyncQdrantClient
 from typer.testing import CliRunner
 
 from promptctl.main import app
-from service.chunking import build_chunks, read_documents
+from service.retrieval.chunking import build_chunks, read_documents
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from promptctl.main import app
-from service.auth import build_keyring
+from service.http.auth import build_keyring
 
 runner = CliRunner(env={"COLUMNS": "240", "NO_COLOR": "1"})
 

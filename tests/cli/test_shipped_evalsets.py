@@ -18,7 +18,7 @@ from promptctl.evals.evalset import EvalSet, parse_evalset
 from promptctl.evals.runner import Measurer
 from promptctl.evals.scoring import score_run
 from service.app import create_app
-from service.embeddings import OnnxMiniLMEmbedder
+from service.retrieval.embeddings import OnnxMiniLMEmbedder
 from service.settings import Settings
 
 pytestmark = pytest.mark.integration

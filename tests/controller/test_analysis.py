@@ -21,8 +21,8 @@ from controller.analysis import (
     build_queries,
     build_sample,
 )
-from service.metrics import Metrics
-from service.outcome import Outcome
+from service.answering.outcome import Outcome
+from service.telemetry.metrics import Metrics
 
 # --- queries ----------------------------------------------------------------------------------
 

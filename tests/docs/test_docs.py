@@ -22,8 +22,8 @@ from api.v1alpha1 import (
     RolloutStep,
     Variable,
 )
-from service.outcome import Outcome
-from service.problems import _MAPPING, _TYPE_PREFIX
+from service.answering.outcome import Outcome
+from service.http.problems import _MAPPING, _TYPE_PREFIX
 from service.settings import list_variables
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -32,7 +32,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 EXTRA_PROBLEMS = [
     ("invalid-request", 422),
     ("body-too-large", 413),
-    ("unauthenticated", 401),  # service.access
+    ("unauthenticated", 401),  # service.http.access
     ("forbidden", 403),
     ("tenant-quota-exceeded", 429),
 ]

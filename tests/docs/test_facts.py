@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from api.v1alpha1 import Phase
-from service.chunking import build_chunks, read_documents
-from service.schemas import AnswerResponse
+from service.answering.schemas import AnswerResponse
+from service.retrieval.chunking import build_chunks, read_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 NUMBERS = {"ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15}

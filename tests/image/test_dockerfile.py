@@ -440,7 +440,7 @@ def test_dockerignore_that_drops_a_copied_file_fails(dockerfile: Dockerfile) -> 
     ("pattern", "path", "ignored"),
     [
         (".venv*", ".venv-3.12/lib/x.py", True),
-        ("**/__pycache__", "service/routers/__pycache__/a.pyc", True),
+        ("**/__pycache__", "service/http/routers/__pycache__/a.pyc", True),
         ("**/*.py[cod]", "a.pyc", True),
         ("docs/_build", "docs/api.md", False),
         ("tests\n!tests/keep", "tests/keep/x", False),

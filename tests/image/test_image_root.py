@@ -217,8 +217,8 @@ def _without_network() -> list[str]:
 def test_wheel_holds_packages_markers_and_tokenizer(image_root: ImageRoot) -> None:
     with zipfile.ZipFile(image_root.wheel) as wheel:
         names = set(wheel.namelist())
-    packages = ("api", "service", "controller", "promptctl", "fakemodel")
-    assert "service/embedding_data/all-MiniLM-L6-v2/tokenizer.json" in names
+    packages = ("api", "prompting", "service", "controller", "promptctl", "fakemodel")
+    assert "service/retrieval/embedding_data/all-MiniLM-L6-v2/tokenizer.json" in names
     assert {f"{p}/py.typed" for p in packages} <= names
     assert {f"{p}/__init__.py" for p in packages} <= names
     assert not {n for n in names if n.startswith(("tests/", "bench/", "crds/"))}

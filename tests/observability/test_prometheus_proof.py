@@ -34,8 +34,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from fakemodel.app import FakeModelState, create_fake_model_app
+from service.answering.outcome import Outcome
 from service.app import create_app
-from service.outcome import Outcome
 from service.settings import ModelPrice, Settings
 from tests.support.prometheus import PROMETHEUS, PromSample, fetch_query, run_prometheus, wait_for
 from tests.support.servers import serve_in_thread

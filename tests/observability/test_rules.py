@@ -1,7 +1,7 @@
 """The Prometheus rules and the Grafana dashboard: valid, tested, and in step with the code.
 
-Metric names are read from ``service.metrics.Metrics`` and outcomes from
-``service.outcome.Outcome``, so renaming a metric or adding an outcome without updating
+Metric names are read from ``service.telemetry.metrics.Metrics`` and outcomes from
+``service.answering.outcome.Outcome``, so renaming a metric or adding an outcome without updating
 the rules, the dashboard or the runbook fails here.
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from service.metrics import Metrics
-from service.outcome import Outcome
+from service.answering.outcome import Outcome
+from service.telemetry.metrics import Metrics
 from tests.support.prometheus import PROMTOOL
 
 ROOT = Path(__file__).resolve().parents[2]

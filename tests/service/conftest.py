@@ -9,7 +9,7 @@ import pytest
 import pytest_asyncio
 from qdrant_client import AsyncQdrantClient
 
-from service.embeddings import OnnxMiniLMEmbedder
+from service.retrieval.embeddings import OnnxMiniLMEmbedder
 
 POLICIES_DIR = Path(__file__).resolve().parents[2] / "data" / "policies"
 

@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 from qdrant_client import AsyncQdrantClient
 
-from service.embeddings import OnnxMiniLMEmbedder
 from service.errors import CorpusError
 from service.resources import index_corpora
+from service.retrieval.embeddings import OnnxMiniLMEmbedder
 from service.settings import DEFAULT_CORPORA, Settings, parse_corpora
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -36,10 +36,10 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from service import tracing
 from service.app import create_app
+from service.telemetry import tracing
+from tests.service.http.routers.conftest import build_settings
 from tests.service.pii_canaries import Canary, canaries, leaked
-from tests.service.routers.conftest import build_settings
 
 MODES = ("off", "redacted", "full")
 #: Content fields of the ``request`` event that LOG_CONTENT=full logs raw by design.

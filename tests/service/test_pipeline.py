@@ -18,11 +18,13 @@ import structlog.testing
 from opentelemetry.trace import INVALID_SPAN
 
 from api.v1alpha1 import PromptVersion
-from service import answering
-from service.answer_result import AnswerResult
-from service.answering import AnswerService
-from service.catalog import Catalog
-from service.chat import ChatRequest, ChatResponse
+from service.answering import pipeline as answering
+from service.answering.outcome import Outcome
+from service.answering.pipeline import AnswerService
+from service.answering.result import AnswerResult
+from service.answering.schemas import AnswerRequest, AnswerResponse
+from service.catalog.catalog import Catalog
+from service.catalog.registry import PromptRegistry
 from service.errors import (
     DeadlineExceededError,
     PromptNotFoundError,
@@ -32,14 +34,12 @@ from service.errors import (
     UpstreamUnavailableError,
     VariableError,
 )
-from service.extractive import EXTRACTIVE_MODEL_ID, ExtractiveAnswerer
-from service.metrics import Metrics
-from service.outcome import Outcome
-from service.registry import PromptRegistry
-from service.request_log import ContentMode, RequestLogger, RequestRecord
-from service.retrieval import Passage
-from service.schemas import AnswerRequest, AnswerResponse
+from service.llm.chat import ChatRequest, ChatResponse
+from service.llm.extractive import EXTRACTIVE_MODEL_ID, ExtractiveAnswerer
+from service.retrieval.search import Passage
 from service.settings import ModelPrice
+from service.telemetry.metrics import Metrics
+from service.telemetry.request_log import ContentMode, RequestLogger, RequestRecord
 
 REFUND = Passage("refunds#1", "refunds.md", "Refunds", "Digital items can be refunded.", 0.8)
 SHIPPING = Passage("shipping#1", "shipping.md", "Shipping", "Parcels ship in two days.", 0.6)

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from service.server import HeaderMeter, build_server_config, render_raw_problem
-from tests.service.routers.conftest import ROOT, build_settings
+from tests.service.http.routers.conftest import ROOT, build_settings
 from tests.support.net import free_port
 from tests.support.servers import serve_config_in_thread
 

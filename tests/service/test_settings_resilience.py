@@ -1,5 +1,5 @@
 """The resilience variables (docs/configuration.md, a contract) set ``Settings.resilience``,
-whose defaults come from ``service.resilience.config`` alone."""
+whose defaults come from ``service.llm.resilience.config`` alone."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from service.resilience.breaker import BreakerConfig
-from service.resilience.config import ModelLimit, ResilienceConfig
+from service.llm.resilience.breaker import BreakerConfig
+from service.llm.resilience.config import ModelLimit, ResilienceConfig
 from service.resources import build_resilience_config
 from service.settings import RESILIENCE_VARIABLES, Settings
 

@@ -19,9 +19,9 @@ from promptctl.evals.judge import (
     call_judge,
 )
 from promptctl.evals.runner import Measurer
-from service.embeddings import OnnxMiniLMEmbedder
-from service.openai_chat import OpenAIChatModel
-from service.resilience.caller import ResilienceConfig, ResilientChatModel
+from service.llm.openai_chat import OpenAIChatModel
+from service.llm.resilience.caller import ResilienceConfig, ResilientChatModel
+from service.retrieval.embeddings import OnnxMiniLMEmbedder
 from tests.support.servers import serve_in_thread
 
 

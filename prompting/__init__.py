@@ -1,0 +1,3 @@
+"""Pure prompt domain, no I/O: rendering, variables, servability, phrases, redaction, token
+estimates.
+"""

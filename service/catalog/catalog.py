@@ -1,0 +1,74 @@
+"""The PromptVersions being served right now, replaced atomically when they change."""
+
+from __future__ import annotations
+
+import logging
+
+from service.answering.outcome import Outcome
+from service.catalog.registry import PromptRegistry
+from service.llm.extractive import EXTRACTIVE_MODEL_ID
+from service.telemetry.metrics import Metrics
+
+__all__ = ["Catalog", "publish_registry"]
+
+_log = logging.getLogger(__name__)
+
+
+class Catalog:
+    """Holds the current registry; readers always see one consistent snapshot."""
+
+    def __init__(self, registry: PromptRegistry, metrics: Metrics) -> None:
+        self._registry = registry
+        self._metrics = metrics
+        self.ready = True
+        self._publish()
+
+    @property
+    def registry(self) -> PromptRegistry:
+        """The snapshot to serve from."""
+        return self._registry
+
+    def replace(self, registry: PromptRegistry) -> None:
+        """Serve `registry` from now on; log what changed."""
+        before = {(s.prompt, s.version): (s.phase, s.weight) for s in self._registry.versions()}
+        self._registry = registry
+        self.ready = True
+        for served in registry.versions():
+            if before.get((served.prompt, served.version)) != (served.phase, served.weight):
+                _log.info(
+                    "serving %s %s: %s at %d%%",
+                    served.prompt,
+                    served.version,
+                    served.phase,
+                    served.weight,
+                )
+        self._publish()
+
+    def _publish(self) -> None:
+        publish_registry(self._metrics, self._registry)
+
+
+def publish_registry(metrics: Metrics, registry: PromptRegistry) -> None:
+    """Create every series a loaded version can have, at 0, and publish the weights.
+
+    A counter series that first appears already holding a value shows no increase
+    to rate()/increase(): without this, a canary's first burst of errors would be
+    invisible to the rollout analysis and the recording rules.
+    """
+    for served in registry.versions():
+        labels = (served.prompt, served.version)
+        metrics.version_weight.labels(*labels).set(served.weight)
+        for outcome in Outcome:
+            metrics.requests.labels(*labels, outcome.value)
+        metrics.request_duration.labels(*labels)
+        metrics.empty_retrievals.labels(*labels)
+        metrics.cache_hits.labels(*labels)
+        model = served.resource.spec.model
+        for name in (model.name, *model.fallbacks, EXTRACTIVE_MODEL_ID):
+            metrics.cost.labels(*labels, name)
+            for direction in ("input", "output"):
+                metrics.tokens.labels(*labels, name, direction)
+        for name in (model.name, *model.fallbacks):
+            metrics.breaker_state.labels(name)
+            metrics.upstream_requests.labels(name, "200")
+            metrics.upstream_retries.labels(name)

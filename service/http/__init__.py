@@ -1,0 +1,1 @@
+"""The HTTP boundary: routers, problem details, ASGI middleware, idempotency."""

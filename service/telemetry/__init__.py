@@ -1,0 +1,1 @@
+"""What the service tells operators: traces, metrics, logs and the request log."""

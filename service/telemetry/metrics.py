@@ -1,0 +1,210 @@
+"""Prometheus metrics of the service, in a registry of their own (one per app).
+
+Every name is ``promptrollouts_*`` with its unit as a suffix; docs/observability.md
+lists them. Label values come from manifests and settings only (prompt, version and
+model names, outcome and status enums), never from request text, so the number of
+series is bounded by the number of deployed versions and models.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from service.llm.resilience.breaker import BreakerState
+
+__all__ = ["BREAKER_STATE_VALUES", "LATENCY_BUCKETS", "Metrics", "MetricsObserver"]
+
+#: From 10 ms to 60 s: LLM answers span three orders of magnitude.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
+#: Retrieval is local and fast: 1 ms to 2.5 s.
+RETRIEVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: The numeric value of each breaker state in ``promptrollouts_circuit_breaker_state``.
+BREAKER_STATE_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+class Metrics:
+    """The service's metrics."""
+
+    def __init__(self, tenant_labels: bool = False) -> None:
+        self.registry = registry = CollectorRegistry()
+        #: TENANT_METRICS: per-tenant series carry a `tenant` label (off: no tenant anywhere).
+        self.tenant_labels = tenant_labels
+        self.requests = Counter(
+            "promptrollouts_requests_total",
+            "Requests answered or refused, by prompt, version and outcome.",
+            ["prompt", "version", "outcome"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "promptrollouts_request_duration_seconds",
+            "Time to answer a request, by prompt and version.",
+            ["prompt", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_requests = Counter(
+            "promptrollouts_upstream_requests_total",
+            "Attempts at a model upstream, by model and status (HTTP code or failure kind).",
+            ["model", "status"],
+            registry=registry,
+        )
+        self.upstream_retries = Counter(
+            "promptrollouts_upstream_retries_total",
+            "Retries of model calls, by model.",
+            ["model"],
+            registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "promptrollouts_circuit_breaker_state",
+            "Circuit breaker state per model: 0 closed, 1 half-open, 2 open.",
+            ["model"],
+            registry=registry,
+        )
+        self.upstream_throttled = Counter(
+            "promptrollouts_upstream_throttled_total",
+            "Upstream 429 answers (back-pressure, not breaker failures), by model.",
+            ["model"],
+            registry=registry,
+        )
+        self.rate_limit_waits = Counter(
+            "promptrollouts_rate_limit_waits_total",
+            "Requests that waited for rate-limit capacity, by model.",
+            ["model"],
+            registry=registry,
+        )
+        self.rate_limit_wait_seconds = Counter(
+            "promptrollouts_rate_limit_wait_seconds_total",
+            "Time spent waiting for rate-limit capacity, by model.",
+            ["model"],
+            registry=registry,
+        )
+        self.rate_limit_rejections = Counter(
+            "promptrollouts_rate_limit_rejections_total",
+            "Requests refused by a rate limit within their deadline, by model.",
+            ["model"],
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "promptrollouts_tokens_total",
+            "Tokens sent to and received from models, by prompt, version, model and direction.",
+            ["prompt", "version", "model", "direction"],
+            registry=registry,
+        )
+        self.cost = Counter(
+            "promptrollouts_cost_usd_total",
+            "Model cost in US dollars, from the MODEL_PRICES table.",
+            ["prompt", "version", "model"],
+            registry=registry,
+        )
+        self.retrieval_duration = Histogram(
+            "promptrollouts_retrieval_duration_seconds",
+            "Time to embed a question and query the vector store, by collection.",
+            ["collection"],
+            buckets=RETRIEVAL_BUCKETS,
+            registry=registry,
+        )
+        self.empty_retrievals = Counter(
+            "promptrollouts_empty_retrievals_total",
+            "Questions with nothing retrieved above minScore (answered without a model).",
+            ["prompt", "version"],
+            registry=registry,
+        )
+        self.injection_screened = Counter(
+            "promptrollouts_injection_screened_total",
+            "Instruction-like sentences kept out of prompts (screened at index or retrieval "
+            "time), by collection, counted each time a retrieval returns them.",
+            ["collection"],
+            registry=registry,
+        )
+        self.cache_hits = Counter(
+            "promptrollouts_cache_hits_total",
+            "Model replies served from the response cache.",
+            ["prompt", "version"],
+            registry=registry,
+        )
+        self.idempotent_replays = Counter(
+            "promptrollouts_idempotent_replays_total",
+            "Responses replayed for a repeated Idempotency-Key.",
+            registry=registry,
+        )
+        self.shed_requests = Counter(
+            "promptrollouts_shed_requests_total",
+            "Answering requests refused with 503 because MAX_INFLIGHT were in flight.",
+            registry=registry,
+        )
+        self.inflight_requests = Gauge(
+            "promptrollouts_inflight_requests",
+            "Answering requests in flight in this worker (shed above MAX_INFLIGHT).",
+            registry=registry,
+        )
+        self.idempotency_save_failures = Counter(
+            "promptrollouts_idempotency_save_failures_total",
+            "Answers sent but not stored for their Idempotency-Key (the store failed).",
+            registry=registry,
+        )
+        self.auth_failures = Counter(
+            "promptrollouts_auth_failures_total",
+            "Requests refused by authentication (missing, invalid) or permission (forbidden).",
+            ["reason"],
+            registry=registry,
+        )
+        tenant = ["tenant"] if tenant_labels else []
+        self.tenant_requests = Counter(
+            "promptrollouts_tenant_requests_total",
+            "Authenticated API requests (by tenant with TENANT_METRICS=true).",
+            tenant,
+            registry=registry,
+        )
+        self.quota_rejections = Counter(
+            "promptrollouts_tenant_quota_rejections_total",
+            "Requests refused by TENANT_RPM (by tenant with TENANT_METRICS=true).",
+            tenant,
+            registry=registry,
+        )
+        self.quota_errors = Counter(
+            "promptrollouts_tenant_quota_errors_total",
+            "Requests let through unchecked because the quota store (Redis) failed.",
+            registry=registry,
+        )
+        self.version_weight = Gauge(
+            "promptrollouts_version_weight_percent",
+            "Share of traffic each loaded version receives, in percent.",
+            ["prompt", "version"],
+            registry=registry,
+        )
+
+    def tenant_counter(self, counter: Counter, tenant: str) -> Counter:
+        """``counter`` for ``tenant``: labelled only with TENANT_METRICS=true."""
+        return counter.labels(tenant) if self.tenant_labels else counter
+
+
+class MetricsObserver:
+    """The resilience layer's events, counted (a ResilienceObserver)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def attempt(self, model: str, outcome: str) -> None:
+        """An upstream attempt ended: "ok" is recorded as status 200."""
+        status = "200" if outcome == "ok" else outcome
+        self._metrics.upstream_requests.labels(model, status).inc()
+
+    def retry(self, model: str, wait: float) -> None:
+        """A retry will follow."""
+        self._metrics.upstream_retries.labels(model).inc()
+
+    def breaker(self, model: str, state: BreakerState) -> None:
+        """A breaker changed state."""
+        self._metrics.breaker_state.labels(model).set(BREAKER_STATE_VALUES[state])
+
+    def rate_limit(self, model: str, waited: float, rejected: bool) -> None:
+        """A request waited for, or was refused, rate-limit capacity."""
+        if rejected:
+            self._metrics.rate_limit_rejections.labels(model).inc()
+        else:
+            self._metrics.rate_limit_waits.labels(model).inc()
+            self._metrics.rate_limit_wait_seconds.labels(model).inc(waited)
+
+    def throttled(self, model: str, retry_after: float | None) -> None:
+        """The upstream answered 429."""
+        self._metrics.upstream_throttled.labels(model).inc()
