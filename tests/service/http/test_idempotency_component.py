@@ -34,7 +34,7 @@ from tests.support.redis import run_redis_server
 SECRET = b"install-secret"
 BODY = b'{"prompt": "policy-qa", "question": "How long do refunds take?"}'
 RESPONSE = StoredResponse(200, (("content-type", "application/json"),), b'{"answer":"5 days"}')
-ROUTER = Path(__file__).resolve().parents[3] / "service" / "routers" / "answers.py"
+ROUTER = Path(__file__).resolve().parents[3] / "service" / "http" / "routers" / "answers.py"
 
 
 class FakeClock:
