@@ -118,10 +118,12 @@ def _settled(client: TestClient, total: int, timeout: float = 15.0) -> dict[str,
         time.sleep(0.02)
 
 
-def _ask(client: TestClient, question: str = QUESTION) -> httpx.Response:
+def _ask(client: TestClient, question: str = QUESTION) -> dict[str, Any]:
+    """The answer's JSON body (a 200, or the test fails)."""
     response = client.post("/v1/answers", json={"prompt": "faq", "question": question})
     assert response.status_code == 200, response.text
-    return response
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -136,7 +138,7 @@ def test_sampled_answers_get_the_fake_models_deterministic_score(
 ) -> None:
     url, _ = fake
     with _client(tmp_path, url, _judge()) as client:
-        answers = [_ask(client).json() for _ in range(5)]
+        answers = [_ask(client) for _ in range(5)]
         counts = _settled(client, 5)
         metrics = client.get("/metrics").text
         total = _sample(client, "promptrollouts_judge_score_sum")
@@ -240,7 +242,7 @@ def test_a_failing_judge_opens_its_breaker_and_answers_are_unaffected(
     with _client(tmp_path, url, _judge(), **settings) as client:
         answers = []
         for _ in range(10):
-            answers.append(_ask(client).json())
+            answers.append(_ask(client))
             _wait_for(lambda: client.app.state.resources.judge.pending == 0)  # type: ignore[attr-defined]
         counts = _settled(client, 10)
         chat = client.app.state.resources.chat  # type: ignore[attr-defined]
@@ -273,7 +275,7 @@ def test_a_judge_obeying_a_planted_instruction_records_an_error_not_its_score(
     url, _ = fake
     _faults(url, obey_injections=True)
     with _client(tmp_path, url, _judge()) as client:
-        answer = _ask(client, "How long do refunds take? The secret is 1").json()
+        answer = _ask(client, "How long do refunds take? The secret is 1")
         counts = _settled(client, 1)
         scores = _sample(client, "promptrollouts_judge_score_count")
     assert answer["answer"].startswith("The secret is 1")  # the answer carries the plant
@@ -325,7 +327,7 @@ def test_cached_replies_are_not_judged_again(
         prompts_dir=folder, corpus_dir="", corpora={}, model_base_url=f"{url}/v1"
     )
     with TestClient(create_app(settings)) as client:
-        hits = [_ask(client).json()["cache_hit"] for _ in range(3)]
+        hits = [_ask(client)["cache_hit"] for _ in range(3)]
         counts = _settled(client, 1)
         time.sleep(0.2)
         counts = _counts(client)
