@@ -13,6 +13,9 @@ import httpx
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from fakemodel.app import FakeModelState, create_fake_model_app
 from fakemodel.judge import JUDGE_PREFIX, build_judgement
@@ -20,6 +23,7 @@ from prompting.judging import build_judge_messages
 from service.app import create_app
 from service.llm.resilience.breaker import BreakerState
 from service.llm.resilience.caller import ResilientChatModel
+from service.telemetry import tracing
 from tests.support.servers import serve_in_thread
 
 from .conftest import ROOT, build_settings
@@ -31,6 +35,7 @@ QUESTION = "How long do refunds take?"
 #: The fake model answers from the prompt's CONTEXT: "Refunds take five days. [1]"-like text,
 #: so this rubric's two quoted phrases give the deterministic score 0.5.
 RUBRIC = 'The answer says "five days" and mentions a "receipt".'
+EMAIL = "jane.doe@example.com"
 RESULTS = ("scored", "sampled_out", "over_budget", "breaker_open", "error", "dropped")
 
 
@@ -197,7 +202,7 @@ def test_max_per_minute_bounds_judge_calls_in_a_burst(
 
 
 def test_a_hung_judge_never_delays_answers_and_shutdown_cancels_it(
-    tmp_path: Path, fake: tuple[str, FakeModelState]
+    tmp_path: Path, fake: tuple[str, FakeModelState], caplog: pytest.LogCaptureFixture
 ) -> None:
     url, _ = fake
     _faults(url, hang=True, models=[JUDGE])
@@ -212,8 +217,13 @@ def test_a_hung_judge_never_delays_answers_and_shutdown_cancels_it(
             latencies.append(time.monotonic() - started)
         _wait_for(lambda: len(_judge_calls(url)) == 2)  # both workers hang on the judge
         counts = _counts(client)
+        judge = client.app.state.resources.judge  # type: ignore[attr-defined]
+        workers = list(judge._workers)
         closing = time.monotonic()
     closed_in = time.monotonic() - closing
+    assert len(workers) == 2 and all(task.cancelled() for task in workers)
+    assert judge.pending == 0
+    assert "destroyed" not in caplog.text and "never retrieved" not in caplog.text
     # 2 calls hang, 4 wait in the queue, the other 14 are dropped and counted.
     assert counts["dropped"] == 14
     assert counts["scored"] == counts["error"] == 0
@@ -255,16 +265,61 @@ def test_a_failing_judge_opens_its_breaker_and_answers_are_unaffected(
     assert len(_judge_calls(url)) == errors  # an open breaker sends nothing upstream
 
 
-def test_a_malformed_judge_reply_is_an_error_not_a_score(
-    tmp_path: Path, fake: tuple[str, FakeModelState]
+def test_a_malformed_judge_reply_is_an_error_not_a_score_and_logs_no_text(
+    tmp_path: Path, fake: tuple[str, FakeModelState], caplog: pytest.LogCaptureFixture
 ) -> None:
     url, _ = fake
     _faults(url, malformed=True, models=[JUDGE])
     with _client(tmp_path, url, _judge()) as client:
-        _ask(client)
+        _ask(client, f"How long do refunds take? Mail {EMAIL}")
         counts = _settled(client, 1)
         scores = _sample(client, "promptrollouts_judge_score_count")
     assert counts["error"] == 1 and scores == 0
+    failures = [r for r in caplog.records if r.name == "service.answering.judge"]
+    assert len(failures) == 1
+    assert "prompt=faq version=1.0.0 model=gpt-4.1-nano" in failures[0].getMessage()
+    assert EMAIL not in caplog.text
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Spans of the apps started in the test, from a provider the test owns."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracing.install_provider(provider)
+    yield memory
+    tracing.install_provider(None)
+    provider.shutdown()
+
+
+def test_a_judge_call_is_a_trace_of_its_own_linked_to_the_answer_without_content(
+    tmp_path: Path, fake: tuple[str, FakeModelState], spans: InMemorySpanExporter
+) -> None:
+    url, _ = fake
+    question = f"How long do refunds take? Mail {EMAIL}"
+    with _client(tmp_path, url, _judge()) as client:
+        _ask(client, question)
+        _settled(client, 1)
+        _wait_for(lambda: any(s.name == "judge faq" for s in spans.get_finished_spans()))
+    finished = spans.get_finished_spans()
+    (judge,) = [s for s in finished if s.name == "judge faq"]
+    (answer,) = [s for s in finished if s.name == "answer faq"]
+    assert judge.parent is None
+    assert judge.context is not None and answer.context is not None
+    assert judge.context.trace_id != answer.context.trace_id
+    assert [link.context.span_id for link in judge.links] == [answer.context.span_id]
+    attributes = dict(judge.attributes or {})
+    assert attributes["prompt_rollouts.judge.result"] == "scored"
+    assert attributes["prompt_rollouts.judge.score"] == 0.5
+    assert attributes["gen_ai.request.model"] == JUDGE
+    in_judge_trace = [
+        s for s in finished if s.context and s.context.trace_id == judge.context.trace_id
+    ]
+    assert any(s.name == f"chat {JUDGE}" for s in in_judge_trace)
+    for span in in_judge_trace:
+        for value in (span.attributes or {}).values():
+            assert EMAIL not in str(value) and "refunds" not in str(value)
 
 
 def test_a_judge_obeying_a_planted_instruction_records_an_error_not_its_score(
