@@ -96,6 +96,8 @@ class OnlineJudge:
         self._breakers = [m for m in (chat, *breakers) if isinstance(m, ResilientChatModel)]
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._workers: list[asyncio.Task[None]] = []
+        #: The kind of the last failure of each version's judge, while it keeps failing.
+        self._failing: dict[tuple[str, str], str] = {}
 
     # --- the answer path: decide and enqueue, never wait ------------------------------
 
@@ -181,7 +183,12 @@ class OnlineJudge:
                 kind = type(error).__name__
                 self._count(key, JudgeResult.ERROR)
                 _record(span, JudgeResult.ERROR, error_type=kind)
-                _log.warning(
+                # A warning when a version's judge starts failing (or fails differently);
+                # repeats of the same failure are debug lines (the counter has them all).
+                level = logging.DEBUG if self._failing.get(key) == kind else logging.WARNING
+                self._failing[key] = kind
+                _log.log(
+                    level,
                     "judge call failed: prompt=%s version=%s model=%s error=%s",
                     work.prompt,
                     work.version,
@@ -189,6 +196,8 @@ class OnlineJudge:
                     kind,
                 )
                 return
+            if self._failing.pop(key, None) is not None:
+                _log.info("judge calls succeed again: prompt=%s version=%s", *key)
             self._metrics.judge_score.labels(*key).observe(score)
             self._count(key, JudgeResult.SCORED)
             _record(span, JudgeResult.SCORED, score=score)

@@ -3,6 +3,7 @@ answers and judges over real HTTP, and the judge's metrics tell what happened.""
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -240,7 +241,11 @@ def test_a_hung_judge_never_delays_answers_and_shutdown_cancels_it(
     ids=["503", "429"],
 )
 def test_a_failing_judge_opens_its_breaker_and_answers_are_unaffected(
-    tmp_path: Path, fake: tuple[str, FakeModelState], fault: dict[str, Any], errors: int
+    tmp_path: Path,
+    fake: tuple[str, FakeModelState],
+    fault: dict[str, Any],
+    errors: int,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     url, _ = fake
     _faults(url, models=[JUDGE], **fault)
@@ -263,6 +268,12 @@ def test_a_failing_judge_opens_its_breaker_and_answers_are_unaffected(
     assert counts["breaker_open"] == 10 - errors
     assert counts["scored"] == 0
     assert len(_judge_calls(url)) == errors  # an open breaker sends nothing upstream
+    warnings = [
+        r
+        for r in caplog.records
+        if r.name == "service.answering.judge" and r.levelno == logging.WARNING
+    ]
+    assert len(warnings) == 1  # repeats of the same failure are not warned again
 
 
 def test_a_malformed_judge_reply_is_an_error_not_a_score_and_logs_no_text(
