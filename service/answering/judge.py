@@ -104,6 +104,12 @@ class OnlineJudge:
     def submit(self, result: AnswerResult, span: Span) -> None:
         """Queue `result` for its version's judge if it is sampled and affordable; counts
         the decision. Never blocks, never raises for the answer's sake."""
+        try:
+            self._offer(result, span)
+        except Exception as error:  # the answer is sent whatever happens here
+            _log.warning("judge skipped an answer: error=%s", type(error).__name__)
+
+    def _offer(self, result: AnswerResult, span: Span) -> None:
         if not is_judgeable(result) or result.response is None or result.served is None:
             return
         served = result.served

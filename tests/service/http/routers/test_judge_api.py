@@ -228,8 +228,8 @@ def test_a_hung_judge_never_delays_answers_and_shutdown_cancels_it(
     # 2 calls hang, 4 wait in the queue, the other 14 are dropped and counted.
     assert counts["dropped"] == 14
     assert counts["scored"] == counts["error"] == 0
-    assert max(latencies) < 1.0  # an answer never waits for its judge (60 s deadline)
-    assert closed_in < 5.0  # shutdown cancels the hung calls instead of waiting them out
+    assert max(latencies) < 3.0  # an answer never waits for its judge (60 s deadline)
+    assert closed_in < 10.0  # shutdown cancels the hung calls instead of waiting them out
 
 
 @pytest.mark.parametrize(
