@@ -399,3 +399,40 @@ def test_cached_replies_are_not_judged_again(
         counts = _counts(client)
     assert hits == [False, True, True]
     assert counts["scored"] == 1 and sum(counts.values()) == 1
+
+
+def test_the_judge_sees_the_passages_the_model_was_given(
+    tmp_path: Path, fake: tuple[str, FakeModelState]
+) -> None:
+    url, _ = fake
+    manifest = yaml.safe_load((ROOT / "prompts" / "policy-qa-1.1.0.yaml").read_text())
+    manifest["spec"]["rollout"] = {"analysis": {"judge": _judge(rubric='Says "refund".')}}
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "policy-qa.yaml").write_text(yaml.safe_dump(manifest))
+    settings = build_settings(
+        prompts_dir=folder,
+        corpora={"policies": ROOT / "data" / "policies"},
+        model_base_url=f"{url}/v1",
+    )
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/v1/answers",
+            json={"prompt": "policy-qa", "question": "Can I refund a digital item?"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["outcome"] == "answered"
+        _wait_for(lambda: len(_judge_calls(url)) == 1)
+    (call,) = _judge_calls(url)
+    judged = call["body"]["messages"][1]["content"]
+    sources = judged[judged.index("SOURCES") : judged.index("ANSWER:")]
+    texts = [block.split("\n]]]")[0] for block in sources.split("[[[\n")[1:]]
+    answering = [
+        r
+        for r in httpx.get(f"{url}/admin/requests").json()
+        if r["path"] == "/v1/chat/completions" and r["body"]["model"] == ANSWERER
+    ]
+    prompt = answering[0]["body"]["messages"][1]["content"]
+    assert 1 <= len(texts) <= 3  # the version's topK
+    flat = " ".join(prompt.split())  # the context block joins a passage's lines
+    assert all(text.strip() and " ".join(text.split()) in flat for text in texts)
