@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,6 +17,7 @@ import httpx
 import redis.asyncio
 from qdrant_client import AsyncQdrantClient
 
+from service.answering.judge import OnlineJudge
 from service.answering.pipeline import AnswerService
 from service.catalog.catalog import Catalog
 from service.catalog.registry import PromptRegistry
@@ -63,11 +65,47 @@ class Resources:
     redis: redis.asyncio.Redis | None = None
     #: The tracing every component records spans with; switched on by the app's lifespan.
     tracing: Tracing = field(default_factory=Tracing)
+    #: The sampled online judge; None without MODEL_BASE_URL.
+    judge: OnlineJudge | None = None
 
 
 def build_resilience_config(settings: Settings) -> ResilienceConfig:
     """The resilience layer's knobs: ``settings.resilience`` (read from MODEL_*/BREAKER_*)."""
     return settings.resilience
+
+
+def build_judge(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    chat: AnswerModel,
+    metrics: Metrics,
+    tracing: Tracing | None = None,
+) -> OnlineJudge | None:
+    """The sampled online judge, calling the model server through a resilience layer of its
+    own (one attempt, JUDGE_TIMEOUT_SECONDS, its own breakers: a failing judge never opens
+    the answers' breaker, and an open answers' breaker skips the judge too). None without
+    MODEL_BASE_URL: the embedded answerer cannot judge."""
+    if settings.model_base_url is None:
+        return None
+    key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
+    upstream = OpenAIChatModel(http, settings.model_base_url, key, tracing=tracing)
+    config = settings.resilience.model_copy(
+        update={
+            "max_attempts": 1,
+            "max_throttled_attempts": 1,
+            "max_deadline": settings.judge_timeout_seconds,
+        }
+    )
+    return OnlineJudge(
+        ResilientChatModel(upstream, config),
+        metrics,
+        tracing=tracing,
+        queue_size=settings.judge_queue_size,
+        concurrency=settings.judge_concurrency,
+        timeout_seconds=settings.judge_timeout_seconds,
+        rng=random.Random(settings.judge_seed),  # noqa: S311 - sampling, not cryptography
+        breakers=[chat] if isinstance(chat, ResilientChatModel) else [],
+    )
 
 
 def build_chat_model(
@@ -173,6 +211,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         metrics = Metrics(tenant_labels=settings.tenant_metrics)
         catalog = await open_catalog(settings, collections, metrics, stack)
         chat = build_chat_model(settings, http, embedder, metrics, tracing)
+        judge = build_judge(settings, http, chat, metrics, tracing)
+        if judge is not None:
+            judge.start()
+            stack.push_async_callback(judge.stop)  # before the HTTP pool closes
         answers = AnswerService(
             catalog=catalog,
             retriever=Retriever(qdrant, embedder, tracing),
@@ -182,6 +224,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             request_log=RequestLogger(ContentMode(settings.log_content)),
             max_deadline_seconds=settings.resilience.max_deadline,
             tracing=tracing,
+            judge=judge,
         )
         client = open_redis(settings.redis_url)
         store: IdempotencyStore = (
@@ -208,6 +251,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             open_access(settings, client, metrics, stack),
             client,
             tracing,
+            judge,
         )
 
 

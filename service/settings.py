@@ -198,6 +198,30 @@ class Settings(BaseSettings):
         description="How long a key stays in flight if its request never finishes (a crash).",
     )
 
+    # The sampled online judge of spec.rollout.analysis.judge (docs/rollouts.md).
+    judge_queue_size: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Sampled answers waiting for the judge per worker process; when full, "
+        'more are dropped and counted (result="dropped").',
+    )
+    judge_concurrency: int = Field(
+        default=2, ge=1, le=64, description="Judge calls in flight at once per worker process."
+    )
+    judge_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Deadline of one judge call (one attempt, no retries); a slower judge "
+        "is an error, never a delay for answers.",
+    )
+    judge_seed: int | None = Field(
+        default=None,
+        description="Seed of the judge's sampling (reproducible rehearsals and tests); "
+        "unset: random.",
+    )
+
     # HTTP boundary: load shedding and connection hygiene (docs/resilience.md). Read by
     # `python -m service` (service/server.py) and the app's middleware.
     max_inflight: int = Field(

@@ -24,6 +24,7 @@ from prompting.rendering import Message, guard_messages, render_messages
 from prompting.variables import resolve_variables
 from service.answering.cache import ResponseCache, build_cache_key
 from service.answering.guardrails import assess_answer, build_protected_text
+from service.answering.judge import OnlineJudge
 from service.answering.outcome import Outcome
 from service.answering.result import (
     AnswerRecorder,
@@ -84,6 +85,7 @@ class _Call:
     messages: tuple[Message, ...] = ()
     reply: ChatResponse | None = None
     leak: str | None = None
+    passages: tuple[Passage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ class AnswerService:
     deadline_clock: Callable[[], float] = time.monotonic
     #: The app's tracing (off unless the lifespan switched it on).
     tracing: Tracing = field(default_factory=Tracing)
+    #: The sampled online judge (None: no version is judged).
+    judge: OnlineJudge | None = None
     recorder: AnswerRecorder = field(init=False)
 
     def __post_init__(self) -> None:
@@ -137,6 +141,8 @@ class AnswerService:
         with answer_span(self.tracing) as span:
             result = await self.run(request, request_id, idempotency_key, received_at=received_at)
             self.recorder.record(result, span)
+            if self.judge is not None:
+                self.judge.submit(result, span)  # enqueues at most; never waits
             if isinstance(result.ended, AnswerableError):
                 raise result.ended
             return result.ended
@@ -177,6 +183,7 @@ class AnswerService:
             messages=call.messages,
             reply=call.reply,
             leak=call.leak,
+            passages=call.passages,
         )
 
     async def _answer(self, call: _Call) -> AnswerResponse:
@@ -187,6 +194,7 @@ class AnswerService:
             context = await self._retrieve(call, spec.retrieval)
             if not context.passages:
                 return self._respond(call, Outcome.UNKNOWN, spec.retrieval.empty_answer, [])
+            call.passages = context.passages
         compiled = call.served.compiled
         question = call.request.question
         messages = guard_messages(

@@ -27,6 +27,7 @@ from service.catalog.registry import ServedVersion
 from service.errors import AnswerableError, PromptingError, ServiceError
 from service.http.problems import status_of
 from service.llm.chat import ChatResponse
+from service.retrieval.search import Passage
 from service.settings import ModelPrice
 from service.telemetry.metrics import Metrics
 from service.telemetry.request_log import ContentMode, RequestLogger, RequestRecord
@@ -88,6 +89,8 @@ class AnswerResult:
     reply: ChatResponse | None = None
     #: Why the output check refused the reply as revealing the system message, if it did.
     leak: str | None = None
+    #: The passages in the model's context (for the online judge).
+    passages: tuple[Passage, ...] = ()
 
     @property
     def response(self) -> AnswerResponse | None:

@@ -12,12 +12,20 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from service.llm.resilience.breaker import BreakerState
 
-__all__ = ["BREAKER_STATE_VALUES", "LATENCY_BUCKETS", "Metrics", "MetricsObserver"]
+__all__ = [
+    "BREAKER_STATE_VALUES",
+    "JUDGE_SCORE_BUCKETS",
+    "LATENCY_BUCKETS",
+    "Metrics",
+    "MetricsObserver",
+]
 
 #: From 10 ms to 60 s: LLM answers span three orders of magnitude.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 #: Retrieval is local and fast: 1 ms to 2.5 s.
 RETRIEVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: Judge scores are 0..1: one bucket per tenth.
+JUDGE_SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 #: The numeric value of each breaker state in ``promptrollouts_circuit_breaker_state``.
 BREAKER_STATE_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
@@ -170,6 +178,22 @@ class Metrics:
             "promptrollouts_version_weight_percent",
             "Share of traffic each loaded version receives, in percent.",
             ["prompt", "version"],
+            registry=registry,
+        )
+
+        # The sampled online judge (service/answering/judge.py, docs/rollouts.md).
+        self.judge_score = Histogram(
+            "promptrollouts_judge_score",
+            "Scores (0..1) the version's online judge gave to sampled live answers.",
+            ["prompt", "version"],
+            buckets=JUDGE_SCORE_BUCKETS,
+            registry=registry,
+        )
+        self.judge_calls = Counter(
+            "promptrollouts_judge_calls_total",
+            "Online judge decisions per answer that could be judged, by result: scored, "
+            "sampled_out, over_budget (maxPerMinute), breaker_open, error, dropped (queue full).",
+            ["prompt", "version", "result"],
             registry=registry,
         )
 
