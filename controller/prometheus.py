@@ -16,6 +16,7 @@ from controller.analysis import (
     build_queries,
     build_sample,
 )
+from controller.quality import QualitySample, build_quality_queries, build_quality_sample
 
 __all__ = ["PrometheusClient", "PrometheusError", "fetch_measurement"]
 
@@ -72,6 +73,13 @@ async def _none() -> None:
     return None
 
 
+async def _quality(client: PrometheusClient, queries: dict[str, str]) -> QualitySample | None:
+    if not queries:
+        return None
+    values = await asyncio.gather(*(client.query(q) for q in queries.values()))
+    return build_quality_sample(dict(zip(queries, values, strict=True)))
+
+
 async def fetch_measurement(
     client: PrometheusClient,
     prompt: str,
@@ -89,14 +97,27 @@ async def fetch_measurement(
     queries = {f"canary.{k}": v for k, v in canary_queries.items()}
     queries |= {f"stable.{k}": v for k, v in stable_queries.items()}
     queries |= {f"check.{k}": v for k, v in checks.items()}
+    canary_quality = build_quality_queries(prompt, canary_version, window, analysis)
+    stable_quality = (
+        build_quality_queries(prompt, stable_version, window, analysis) if stable_version else {}
+    )
+    queries |= {f"canary.quality.{k}": v for k, v in canary_quality.items()}
+    queries |= {f"stable.quality.{k}": v for k, v in stable_quality.items()}
     try:
-        canary, stable, values = await asyncio.gather(
+        canary, stable, values, canary_counts, stable_counts = await asyncio.gather(
             _sample(client, canary_queries),
             _sample(client, stable_queries) if stable_queries else _none(),
             asyncio.gather(*(client.query(q) for q in checks.values())),
+            _quality(client, canary_quality),
+            _quality(client, stable_quality),
         )
     except PrometheusError as error:
         return Measurement(queries=queries, error=str(error))
     return Measurement(
-        canary=canary, stable=stable, checks=dict(zip(checks, values, strict=True)), queries=queries
+        canary=canary,
+        stable=stable,
+        checks=dict(zip(checks, values, strict=True)),
+        queries=queries,
+        canary_quality=canary_counts,
+        stable_quality=stable_counts,
     )

@@ -261,6 +261,9 @@ def _progress_canary(
     analysis = canary.spec.rollout.analysis
     last = assessment.to_status(plan.now)
     plan.patch(canary, last_analysis=_replacing(canary.status.last_analysis, last))
+    quality = assessment.quality_summary
+    if assessment.verdict is not Verdict.ERROR and quality != canary.status.quality:
+        plan.patch(canary, quality=quality)
     failures, errors = canary.status.consecutive_failures, canary.status.consecutive_errors
     reasons = "; ".join(assessment.reasons)
     if assessment.verdict is Verdict.FAILED:
