@@ -116,7 +116,7 @@ def _count(value: float | None) -> float:
 def _mean(total: float | None, count: float | None) -> MeanSample:
     n = _count(count)
     # Prometheus' increase() extrapolates: the sum may exceed the count by a little.
-    return MeanSample(total=min(max(total or 0.0, 0.0), n) if n else 0.0, count=n)
+    return MeanSample(total=min(_count(total), n), count=n)
 
 
 def quality_fields(analysis: Analysis) -> list[str]:
@@ -246,7 +246,7 @@ def _check(
         allowed = threshold if field.startswith("max_") and "increase" in field else -threshold
         head = (
             f"{label} {shown(canary_value)} vs {shown(stable_value)} stable, "
-            f"{_delta(change, percent)} (max {_delta(allowed, percent)})"
+            f"{_delta(change, percent)} (max {_allowed(allowed, percent)})"
         )
         counts = f"n = {_n(ours.count)}/{_n(theirs.count)}"
     else:
@@ -320,6 +320,10 @@ def _percent(rate: float) -> str:
 
 def _value(score: float) -> str:
     return f"{score:.2f}"
+
+
+def _allowed(threshold: float, percent: bool) -> str:
+    return f"{100 * threshold:+.3g} pts" if percent else f"{threshold:+.2f}"
 
 
 def _delta(change: float, percent: bool) -> str:

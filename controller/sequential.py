@@ -118,6 +118,8 @@ def compare_increase(
 ) -> Comparison:
     """Test "canary mean - stable mean <= margin" (e.g. the unknown rate rose by at most 5 pts)."""
     effect = canary.mean - stable.mean
+    if canary.count <= 0 or stable.count <= 0:
+        return Comparison(effect, margin, 1.0)
     variance = canary.variance_of_mean + stable.variance_of_mean
     return Comparison(effect, margin, always_valid_p_value(effect - margin, variance, tau))
 
@@ -132,4 +134,6 @@ def compare_decrease(
 def compare_below(canary: MeanSample, bound: float, tau: float = SCORE_TAU) -> Comparison:
     """Test "canary mean >= bound"; the effect is how far the mean is below the bound."""
     effect = bound - canary.mean
+    if canary.count <= 0:
+        return Comparison(effect, 0.0, 1.0)
     return Comparison(effect, 0.0, always_valid_p_value(effect, canary.variance_of_mean, tau))
