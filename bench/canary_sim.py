@@ -33,7 +33,7 @@ from controller.durations import parse_duration
 from controller.quality import QualitySample, quality_fields
 from controller.rollout import Change, VersionView, decide, decide_analysis
 
-__all__ = ["Outcome", "Rates", "Traffic", "simulate", "simulate_many"]
+__all__ = ["Outcome", "Rates", "Traffic", "build_spec", "simulate", "simulate_many"]
 
 _T0 = datetime(2026, 1, 1, tzinfo=UTC)
 #: Per-second counts kept for the window: answers, unknown, refused, feedback count and
@@ -76,7 +76,8 @@ class Outcome:
     reasons: tuple[str, ...] = ()
 
 
-def _spec(version: str, analysis: Analysis, steps: Sequence[RolloutStep]) -> PromptVersionSpec:
+def build_spec(version: str, analysis: Analysis, steps: Sequence[RolloutStep]) -> PromptVersionSpec:
+    """The spec of version `version` of the simulated prompt ``sim``."""
     return PromptVersionSpec.model_validate(
         {
             "prompt": "sim",
@@ -119,47 +120,32 @@ def _apply(views: list[VersionView], changes: Sequence[Change]) -> list[VersionV
     return result
 
 
-class _Windows:
-    """Per-second counts of both versions (0: stable, 1: canary) in a ring of `seconds`."""
-
-    def __init__(self, seconds: int) -> None:
-        self.ring = np.zeros((2, seconds, _FIELDS))
-        self.position = 0
-
-    def add(self, rows: np.ndarray) -> None:
-        """Append per-second counts shaped (2, seconds, fields)."""
-        size = self.ring.shape[1]
-        for second in range(rows.shape[1]):
-            self.ring[:, self.position] = rows[:, second]
-            self.position = (self.position + 1) % size
-
-    def measurement(self) -> Measurement:
-        """What Prometheus would report over the window, both versions."""
-        total = self.ring.sum(axis=1)
-        samples, qualities = [], []
-        for row in total.tolist():
-            answers = row[0]
-            samples.append(
-                VersionSample(requests=answers, errors=0.0, p95_ms=250.0 if answers else None)
-            )
-            qualities.append(
-                QualitySample(
-                    answers=answers,
-                    unknown=row[1],
-                    refused=row[2],
-                    feedback=row[3],
-                    feedback_score=row[4],
-                    feedback_retracted=0.0,
-                    judge_count=row[5],
-                    judge_sum=row[6] / 10.0,
-                )
-            )
-        return Measurement(
-            canary=samples[1],
-            stable=samples[0],
-            canary_quality=qualities[1],
-            stable_quality=qualities[0],
+def _measurement(rows: np.ndarray) -> Measurement:
+    """What Prometheus would report over a window: `rows` (2, seconds, fields) summed."""
+    samples, qualities = [], []
+    for row in rows.sum(axis=1).tolist():
+        answers = row[0]
+        samples.append(
+            VersionSample(requests=answers, errors=0.0, p95_ms=250.0 if answers else None)
         )
+        qualities.append(
+            QualitySample(
+                answers=answers,
+                unknown=row[1],
+                refused=row[2],
+                feedback=row[3],
+                feedback_score=row[4],
+                feedback_retracted=0.0,
+                judge_count=row[5],
+                judge_sum=row[6] / 10.0,
+            )
+        )
+    return Measurement(
+        canary=samples[1],
+        stable=samples[0],
+        canary_quality=qualities[1],
+        stable_quality=qualities[0],
+    )
 
 
 def _traffic(
@@ -208,10 +194,12 @@ class _Controller:
     def __init__(self, analysis: Analysis, steps: Sequence[RolloutStep]) -> None:
         stable = VersionView(
             "sim-1-0-0",
-            _spec("1.0.0", analysis, steps),
+            build_spec("1.0.0", analysis, steps),
             PromptVersionStatus(phase=Phase.STABLE, weight=100),
         )
-        canary = VersionView("sim-1-1-0", _spec("1.1.0", analysis, steps), PromptVersionStatus())
+        canary = VersionView(
+            "sim-1-1-0", build_spec("1.1.0", analysis, steps), PromptVersionStatus()
+        )
         self.views = _apply([stable, canary], decide([stable, canary], None, _T0))
 
     @property
@@ -297,30 +285,34 @@ def simulate(
     controller: _Controller | _Replica = (
         _Controller(analysis, steps) if real else _Replica(analysis, steps)
     )
-    windows = _Windows(window)
     fields = quality_fields(analysis)
     signals = frozenset(
         kind
         for kind, words in (("rates", "rate"), ("feedback", "feedback"), ("judge", "judge"))
         if any(words in name for name in fields)
     )
-    phase0 = rng.uniform(0, 2 * math.pi)
+    # A Poisson stream split at random is two independent Poisson streams: the traffic of
+    # every weight the canary can have is drawn up front, and each second is taken from
+    # the weight the controller had set.
+    length = math.ceil(horizon) + math.ceil(interval)
+    seconds = np.arange(length)
+    drift = 1.0 + traffic.drift * np.sin(2 * math.pi * seconds / 300.0 + rng.uniform(0, 6.3))
+    by_weight = {}
+    for weight in sorted({0, 100, *(step.weight for step in steps)}):
+        share = np.array([[1.0 - weight / 100.0], [weight / 100.0]])
+        arrivals = rng.poisson(traffic.rps * share, (2, length))
+        by_weight[weight] = _traffic(rng, arrivals, drift, traffic, signals)
+    seen = np.zeros((2, length, _FIELDS))
     clock = 0
     reasons: tuple[str, ...] = ()
     while clock < horizon:
         # Traffic until the next tick of the controller, at the weight it set.
         until = clock + max(1, math.ceil(interval))
-        seconds = np.arange(clock, until)
-        drift = 1.0 + traffic.drift * np.sin(2 * math.pi * seconds / 300.0 + phase0)
-        arrivals = rng.poisson(traffic.rps, len(seconds))
-        to_canary = rng.binomial(arrivals, controller.weight / 100.0)
-        windows.add(
-            _traffic(rng, np.stack([arrivals - to_canary, to_canary]), drift, traffic, signals)
-        )
+        seen[:, clock:until] = by_weight[controller.weight][:, clock:until]
         clock = until
         verdict, assessment = None, None
         if controller.due(clock):
-            assessment = assess(analysis, windows.measurement())
+            assessment = assess(analysis, _measurement(seen[:, max(0, clock - window) : clock]))
             verdict, reasons = assessment.verdict, assessment.reasons
         controller.tick(clock, verdict, assessment)
         if controller.phase in (Phase.PROMOTED, Phase.ROLLED_BACK):
