@@ -33,12 +33,14 @@ class PrometheusClient:
         self._url = base_url.rstrip("/") + "/api/v1/query"
         self._timeout = timeout
 
-    async def query(self, promql: str) -> float | None:
-        """The sum of an instant query's sample values; None when it returns no (finite) data."""
+    async def query(self, promql: str, at: float | None = None) -> float | None:
+        """The sum of an instant query's sample values; None when it returns no (finite) data.
+
+        `at` (Unix seconds) evaluates the query at that instant instead of Prometheus' now.
+        """
+        data = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
         try:
-            response = await self._http.post(
-                self._url, data={"query": promql}, timeout=self._timeout
-            )
+            response = await self._http.post(self._url, data=data, timeout=self._timeout)
             payload: dict[str, Any] = response.json()
         except (httpx.HTTPError, ValueError) as error:
             raise PrometheusError(f"{type(error).__name__}: {error}") from error
@@ -60,11 +62,13 @@ def _sum_values(data: dict[str, Any]) -> float | None:
     return sum(finite) if finite else None
 
 
-async def _sample(client: PrometheusClient, queries: dict[str, str]) -> VersionSample:
+async def _sample(
+    client: PrometheusClient, queries: dict[str, str], at: float | None
+) -> VersionSample:
     requests, errors, p95 = await asyncio.gather(
-        client.query(queries["requests"]),
-        client.query(queries["errors"]),
-        client.query(queries["p95_ms"]),
+        client.query(queries["requests"], at),
+        client.query(queries["errors"], at),
+        client.query(queries["p95_ms"], at),
     )
     return build_sample(requests, errors, p95)
 
@@ -73,10 +77,12 @@ async def _none() -> None:
     return None
 
 
-async def _quality(client: PrometheusClient, queries: dict[str, str]) -> QualitySample | None:
+async def _quality(
+    client: PrometheusClient, queries: dict[str, str], at: float | None
+) -> QualitySample | None:
     if not queries:
         return None
-    values = await asyncio.gather(*(client.query(q) for q in queries.values()))
+    values = await asyncio.gather(*(client.query(q, at) for q in queries.values()))
     return build_quality_sample(dict(zip(queries, values, strict=True)))
 
 
@@ -86,8 +92,13 @@ async def fetch_measurement(
     canary_version: str,
     stable_version: str | None,
     analysis: Analysis,
+    at: float | None = None,
 ) -> Measurement:
-    """Run the canary's (and the stable's) queries; a Prometheus failure becomes `error`."""
+    """Run the canary's (and the stable's) queries; a Prometheus failure becomes `error`.
+
+    With `at` (Unix seconds) every query is evaluated at that one instant, so a rate's
+    numerator and denominator come from the same samples and the same extrapolation.
+    """
     window = analysis.window
     canary_queries = build_queries(prompt, canary_version, window)
     stable_queries = build_queries(prompt, stable_version, window) if stable_version else {}
@@ -105,11 +116,11 @@ async def fetch_measurement(
     queries |= {f"stable.quality.{k}": v for k, v in stable_quality.items()}
     try:
         canary, stable, values, canary_counts, stable_counts = await asyncio.gather(
-            _sample(client, canary_queries),
-            _sample(client, stable_queries) if stable_queries else _none(),
-            asyncio.gather(*(client.query(q) for q in checks.values())),
-            _quality(client, canary_quality),
-            _quality(client, stable_quality),
+            _sample(client, canary_queries, at),
+            _sample(client, stable_queries, at) if stable_queries else _none(),
+            asyncio.gather(*(client.query(q, at) for q in checks.values())),
+            _quality(client, canary_quality, at),
+            _quality(client, stable_quality, at),
         )
     except PrometheusError as error:
         return Measurement(queries=queries, error=str(error))

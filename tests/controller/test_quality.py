@@ -500,3 +500,25 @@ def test_a_failing_quality_query_is_a_prometheus_error() -> None:
     assessment = asyncio.run(run())
     assert assessment.verdict is Verdict.ERROR
     assert "overloaded" in assessment.reasons[0]
+
+
+def test_every_query_of_a_measurement_is_evaluated_at_one_instant() -> None:
+    times: list[str | None] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        times.append(dict(httpx.QueryParams(request.content.decode())).get("time"))
+        return httpx.Response(
+            200, json={"status": "success", "data": {"resultType": "vector", "result": []}}
+        )
+
+    async def run(at: float | None) -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as http:
+            client = PrometheusClient(http, "http://prometheus")
+            await fetch_measurement(client, "p", "1.1.0", "1.0.0", ALL, at)
+
+    asyncio.run(run(1764763200.25))
+    assert len(times) == 6 + 2 * 8
+    assert set(times) == {"1764763200.250"}
+    times.clear()
+    asyncio.run(run(None))
+    assert set(times) == {None}  # without an instant, Prometheus' own now
