@@ -217,6 +217,8 @@ def _start(plan: _Plan, view: VersionView, why: str) -> None:
     plan.patch(
         view, step_index=0, step_started_at=plan.now, consecutive_failures=0, consecutive_errors=0
     )
+    if view.status.quality is not None:  # a retry: the last attempt's verdict no longer applies
+        plan.patch(view, quality=None)
 
 
 def _admit_new_versions(plan: _Plan, views: Sequence[VersionView]) -> None:

@@ -17,7 +17,7 @@ from api.v1alpha1 import Analysis, Phase, PromptVersionStatus, Rollout, RolloutS
 from bench.canary_sim import Rates, Traffic, build_spec, simulate, simulate_many
 from controller.analysis import Measurement, VersionSample, assess
 from controller.quality import QualitySample
-from controller.rollout import VersionView, decide
+from controller.rollout import Action, ManualRequest, VersionView, decide
 
 STEPS = Rollout().steps
 #: The strictest use of the rate checks: any increase at all is a regression to prove.
@@ -121,3 +121,20 @@ def test_a_quality_rollback_says_why_in_one_line() -> None:
     error = assess(analysis, Measurement(error="HTTP 503"))
     later = {c.name: c for c in decide([stable, after], error, t0 + timedelta(seconds=10))}
     assert not later["sim-1-1-0"].status.has("quality")
+
+
+def test_a_retry_clears_the_last_quality_verdict() -> None:
+    analysis = Analysis(max_unknown_rate_increase=0.05)
+    t0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    stable = VersionView(
+        "sim-1-0-0", build_spec("1.0.0", analysis, STEPS), PromptVersionStatus(phase="Stable")
+    )
+    canary = VersionView(
+        "sim-1-1-0",
+        build_spec("1.1.0", analysis, STEPS),
+        PromptVersionStatus(phase="RolledBack", weight=0, quality="Failed: unknown rate ..."),
+        request=ManualRequest(Action.RETRY, "retry@1"),
+    )
+    (change,) = [c for c in decide([stable, canary], None, t0) if c.name == "sim-1-1-0"]
+    assert change.status.phase is Phase.PROGRESSING
+    assert change.status.to_merge_patch()["quality"] is None
