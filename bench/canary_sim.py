@@ -37,8 +37,9 @@ __all__ = ["Outcome", "Rates", "Traffic", "build_spec", "simulate", "simulate_ma
 
 _T0 = datetime(2026, 1, 1, tzinfo=UTC)
 #: Per-second counts kept for the window: answers, unknown, refused, feedback count and
-#: score sum, judge count and score sum.
-_FIELDS = 7
+#: score sum, judge count and score sum (in tenths), then judge scores per level 0.0..1.0.
+_LEVELS = 11
+_FIELDS = 7 + _LEVELS
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,14 @@ def _measurement(rows: np.ndarray) -> Measurement:
                 feedback_retracted=0.0,
                 judge_count=row[5],
                 judge_sum=row[6] / 10.0,
+                # the histogram's buckets 0.1, 0.2, ..., 1.0 (+Inf): level k is in le=k/10
+                judge_buckets=(
+                    *(
+                        (level / 10.0, float(sum(row[7 : 7 + level + 1])))
+                        for level in range(1, _LEVELS)
+                    ),
+                    (math.inf, row[5]),
+                ),
             )
         )
     return Measurement(
@@ -175,6 +184,7 @@ def _traffic(
     refused_p = np.clip((rates[:, 1] + base[1]) * noise[:, 1], 0.0, 1.0 - unknown_p)
     none = np.zeros_like(arrivals)
     unknown = refused = rated = liked = judged = tenths = none
+    levels = np.zeros((*arrivals.shape, _LEVELS), dtype=arrivals.dtype)
     if "rates" in signals:
         unknown = rng.binomial(arrivals, unknown_p)
         rest = np.where(unknown_p < 1, refused_p / np.maximum(1 - unknown_p, 1e-12), 0.0)
@@ -184,8 +194,13 @@ def _traffic(
         liked = rng.binomial(rated, 1.0 - rates[:, 2])
     if "judge" in signals:
         judged = rng.binomial(arrivals, traffic.judge_rate)
-        tenths = rng.binomial(judged * 10, rates[:, 3])
-    return np.stack([arrivals, unknown, refused, rated, liked, judged, tenths], axis=2)
+        for version in range(2):  # a score is binomial(10, mean) / 10: one level per tenth
+            mean = float(rates[version, 3, 0])
+            pmf = [math.comb(10, k) * mean**k * (1 - mean) ** (10 - k) for k in range(_LEVELS)]
+            levels[version] = rng.multinomial(judged[version], pmf)
+        tenths = levels @ np.arange(_LEVELS)
+    counts = np.stack([arrivals, unknown, refused, rated, liked, judged, tenths], axis=2)
+    return np.concatenate([counts, levels], axis=2)
 
 
 class _Controller:

@@ -16,7 +16,12 @@ from controller.analysis import (
     build_queries,
     build_sample,
 )
-from controller.quality import QualitySample, build_quality_queries, build_quality_sample
+from controller.quality import (
+    BUCKET_COUNTS,
+    QualitySample,
+    build_quality_queries,
+    build_quality_sample,
+)
 
 __all__ = ["PrometheusClient", "PrometheusError", "fetch_measurement"]
 
@@ -33,11 +38,7 @@ class PrometheusClient:
         self._url = base_url.rstrip("/") + "/api/v1/query"
         self._timeout = timeout
 
-    async def query(self, promql: str, at: float | None = None) -> float | None:
-        """The sum of an instant query's sample values; None when it returns no (finite) data.
-
-        `at` (Unix seconds) evaluates the query at that instant instead of Prometheus' now.
-        """
+    async def _payload(self, promql: str, at: float | None) -> dict[str, Any]:
         data = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
         try:
             response = await self._http.post(self._url, data=data, timeout=self._timeout)
@@ -47,7 +48,30 @@ class PrometheusClient:
         if response.status_code != 200 or payload.get("status") != "success":
             detail = payload.get("error") or f"HTTP {response.status_code}"
             raise PrometheusError(f"query failed: {detail}")
+        return payload
+
+    async def query(self, promql: str, at: float | None = None) -> float | None:
+        """The sum of an instant query's sample values; None when it returns no (finite) data.
+
+        `at` (Unix seconds) evaluates the query at that instant instead of Prometheus' now.
+        """
+        payload = await self._payload(promql, at)
         return _sum_values(payload.get("data", {}))
+
+    async def query_by(self, promql: str, label: str, at: float | None = None) -> dict[str, float]:
+        """An instant vector's finite values keyed by `label` (e.g. ``le``); {} without data."""
+        payload = await self._payload(promql, at)
+        data = payload.get("data", {})
+        result = data.get("result")
+        if data.get("resultType") != "vector" or not isinstance(result, list):
+            raise PrometheusError(f"unexpected result type {data.get('resultType')!r}")
+        values: dict[str, float] = {}
+        for sample in result:
+            value = float(sample["value"][1])
+            key = sample.get("metric", {}).get(label)
+            if key is not None and math.isfinite(value):
+                values[str(key)] = values.get(str(key), 0.0) + value
+        return values
 
 
 def _sum_values(data: dict[str, Any]) -> float | None:
@@ -82,7 +106,12 @@ async def _quality(
 ) -> QualitySample | None:
     if not queries:
         return None
-    values = await asyncio.gather(*(client.query(q, at) for q in queries.values()))
+    values = await asyncio.gather(
+        *(
+            client.query_by(q, "le", at) if name in BUCKET_COUNTS else client.query(q, at)
+            for name, q in queries.items()
+        )
+    )
     return build_quality_sample(dict(zip(queries, values, strict=True)))
 
 

@@ -40,6 +40,7 @@ from controller.sequential import (
 
 __all__ = [
     "ANSWER_OUTCOMES",
+    "BUCKET_COUNTS",
     "CheckVerdict",
     "QualityCheck",
     "QualitySample",
@@ -59,9 +60,11 @@ _NEEDS = {
     "max_refused_rate_increase": ("answers", "refused"),
     "min_feedback_score": ("feedback", "feedback_score", "feedback_retracted"),
     "max_feedback_score_drop": ("feedback", "feedback_score", "feedback_retracted"),
-    "min_judge_score": ("judge_sum", "judge_count"),
-    "max_judge_score_drop": ("judge_sum", "judge_count"),
+    "min_judge_score": ("judge_sum", "judge_count", "judge_buckets"),
+    "max_judge_score_drop": ("judge_sum", "judge_count", "judge_buckets"),
 }
+#: Counts queried as one value per histogram bucket (``sum by (le)``), not as one sum.
+BUCKET_COUNTS = frozenset({"judge_buckets"})
 #: Checks that compare with the stable version (the others read the canary alone).
 _RELATIVE = frozenset(
     {
@@ -93,6 +96,8 @@ class QualitySample:
     feedback_retracted: float | None = None
     judge_sum: float | None = None
     judge_count: float | None = None
+    #: The judge histogram's cumulative bucket counts as (upper bound, count), by bound.
+    judge_buckets: tuple[tuple[float, float], ...] | None = None
 
     def signal(self, field: str) -> MeanSample:
         """The [0, 1] observations `field` (a quality field's snake_case name) compares."""
@@ -105,7 +110,29 @@ class QualitySample:
             # window's edge the withdrawn score may predate the window: clamp to [0, count].
             net = _count(self.feedback_score) - _count(self.feedback_retracted)
             return _mean(net, self.feedback)
-        return _mean(self.judge_sum, self.judge_count)
+        judge = _mean(self.judge_sum, self.judge_count)
+        return MeanSample(judge.total, judge.count, _squares(self.judge_buckets, judge.count))
+
+
+def _squares(buckets: tuple[tuple[float, float], ...] | None, count: float) -> float | None:
+    """An upper bound of the sum of squared scores: every score at its bucket's upper bound.
+
+    Scores lie in [0, 1], so the +Inf bucket's bound is 1. The bound is scaled to `count`
+    (``_count``), which the buckets' total matches up to increase()'s extrapolation.
+    None without usable buckets: the caller then bounds the variance by μ(1 - μ).
+    """
+    if not buckets or count <= 0:
+        return None
+    ordered = sorted((min(bound, 1.0), _count(value)) for bound, value in buckets)
+    total = max(value for _, value in ordered)
+    if total <= 0:
+        return None
+    squares, below = 0.0, 0.0
+    for bound, cumulative in ordered:
+        in_bucket = max(cumulative - below, 0.0)
+        squares += in_bucket * bound * bound
+        below = max(below, cumulative)
+    return squares * count / total
 
 
 def _count(value: float | None) -> float:
@@ -143,18 +170,44 @@ def build_quality_queries(
         "feedback_retracted": f"promptrollouts_feedback_score_retracted_total{{{selector}}}",
         "judge_sum": f"promptrollouts_judge_score_sum{{{selector}}}",
         "judge_count": f"promptrollouts_judge_score_count{{{selector}}}",
+        "judge_buckets": f"promptrollouts_judge_score_bucket{{{selector}}}",
     }
     wanted = {count for name in quality_fields(analysis) for count in _NEEDS[name]}
     return {
-        name: f"sum(increase({series}[{window}]))"
+        name: f"sum{' by (le)' if name in BUCKET_COUNTS else ''}(increase({series}[{window}]))"
         for name, series in every.items()
         if name in wanted
     }
 
 
-def build_quality_sample(values: Mapping[str, float | None]) -> QualitySample:
-    """A version's sample from its quality query results (keys of build_quality_queries)."""
-    return QualitySample(**{k: v for k, v in values.items() if k in _COUNTS})
+def build_quality_sample(
+    values: Mapping[str, float | Mapping[str, float] | None],
+) -> QualitySample:
+    """A version's sample from its quality query results (keys of build_quality_queries).
+
+    Bucket counts come as ``{le: count}``; an ``le`` that is not a number is left out.
+    """
+    counts: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in _COUNTS:
+            continue
+        if key in BUCKET_COUNTS:
+            counts[key] = _buckets(value) if isinstance(value, Mapping) else None
+        elif not isinstance(value, Mapping):
+            counts[key] = value
+    return QualitySample(**counts)
+
+
+def _buckets(by_le: Mapping[str, float]) -> tuple[tuple[float, float], ...] | None:
+    parsed = []
+    for le, count in by_le.items():
+        try:
+            bound = float(le)
+        except ValueError:
+            continue
+        if not math.isnan(bound):
+            parsed.append((bound, count))
+    return tuple(sorted(parsed)) or None
 
 
 _COUNTS = frozenset(QualitySample.__dataclass_fields__)

@@ -58,6 +58,8 @@ class MeanSample:
 
     total: float
     count: float
+    #: An upper bound of the sum of squares, when known (e.g. from histogram buckets).
+    square_total: float | None = None
 
     @property
     def mean(self) -> float:
@@ -68,15 +70,29 @@ class MeanSample:
 
     @property
     def variance_of_mean(self) -> float:
-        """An upper bound of the mean's variance: μ̃(1 - μ̃) / n with a shrunk μ̃."""
+        """An upper bound of the mean's variance, over n.
+
+        Without squares: μ̃(1 - μ̃) with a shrunk μ̃ = (sum + 1) / (n + 2). With a bound of
+        the sum of squares the smaller of that and E[X²] - μ², both computed with one
+        pseudo-observation at 0 and one at 1, so the variance is never zero.
+        """
         count = max(self.count, 1.0)
-        shrunk = (min(max(self.total, 0.0), count) + 1.0) / (count + 2.0)
-        return shrunk * (1.0 - shrunk) / count
+        total = min(max(self.total, 0.0), count)
+        shrunk = (total + 1.0) / (count + 2.0)
+        bound = shrunk * (1.0 - shrunk)
+        if self.square_total is not None and math.isfinite(self.square_total):
+            squares = min(max(self.square_total, total * total / count), total)
+            bound = min(bound, (squares + 1.0) / (count + 2.0) - shrunk * shrunk)
+        return bound / count
 
     def flipped(self) -> MeanSample:
         """The sample of ``1 - X``: turns "lower is worse" into "higher is worse"."""
         count = max(self.count, 0.0)
-        return MeanSample(total=count - min(max(self.total, 0.0), count), count=count)
+        total = min(max(self.total, 0.0), count)
+        squares = None
+        if self.square_total is not None:  # Σ(1 - x)² = n - 2Σx + Σx²
+            squares = count - 2.0 * total + self.square_total
+        return MeanSample(total=count - total, count=count, square_total=squares)
 
 
 @dataclass(frozen=True)

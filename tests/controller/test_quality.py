@@ -58,6 +58,9 @@ def test_queries_for_every_signal() -> None:
         ),
         "judge_sum": f"sum(increase(promptrollouts_judge_score_sum{{{SELECTOR}}}[2m]))",
         "judge_count": f"sum(increase(promptrollouts_judge_score_count{{{SELECTOR}}}[2m]))",
+        "judge_buckets": (
+            f"sum by (le)(increase(promptrollouts_judge_score_bucket{{{SELECTOR}}}[2m]))"
+        ),
     }
 
 
@@ -67,7 +70,7 @@ def test_queries_for_every_signal() -> None:
         ("max_unknown_rate_increase", {"answers", "unknown"}),
         ("max_refused_rate_increase", {"answers", "refused"}),
         ("min_feedback_score", {"feedback", "feedback_score", "feedback_retracted"}),
-        ("max_judge_score_drop", {"judge_sum", "judge_count"}),
+        ("max_judge_score_drop", {"judge_sum", "judge_count", "judge_buckets"}),
     ],
 )
 def test_only_the_counts_a_check_needs_are_queried(field: str, counts: set[str]) -> None:
@@ -143,6 +146,52 @@ def test_build_quality_sample_keeps_known_keys() -> None:
     assert build_quality_sample({"answers": 3.0, "unknown": None, "bogus": 1.0}) == QualitySample(
         answers=3.0
     )
+    built = build_quality_sample({"judge_buckets": {"+Inf": 4.0, "0.5": 1.0, "x": 9.0}})
+    assert built.judge_buckets == ((0.5, 1.0), (math.inf, 4.0))
+    assert build_quality_sample({"judge_buckets": {}}).judge_buckets is None
+    assert build_quality_sample({"judge_buckets": 3.0}).judge_buckets is None
+
+
+SQUARES = [
+    # (id, buckets (le, cumulative), count, sum of squares bound)
+    ("exact-at-bounds", ((0.2, 1), (0.4, 2), (0.6, 3), (math.inf, 3)), 3, 0.04 + 0.16 + 0.36),
+    ("inf-bucket-is-one", ((0.5, 0), (math.inf, 2)), 2, 2.0),
+    ("scaled-to-count", ((0.5, 2), (1.0, 4), (math.inf, 4)), 2, (2 * 0.25 + 2 * 1.0) / 2),
+    ("non-monotonic-artefact", ((0.5, 3), (1.0, 2), (math.inf, 3)), 3, 3 * 0.25),
+    ("no-observations", ((0.5, 0), (math.inf, 0)), 0, None),
+    ("no-buckets", (), 5, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("buckets", "count", "squares"), [c[1:] for c in SQUARES], ids=[c[0] for c in SQUARES]
+)
+def test_judge_squares_from_buckets(
+    buckets: tuple[tuple[float, float], ...], count: float, squares: float | None
+) -> None:
+    sample = QualitySample(judge_sum=count * 0.5, judge_count=count, judge_buckets=buckets)
+    signal = sample.signal("min_judge_score")
+    if squares is None:
+        assert signal.square_total is None
+    else:
+        assert signal.square_total == pytest.approx(squares)
+
+
+def test_buckets_make_the_judge_check_far_more_sensitive() -> None:
+    # 60 scores of 0.6 vs 500 of 0.8: the [0, 1] bound alone cannot tell; the buckets can.
+    canary = QualitySample(judge_sum=36, judge_count=60)
+    stable = QualitySample(judge_sum=400, judge_count=500)
+    analysis = Analysis(max_judge_score_drop=0.1)
+    (without,) = assess_quality(analysis, canary, stable)
+    bucketed = QualitySample(
+        judge_sum=36, judge_count=60, judge_buckets=((0.6, 60.0), (math.inf, 60.0))
+    )
+    stable_bucketed = QualitySample(
+        judge_sum=400, judge_count=500, judge_buckets=((0.8, 500.0), (math.inf, 500.0))
+    )
+    (with_buckets,) = assess_quality(analysis, bucketed, stable_bucketed)
+    assert without.verdict is CheckVerdict.PASSED
+    assert with_buckets.verdict is CheckVerdict.FAILED
 
 
 # --- verdicts ---------------------------------------------------------------------------------
@@ -517,7 +566,7 @@ def test_every_query_of_a_measurement_is_evaluated_at_one_instant() -> None:
             await fetch_measurement(client, "p", "1.1.0", "1.0.0", ALL, at)
 
     asyncio.run(run(1764763200.25))
-    assert len(times) == 6 + 2 * 8
+    assert len(times) == 6 + 2 * 9
     assert set(times) == {"1764763200.250"}
     times.clear()
     asyncio.run(run(None))

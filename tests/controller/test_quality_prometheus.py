@@ -172,6 +172,10 @@ def test_rates_and_means_are_exact(measurement: Measurement) -> None:
     assert signal("min_feedback_score").mean == pytest.approx(0.65, rel=1e-9)
     assert stable.signal("max_feedback_score_drop").mean == pytest.approx(1.0, rel=1e-9)
     assert signal("min_judge_score").mean == pytest.approx(0.4, rel=1e-9)
+    # scores on bucket bounds: the squares bound is exact, 0.04 + 0.16 + 0.36 over 3
+    judge = signal("min_judge_score")
+    assert judge.square_total is not None
+    assert judge.square_total / judge.count == pytest.approx(0.56 / 3, rel=1e-9)
     assert stable.signal("max_judge_score_drop").mean == pytest.approx(0.9, rel=1e-9)
 
 

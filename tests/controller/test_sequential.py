@@ -143,3 +143,14 @@ def test_flipped_turns_a_score_into_its_complement() -> None:
     assert M(30, 100).flipped() == M(70, 100)
     assert M(130, 100).flipped() == M(0, 100)
     assert M(0, 0).flipped().mean == 0.0
+
+
+def test_a_bound_on_the_squares_shrinks_the_variance() -> None:
+    loose = M(80, 100)
+    tight = M(80, 100, square_total=64)  # every observation exactly 0.8
+    assert 0 < tight.variance_of_mean < loose.variance_of_mean / 5
+    # a bound above Σx (impossible in [0, 1]) falls back to the Bernoulli bound
+    assert M(80, 100, square_total=500).variance_of_mean == pytest.approx(loose.variance_of_mean)
+    # flipping keeps the bound: Σ(1 - x)² = n - 2Σx + Σx²
+    assert tight.flipped() == M(20, 100, square_total=100 - 160 + 64)
+    assert tight.flipped().variance_of_mean == pytest.approx(tight.variance_of_mean)
