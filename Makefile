@@ -14,7 +14,7 @@ SYSTEM_PACKAGES ?= redis-server prometheus
 # The chart tests run the real Helm engine (helm-sdkpy), which needs Python >= 3.12.
 HELM_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) $(shell command -v python3.12 2>/dev/null))
 
-.PHONY: help install system-deps run test test-chart lint typecheck format check crds lock bench image e2e-cluster clean eval
+.PHONY: help install system-deps run test test-chart lint typecheck format check crds lock bench bench-quality image e2e-cluster clean eval
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -96,6 +96,9 @@ eval: install ## Prompt CI locally: lint and eval the prompts changed against BA
 
 bench: install ## Measure the service's overhead over a direct model call; writes docs/benchmarks.md.
 	$(BIN)/python -m bench.overhead
+
+bench-quality: install ## Simulate canaries: detection time and false rollbacks; writes docs/benchmarks-quality.md.
+	$(BIN)/python -m bench.quality
 
 image: ## Build the container image (needs a Docker engine).
 	docker build --build-arg VERSION=$(VERSION) -t prompt-rollouts:$(VERSION) .

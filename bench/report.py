@@ -32,6 +32,8 @@ def render_report(results: Results, machine: Mapping[str, str]) -> str:
         "recorded in [benchmarks-overload.md](benchmarks-overload.md).",
         "Resilience under upstream rate limits (the 1,000-request load test) is recorded in",
         "[benchmarks-resilience.md](benchmarks-resilience.md), which this tool does not rewrite.",
+        "The quality verdicts' detection time and false-rollback rate (simulated canaries,",
+        "`make bench-quality`) are in [benchmarks-quality.md](benchmarks-quality.md).",
         "",
         "## Service overhead over a direct model call",
         "",

@@ -17,6 +17,7 @@ from typing import Any
 
 from api.v1alpha1 import Analysis
 from controller.conditions import format_time
+from controller.quality import CheckVerdict, QualityCheck, QualitySample, assess_quality
 
 __all__ = [
     "FAILURE_OUTCOMES",
@@ -81,6 +82,9 @@ class Measurement:
     checks: Mapping[str, float | None] = field(default_factory=dict)
     queries: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
+    #: Quality counts (controller.quality), when the analysis has quality checks.
+    canary_quality: QualitySample | None = None
+    stable_quality: QualitySample | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,21 @@ class Assessment:
     verdict: Verdict
     reasons: tuple[str, ...]
     measurement: Measurement
+    quality: tuple[QualityCheck, ...] = ()
+
+    @property
+    def quality_summary(self) -> str | None:
+        """The quality verdict in one line (the worst check's), or None without quality checks.
+
+        ``Failed: unknown rate 31 % vs 12 % stable, +19 pts (max +5 pts), p < 0.001,
+        n = 412/1,930``; more checks of the same verdict are counted at the end.
+        """
+        for verdict in (CheckVerdict.FAILED, CheckVerdict.INCONCLUSIVE, CheckVerdict.PASSED):
+            same = [check for check in self.quality if check.verdict is verdict]
+            if same:
+                more = f" (+{len(same) - 1} more)" if len(same) > 1 else ""
+                return f"{verdict.value}: {same[0].reason}{more}"
+        return None
 
     def to_status(self, at: datetime) -> dict[str, Any]:
         """The ``status.lastAnalysis`` object (JSON): time, verdict, reasons, values, queries."""
@@ -106,6 +125,8 @@ class Assessment:
                 }
         if self.measurement.checks:
             values["checks"] = {k: _rounded(v) for k, v in self.measurement.checks.items()}
+        if self.quality:
+            values["quality"] = {_camel(check.field): check.to_status() for check in self.quality}
         result: dict[str, Any] = {
             "time": format_time(at),
             "verdict": self.verdict.value,
@@ -116,6 +137,11 @@ class Assessment:
         if self.measurement.error:
             result["error"] = self.measurement.error
         return result
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
 
 
 def _rounded(value: float | None) -> float | None:
@@ -165,17 +191,21 @@ def assess(analysis: Analysis, measurement: Measurement) -> Assessment:
         seen = 0 if canary is None or canary.requests is None else round(canary.requests)
         reason = f"{seen} requests in the window, fewer than minRequests {analysis.min_requests}"
         return Assessment(Verdict.INCONCLUSIVE, (reason,), measurement)
+    quality = assess_quality(analysis, measurement.canary_quality, measurement.stable_quality)
     failures = _absolute_failures(analysis, canary) + _relative_failures(
         analysis, canary, measurement.stable
     )
     failures += _check_failures(analysis, measurement.checks)
+    failures += [check.reason for check in quality if check.verdict is CheckVerdict.FAILED]
     if failures:
-        return Assessment(Verdict.FAILED, tuple(failures), measurement)
+        return Assessment(Verdict.FAILED, tuple(failures), measurement, quality)
     missing = [name for name, value in measurement.checks.items() if value is None]
-    if canary.p95_ms is None or missing:
+    unsure = [c.reason for c in quality if c.verdict is CheckVerdict.INCONCLUSIVE]
+    if canary.p95_ms is None or missing or unsure:
         what = ", ".join((["p95 latency"] if canary.p95_ms is None else []) + missing)
-        return Assessment(Verdict.INCONCLUSIVE, (f"no data for {what}",), measurement)
-    return Assessment(Verdict.SUCCESSFUL, ("all checks passed",), measurement)
+        reasons = ([f"no data for {what}"] if what else []) + unsure
+        return Assessment(Verdict.INCONCLUSIVE, tuple(reasons), measurement, quality)
+    return Assessment(Verdict.SUCCESSFUL, ("all checks passed",), measurement, quality)
 
 
 def _absolute_failures(analysis: Analysis, canary: VersionSample) -> list[str]:

@@ -118,7 +118,7 @@ async def _reconcile_prompt(
     now = datetime.now(UTC)
     by_name = {str(b["metadata"]["name"]): b for b in bodies}
     views, unreadable = build_views(bodies, memo.servable)
-    assessment = await _analyse(prompt, decide_analysis(views, now), memo)
+    assessment = await _analyse(prompt, decide_analysis(views, now), now, memo)
     changes = decide(views, assessment, now, unreadable)
     client = PromptVersionClient(memo.kube, namespace)
     for change in changes:
@@ -135,7 +135,7 @@ async def _reconcile_prompt(
 
 
 async def _analyse(
-    prompt: str, target: AnalysisTarget | None, memo: kopf.Memo
+    prompt: str, target: AnalysisTarget | None, now: datetime, memo: kopf.Memo
 ) -> Assessment | None:
     """Measure and assess the canary `decide_analysis` chose; None when nothing is due."""
     if target is None:
@@ -148,6 +148,8 @@ async def _analyse(
         canary.spec.version,
         stable.spec.version if stable else None,
         analysis,
+        # One instant for every query: a rate's two counts come from the same samples.
+        now.timestamp(),
     )
     assessment = assess(analysis, measurement)
     memo.metrics.analyses.labels(prompt, canary.spec.version, assessment.verdict.value).inc()

@@ -217,6 +217,8 @@ def _start(plan: _Plan, view: VersionView, why: str) -> None:
     plan.patch(
         view, step_index=0, step_started_at=plan.now, consecutive_failures=0, consecutive_errors=0
     )
+    if view.status.quality is not None:  # a retry: the last attempt's verdict no longer applies
+        plan.patch(view, quality=None)
 
 
 def _admit_new_versions(plan: _Plan, views: Sequence[VersionView]) -> None:
@@ -261,6 +263,9 @@ def _progress_canary(
     analysis = canary.spec.rollout.analysis
     last = assessment.to_status(plan.now)
     plan.patch(canary, last_analysis=_replacing(canary.status.last_analysis, last))
+    quality = assessment.quality_summary
+    if assessment.verdict is not Verdict.ERROR and quality != canary.status.quality:
+        plan.patch(canary, quality=quality)
     failures, errors = canary.status.consecutive_failures, canary.status.consecutive_errors
     reasons = "; ".join(assessment.reasons)
     if assessment.verdict is Verdict.FAILED:

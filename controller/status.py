@@ -50,6 +50,8 @@ class StatusPatch(BaseModel):
     handled_request: str | None = None
     #: Already a merge patch object (keys to delete are None): see rollout's `_replacing`.
     last_analysis: dict[str, Any] | None = None
+    #: The quality verdict in one line (controller.analysis.Assessment.quality_summary).
+    quality: str | None = None
 
     @field_serializer("step_started_at")
     def _rfc3339(self, value: datetime | None) -> str | None:

@@ -121,12 +121,16 @@ def _act(action: Action, prompt: str, namespace: str | None, kubeconfig: Path | 
 def status_command(
     prompt: PromptArgument, namespace: NamespaceOption = None, kubeconfig: KubeconfigOption = None
 ) -> None:
-    """Show every version of a prompt: phase, weight, step and the latest analysis."""
+    """Show every version of a prompt: phase, weight, step, the latest analysis and quality."""
     items = _versions_of(_against_cluster(lambda: _list(kubeconfig, namespace)), prompt)
     if not items:
         Console(stderr=True).print(f"[red]error[/red] no PromptVersion of prompt {prompt!r}")
         raise typer.Exit(code=1)
-    table = Table("NAME", "VERSION", "PHASE", "WEIGHT", "STEP", "ANALYSIS", "MESSAGE", title=prompt)
+    table = Table(title=prompt)
+    for column in ("NAME", "VERSION", "PHASE", "WEIGHT", "STEP", "ANALYSIS"):
+        table.add_column(column, no_wrap=True)  # short cells: the sentences wrap instead
+    table.add_column("QUALITY", ratio=1)
+    table.add_column("MESSAGE", ratio=1)
     for item in items:
         status = item.get("status") or {}
         analysis = status.get("lastAnalysis") or {}
@@ -138,6 +142,7 @@ def status_command(
             str(status.get("weight", 0)),
             "" if step is None else str(step),
             escape(str(analysis.get("verdict", ""))),
+            escape(str(status.get("quality") or "")),
             escape(str(status.get("message") or "")),
         )
     Console().print(table)

@@ -154,18 +154,22 @@ def build_crd() -> dict[str, Any]:
     }
 
 
-def _printer_columns() -> list[dict[str, str]]:
+def _printer_columns() -> list[dict[str, Any]]:
     columns = [
-        ("Prompt", "string", ".spec.prompt", "Logical prompt name."),
-        ("Version", "string", ".spec.version", "Semantic version."),
-        ("Phase", "string", ".status.phase", "Lifecycle phase."),
-        ("Weight", "integer", ".status.weight", "Percent of traffic."),
-        ("Step", "integer", ".status.stepIndex", "Current rollout step."),
-        ("Age", "date", ".metadata.creationTimestamp", ""),
+        ("Prompt", "string", ".spec.prompt", "Logical prompt name.", 0),
+        ("Version", "string", ".spec.version", "Semantic version.", 0),
+        ("Phase", "string", ".status.phase", "Lifecycle phase.", 0),
+        ("Weight", "integer", ".status.weight", "Percent of traffic.", 0),
+        ("Step", "integer", ".status.stepIndex", "Current rollout step.", 0),
+        # A whole sentence: shown by `kubectl get pver -o wide`.
+        ("Quality", "string", ".status.quality", "Quality verdict and its reason.", 1),
+        ("Age", "date", ".metadata.creationTimestamp", "", 0),
     ]
     return [
-        {"name": name, "type": kind, "jsonPath": path} | ({"description": text} if text else {})
-        for name, kind, path, text in columns
+        {"name": name, "type": kind, "jsonPath": path}
+        | ({"description": text} if text else {})
+        | ({"priority": priority} if priority else {})
+        for name, kind, path, text, priority in columns
     ]
 
 

@@ -407,13 +407,13 @@ class Analysis(_Model):
         "version's (sequential test).",
     )
     min_quality_samples: int = Field(
-        default=100,
+        default=50,
         ge=1,
         description="Fewer quality samples (answers, feedback or judgements) per version make "
         "a quality check inconclusive.",
     )
     quality_confidence: float = Field(
-        default=0.99,
+        default=0.95,
         ge=0.5,
         le=0.9999,
         description="Confidence a quality regression must reach before it fails the analysis.",
@@ -537,6 +537,11 @@ class PromptVersionStatus(_Model):
     observed_generation: int | None = Field(default=None, ge=0)
     last_analysis: dict[str, Any] | None = Field(
         default=None, description="Measured values, queries and verdict of the latest analysis."
+    )
+    quality: str | None = Field(
+        default=None,
+        description="The quality checks' verdict and its reason in one line, from the latest "
+        "analysis that measured them (e.g. 'Failed: unknown rate 31 % vs 12 % stable, ...').",
     )
 
 

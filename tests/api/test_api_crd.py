@@ -133,8 +133,12 @@ def test_printer_columns() -> None:
         ("Phase", "string", ".status.phase"),
         ("Weight", "integer", ".status.weight"),
         ("Step", "integer", ".status.stepIndex"),
+        ("Quality", "string", ".status.quality"),
         ("Age", "date", ".metadata.creationTimestamp"),
     ]
+    # The quality sentence is long: only `kubectl get -o wide` shows it.
+    priorities = {c["name"]: c.get("priority", 0) for c in _version()["additionalPrinterColumns"]}
+    assert [name for name, priority in priorities.items() if priority] == ["Quality"]
 
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:

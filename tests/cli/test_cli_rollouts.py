@@ -80,6 +80,23 @@ def test_status_shows_every_version(cluster: KubeCluster) -> None:
 
 
 @pytest.mark.integration
+def test_status_shows_the_quality_line(cluster: KubeCluster) -> None:
+    line = (
+        "Failed: unknown rate 31 % vs 12 % stable, +19 pts (max +2 pts), p < 0.001, n = 412/1,930"
+    )
+    cluster.patch_status("default", NAMES[1], {"quality": line})
+    result = CliRunner().invoke(
+        app,
+        ["status", "policy-qa", "--kubeconfig", str(cluster.kubeconfig)],
+        env={"COLUMNS": "320"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "QUALITY" in result.output
+    # one line when the terminal is wide enough; the stable version's cell stays empty
+    assert [row for row in result.output.splitlines() if line in row], result.output
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("command", "action"),
     [(["promote"], "promote"), (["promote", "--full"], "promote-full"), (["abort"], "abort")],

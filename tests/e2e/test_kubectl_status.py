@@ -160,3 +160,18 @@ def test_wait_for_a_status_field_with_jsonpath(cluster: KubeCluster) -> None:
     )
     assert met.returncode == 0, met.stderr
     assert "condition met" in met.stdout
+
+
+def test_get_wide_shows_the_quality_line(cluster: KubeCluster) -> None:
+    line = (
+        "Failed: unknown rate 31 % vs 12 % stable, +19 pts (max +2 pts), p < 0.001, n = 412/1,930"
+    )
+    cluster.patch_status("default", NAME, {"phase": "RolledBack", "weight": 0, "quality": line})
+    narrow = cluster.kubectl("get", "pver", NAME, "--no-headers")
+    assert narrow.returncode == 0, narrow.stderr
+    assert "unknown rate" not in narrow.stdout  # a sentence: only in the wide view
+    wide = cluster.kubectl("get", "pver", NAME, "-o", "wide")
+    assert wide.returncode == 0, wide.stderr
+    header, row = wide.stdout.splitlines()
+    assert header.split() == [*HEADER[:-1], "QUALITY", "AGE"]
+    assert line in row
