@@ -39,7 +39,7 @@ def _tail(path: Path | None, lines: int) -> str:
     if path is None or not path.exists():
         return ""
     text = path.read_text(encoding="utf-8", errors="replace")
-    return "\n".join(text.splitlines()[-lines:])
+    return "\n".join(line[:400] for line in text.splitlines()[-lines:])
 
 
 class ControllerProcess:
@@ -166,7 +166,7 @@ class ServerProcess:
     def stop(self, timeout: float = 10.0) -> None:
         stop_process(self.process, timeout)
 
-    def log_tail(self, lines: int = 30) -> str:
+    def log_tail(self, lines: int = 8) -> str:
         return _tail(self.log_path, lines)
 
     def __enter__(self) -> Self:

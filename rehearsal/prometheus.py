@@ -111,12 +111,13 @@ def run_prometheus(
     scrape_interval: str = "1s",
     startup_timeout: float = 30.0,
     *,
-    on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    new_session: bool = False,
 ) -> Iterator[str]:
     """Start Prometheus scraping `targets` (``host:port`` or base URLs) with `rule_files`.
 
     Yields its base URL once every target has been scraped (``up == 1``); stops it and
-    deletes its storage on exit.
+    deletes its storage on exit. `new_session`: run it in a session of its own, so that a
+    Ctrl-C in the terminal reaches only the caller (which then stops it).
     """
     if PROMETHEUS is None:
         raise FileNotFoundError("prometheus is not installed (run `make system-deps`)")
@@ -134,9 +135,9 @@ def run_prometheus(
         "--log.level=warn",
     ]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-    if on_start is not None:  # e.g. a rehearsal recording its children, for Ctrl-C
-        on_start(process)
+        process = subprocess.Popen(  # noqa: S603 - our own command, no shell
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=new_session
+        )
     try:
 
         def started() -> bool | None:

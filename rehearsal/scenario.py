@@ -191,7 +191,7 @@ def _read_yaml_documents(path: Path, what: str) -> list[Any]:
 
 def _resolve(base: Path, relative: str) -> Path:
     path = Path(relative).expanduser()
-    return path if path.is_absolute() else (base / path)
+    return (path if path.is_absolute() else base / path).resolve()
 
 
 def _read_manifest(path: Path, field: str) -> list[dict[str, Any]]:
