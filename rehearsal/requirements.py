@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from rehearsal.prometheus import PROMETHEUS
+from rehearsal import prometheus as _prometheus
 
 __all__ = ["EXTRA_MODULES", "find_missing_requirements"]
 
@@ -12,9 +12,10 @@ __all__ = ["EXTRA_MODULES", "find_missing_requirements"]
 EXTRA_MODULES = {"kmock": "kmock", "celpy": "cel-python", "jsonpatch": "jsonpatch"}
 
 
-def find_missing_requirements(prometheus: str | None = PROMETHEUS) -> list[str]:
+def find_missing_requirements() -> list[str]:
     """One sentence per missing piece, saying how to install it; empty when all is there."""
     problems = []
+    prometheus = _prometheus.PROMETHEUS
     absent = [dist for module, dist in EXTRA_MODULES.items() if not _importable(module)]
     if absent:
         problems.append(

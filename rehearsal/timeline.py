@@ -24,6 +24,7 @@ __all__ = [
 
 #: Phases a version does not leave by itself: the rehearsal of that version is over.
 ENDED_PHASES = frozenset({"Promoted", "RolledBack", "Aborted", "Superseded", "Invalid"})
+_FAILED = frozenset({"RolledBack", "Aborted"})
 #: Signals the report can chart (keys of the traffic's rates), by the words that name them.
 SIGNALS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("unknownRate", ("unknown",)),
@@ -35,12 +36,12 @@ SIGNALS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def decide_signal(reason: str) -> str:
-    """The rate that a verdict's reason talks about (``errorRate`` when none is named)."""
+    """The rate that a verdict's reason names first (``errorRate`` when it names none)."""
     text = reason.casefold()
-    for signal, words in SIGNALS:
-        if any(word in text for word in words):
-            return signal
-    return "errorRate"
+    found = [
+        (text.find(word), signal) for signal, words in SIGNALS for word in words if word in text
+    ]
+    return min(found)[1] if found else "errorRate"
 
 
 def _reason(status: Mapping[str, Any]) -> str:
@@ -134,7 +135,7 @@ def build_result(
             "maxWeight": recorder.max_weight.get(version, 0),
             "decidedAfterSeconds": recorder.decided_at.get(version),
             "reason": reason,
-            "signal": decide_signal(reason) if reason else None,
+            "signal": decide_signal(reason) if status.get("phase") in _FAILED else None,
         }
     result: dict[str, Any] = {
         "versions": versions,
