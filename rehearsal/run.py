@@ -1,7 +1,8 @@
 """One rehearsal from start to end (I/O): start the stack, apply, drive, watch, conclude.
 
-The first manifest is applied alone and must become ``Stable``; then traffic starts and
-the other manifests are applied at once (time 0 of the timeline). The rehearsal ends when
+The first manifest is applied alone and must become ``Stable``; then traffic starts, and
+after a warm-up of `WARMUP_SECONDS` the other manifests are applied at once (time 0 of
+the timeline). The rehearsal ends when
 every other version has reached an ended phase (Promoted, RolledBack, Aborted,
 Superseded, Invalid), or when the traffic's duration (divided by ``--speed``) is over.
 """
@@ -19,10 +20,13 @@ from rehearsal.stack import SetupError, Stack, apply_manifest, run_stack
 from rehearsal.timeline import Recorder, build_result
 from rehearsal.traffic import FeedbackTally, TrafficDriver, assess_rates
 
-__all__ = ["RATE_WINDOW_SECONDS", "Rehearsal", "View", "run_rehearsal"]
+__all__ = ["RATE_WINDOW_SECONDS", "WARMUP_SECONDS", "Rehearsal", "View", "run_rehearsal"]
 
 #: The live rates are over this many (real) seconds of traffic.
 RATE_WINDOW_SECONDS = 10.0
+#: Traffic to the stable version alone before the others are applied: warms the service up
+#: (a cold first request is slow) and gives the analysis a stable baseline. Not scaled.
+WARMUP_SECONDS = 5.0
 #: How long the stable version may take to become Stable.
 STABLE_TIMEOUT_SECONDS = 60.0
 _POLL_SECONDS = 0.5
@@ -132,6 +136,8 @@ def run_rehearsal(loaded: LoadedScenario, speed: float, view: View, workdir: Pat
         )
         driver.start()
         try:
+            view.say(f"traffic to {versions[0]} alone for {WARMUP_SECONDS:g} s (warm-up)")
+            time.sleep(WARMUP_SECONDS)
             for manifest in manifests[1:]:
                 view.say(f"applying {manifest['spec']['version']}")
                 apply_manifest(stack.kube, manifest)

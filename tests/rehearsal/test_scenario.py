@@ -202,7 +202,7 @@ def test_unreadable_scenarios(folder: Path, text: str, message: str) -> None:
 
 
 def test_a_missing_scenario_file() -> None:
-    with pytest.raises(ScenarioError, match="scenario: cannot read /nonexistent.yaml"):
+    with pytest.raises(ScenarioError, match=r"scenario: cannot read /nonexistent\.yaml"):
         load_scenario(Path("/nonexistent.yaml"))
 
 
