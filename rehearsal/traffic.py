@@ -23,7 +23,7 @@ import httpx
 
 from rehearsal.scenario import FeedbackBehaviour
 
-__all__ = ["Exchange", "FeedbackTally", "TrafficDriver", "assess_rates"]
+__all__ = ["Exchange", "FeedbackTally", "TrafficDriver", "assess_rates", "decide_caller"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,15 @@ def assess_rates(exchanges: Sequence[Exchange]) -> dict[str, float | int | None]
         else None,
         "p95LatencyMs": p95,
     }
+
+
+def decide_caller(
+    seed: int, n: int, users: int, questions: Sequence[str]
+) -> tuple[random.Random, str, str]:
+    """Request `n`'s dice (for its rating), caller and question: the same for the same seed."""
+    dice = random.Random(f"{seed}:{n}")  # noqa: S311 - a simulation, not crypto
+    user = f"user-{dice.randrange(users)}"
+    return dice, user, questions[dice.randrange(len(questions))]
 
 
 @dataclass
@@ -141,9 +150,7 @@ class TrafficDriver:
                     task.cancel()
 
     async def _exchange(self, client: httpx.AsyncClient, n: int) -> None:
-        dice = random.Random(f"{self.seed}:{n}")  # noqa: S311 - a simulation, not crypto
-        user = f"user-{dice.randrange(self.users)}"
-        question = self.questions[dice.randrange(len(self.questions))]
+        dice, user, question = decide_caller(self.seed, n, self.users, self.questions)
         body = {"prompt": self.prompt, "question": question, "user": user}
         at = time.monotonic()
         try:
