@@ -27,6 +27,8 @@ RATE_WINDOW_SECONDS = 10.0
 #: Traffic to the stable version alone before the others are applied: warms the service up
 #: (a cold first request is slow) and gives the analysis a stable baseline. Not scaled.
 WARMUP_SECONDS = 5.0
+#: After the last version ended: the controller's other patches of that moment land.
+SETTLE_SECONDS = 1.5
 #: How long the stable version may take to become Stable.
 STABLE_TIMEOUT_SECONDS = 60.0
 _POLL_SECONDS = 0.5
@@ -107,6 +109,46 @@ def _feedback_summary(tally: FeedbackTally, wanted: bool) -> dict[str, Any]:
     return summary
 
 
+def _watch(
+    stack: Stack,
+    driver: TrafficDriver,
+    recorder: Recorder,
+    view: View,
+    duration: float,
+    notes: list[str],
+) -> float:
+    """Observe until every version but the first has ended, or `duration` is over;
+    returns the seconds watched."""
+    versions = list(recorder.versions)
+    started = time.monotonic()
+    deadline = started + duration
+    while True:
+        now = time.monotonic()
+        rates = _rates(driver, versions)
+        added = recorder.observe(now - started, _statuses(stack), rates)
+        view.update(now - started, recorder, added, rates)
+        if len(versions) > 1 and all(v in recorder.decided_at for v in versions[1:]):
+            break
+        if now >= deadline:
+            undecided = [v for v in versions[1:] if v not in recorder.decided_at]
+            if undecided:
+                notes.append(
+                    f"traffic ended after {duration:g} s with {', '.join(undecided)} undecided"
+                )
+            break
+        if not stack.controller.alive:
+            raise SetupError(f"the controller exited:\n{stack.controller.log_tail()}")
+        time.sleep(_POLL_SECONDS)
+    elapsed = time.monotonic() - started
+    # The controller patches one version, then the other (a promoted canary, then
+    # the stable version it supersedes): look once more once they have settled.
+    time.sleep(SETTLE_SECONDS)
+    now = time.monotonic()
+    added = recorder.observe(now - started, _statuses(stack), _rates(driver, versions))
+    view.update(now - started, recorder, added, _rates(driver, versions))
+    return elapsed
+
+
 def run_rehearsal(loaded: LoadedScenario, speed: float, view: View, workdir: Path) -> Rehearsal:
     """Run the scenario; SetupError when a piece does not start or a manifest is refused."""
     notes: list[str] = []
@@ -141,27 +183,7 @@ def run_rehearsal(loaded: LoadedScenario, speed: float, view: View, workdir: Pat
             for manifest in manifests[1:]:
                 view.say(f"applying {manifest['spec']['version']}")
                 apply_manifest(stack.kube, manifest)
-            started = time.monotonic()
-            deadline = started + timing.duration_seconds
-            while True:
-                now = time.monotonic()
-                rates = _rates(driver, versions)
-                added = recorder.observe(now - started, _statuses(stack), rates)
-                view.update(now - started, recorder, added, rates)
-                if len(versions) > 1 and all(v in recorder.decided_at for v in versions[1:]):
-                    break
-                if now >= deadline:
-                    undecided = [v for v in versions[1:] if v not in recorder.decided_at]
-                    if undecided:
-                        notes.append(
-                            f"traffic ended after {timing.duration_seconds:g} s with "
-                            f"{', '.join(undecided)} undecided"
-                        )
-                    break
-                if not stack.controller.alive:
-                    raise SetupError(f"the controller exited:\n{stack.controller.log_tail()}")
-                time.sleep(_POLL_SECONDS)
-            elapsed = time.monotonic() - started
+            elapsed = _watch(stack, driver, recorder, view, timing.duration_seconds, notes)
         finally:
             driver.stop()
     feedback = _feedback_summary(driver.tally, bool(loaded.scenario.feedback))

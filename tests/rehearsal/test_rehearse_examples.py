@@ -77,6 +77,8 @@ def test_shipped_scenario_meets_its_expectation(name: str, tmp_path: Path) -> No
     result = json.loads(done.stdout)  # one JSON object, nothing else on stdout
     canary = result["versions"]["1.1.0"]
     assert canary["phase"] == EXPECTED[name], result
+    stable = result["versions"]["1.0.0"]
+    assert stable["phase"] == ("Superseded" if EXPECTED[name] == "Promoted" else "Stable"), result
     assert result["expect"] == {"wanted": {"1.1.0": EXPECTED[name]}, "unmet": []}
     assert canary["decidedAfterSeconds"] is not None
     assert canary["maxWeight"] == (100 if EXPECTED[name] == "Promoted" else 20)
