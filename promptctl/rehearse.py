@@ -43,7 +43,31 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM stops everything the way Ctrl-C does
 
 
-def rehearse_command(  # noqa: PLR0915 - the command's whole story, top to bottom
+def _emit(
+    result: dict[str, Any],
+    samples: list[dict[str, Any]],
+    report: Path | None,
+    *,
+    json_out: bool,
+    unmet: list[str],
+) -> None:
+    """Write the report (if asked) and print the JSON object or the summary."""
+    from rehearsal.view import render_summary  # noqa: PLC0415
+
+    if report is not None:
+        from rehearsal.report import render_report  # noqa: PLC0415
+
+        try:
+            report.write_text(render_report(result, samples), encoding="utf-8")
+        except OSError as error:
+            raise _fail(f"cannot write the report {report}: {error.strerror}") from None
+    if json_out:
+        typer.echo(json.dumps(result, sort_keys=False))
+    else:
+        typer.echo(render_summary(result, unmet))
+
+
+def rehearse_command(
     scenario: Annotated[Path, typer.Argument(help="The scenario file (docs/rehearse.md).")],
     output: Annotated[
         OutputFormat,
@@ -70,10 +94,16 @@ def rehearse_command(  # noqa: PLR0915 - the command's whole story, top to botto
 
         promptctl rehearse examples/rehearsals/healthy.yaml --speed 4
     """
-    from rehearsal.requirements import find_missing_requirements  # noqa: PLC0415
-    from rehearsal.scenario import ScenarioError, load_scenario  # noqa: PLC0415
-    from rehearsal.timeline import assess_expectations  # noqa: PLC0415
-    from rehearsal.view import LiveView, PlainView, render_summary  # noqa: PLC0415
+    try:
+        from rehearsal.requirements import find_missing_requirements  # noqa: PLC0415
+        from rehearsal.scenario import ScenarioError, load_scenario  # noqa: PLC0415
+        from rehearsal.timeline import assess_expectations  # noqa: PLC0415
+        from rehearsal.view import LiveView, PlainView  # noqa: PLC0415
+    except ImportError as error:  # e.g. the service's image, which ships no rehearsal/
+        raise _fail(
+            f"the rehearsal components are not installed ({error.name}): "
+            "pip install 'prompt-rollouts[rehearse]'"
+        ) from None
 
     try:
         loaded = load_scenario(scenario)
@@ -109,16 +139,6 @@ def rehearse_command(  # noqa: PLR0915 - the command's whole story, top to botto
     expect = {v: str(p) for v, p in loaded.scenario.expect.items()}
     unmet = assess_expectations(expect, result["versions"])
     result["expect"] = {"wanted": expect, "unmet": unmet}
-    if report is not None:
-        from rehearsal.report import render_report  # noqa: PLC0415
-
-        try:
-            report.write_text(render_report(result, rehearsal.samples), encoding="utf-8")
-        except OSError as error:
-            raise _fail(f"cannot write the report {report}: {error.strerror}") from None
-    if json_out:
-        typer.echo(json.dumps(result, sort_keys=False))
-    else:
-        typer.echo(render_summary(result, unmet))
+    _emit(result, rehearsal.samples, report, json_out=json_out, unmet=unmet)
     if unmet:
         raise typer.Exit(EXIT_UNMET)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,14 @@ def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
 
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_without_the_rehearsal_package_it_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "rehearsal.requirements", None)  # as in the service image
+
+    result = runner.invoke(app, ["rehearse", str(HEALTHY)])
+
+    assert result.exit_code == 2
+    assert "the rehearsal components are not installed (rehearsal.requirements)" in result.output
