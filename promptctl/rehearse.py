@@ -125,6 +125,7 @@ def rehearse_command(
         rehearsal = run_rehearsal(loaded, speed, view, workdir)
         keep_logs = False
     except KeyboardInterrupt:
+        keep_logs = False
         typer.echo("promptctl rehearse: interrupted; everything it started is stopped", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except (SetupError, RuntimeError, TimeoutError, OSError) as error:
