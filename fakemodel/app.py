@@ -1,7 +1,12 @@
 """The fake model's HTTP surface: OpenAI's chat, embeddings and models routes, plus /admin.
 
 Faults (`fakemodel.faults`) are decided per request by `FakeModelState.decide_fault` and
-applied here: a delay, then an error status, a hang, a connection reset or broken JSON.
+applied here: a delay, then an error status, a hang, a connection reset or broken JSON, or
+a degraded answer (`fakemodel.quality`: a refusal, an empty answer, no citations).
+
+Faults set for one model (``POST /admin/faults/models/{model}``) replace the standing
+faults for that model's requests, with their own seeded rolls (reseeded from
+``seed`` and the model name), so one model's traffic never shifts another's dice.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
@@ -30,7 +35,8 @@ from fakemodel.faults import (
     render_error_body,
 )
 from fakemodel.gullible import build_obedient_answer
-from fakemodel.judge import build_judgement
+from fakemodel.judge import build_judgement, is_judge_request
+from fakemodel.quality import build_degraded_answer
 from fakemodel.replies import Replies, add_reply_routes, build_reply
 
 __all__ = [
@@ -75,6 +81,40 @@ class RecordedRequest:
 
 
 @dataclass
+class _Dice:
+    """Faults in force for some requests, the count left of them, and their seeded rolls."""
+
+    faults: Faults
+    seed: int | str
+    remaining_times: int | None = field(init=False, default=None)
+    rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.remaining_times = self.faults.times
+        self.rng = random.Random(self.seed)  # noqa: S311 - reproducible chaos, not crypto
+
+    def roll(self, model: str | None, endpoint: Endpoint) -> FaultAction:
+        """Decide one request's fault; quality rolls are drawn only when quality faults are on,
+        so the error and jitter rolls of a seed stay the same as without them."""
+        roll, jitter_roll = self.rng.random(), self.rng.random()
+        quality_roll = self.rng.random() if self.faults.degrades_answers else 1.0
+        action = decide_fault(
+            self.faults,
+            model,
+            endpoint,
+            roll,
+            self.remaining_times,
+            jitter_roll=jitter_roll,
+            quality_roll=quality_roll,
+        )
+        self.remaining_times = action.remaining_times
+        return action
+
+    def standing(self) -> Faults:
+        return self.faults.model_copy(update={"times": self.remaining_times})
+
+
+@dataclass
 class FakeModelState:
     """What the fake model knows: its models, the standing faults and the requests it saw."""
 
@@ -83,16 +123,21 @@ class FakeModelState:
     requests: list[RecordedRequest] = field(default_factory=list)
     max_recorded: int = 10_000
     faults: Faults = field(default_factory=Faults)
-    #: Seeds the rolls for error_rate and jitter; reseeded whenever faults are set.
+    #: Seeds the rolls for error_rate, jitter and the quality faults; reseeded whenever
+    #: faults are set (per-model faults roll from ``f"{seed}:{model}"``).
     seed: int = 0
     #: How chat answers are composed (`fakemodel.replies`); set with /admin/replies.
     replies: Replies = field(default_factory=Replies)
-    #: Matching requests left before the faults heal; None means until cleared.
-    remaining_times: int | None = field(init=False, default=None)
-    rng: random.Random = field(init=False, repr=False)
+    _dice: _Dice = field(init=False, repr=False)
+    _model_dice: dict[str, _Dice] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.set_faults(self.faults)
+
+    @property
+    def remaining_times(self) -> int | None:
+        """Matching requests left before the standing faults heal; None means until cleared."""
+        return self._dice.remaining_times
 
     def record(self, request: Request, body: Any) -> RecordedRequest:
         """Keep a request for /admin/requests (bounded); returns the record to complete."""
@@ -106,26 +151,40 @@ class FakeModelState:
     def set_faults(self, faults: Faults) -> None:
         """Replace the standing faults and restart the seeded rolls."""
         self.faults = faults
-        self.remaining_times = faults.times
-        self.rng = random.Random(self.seed)  # noqa: S311 - reproducible chaos, not crypto
+        self._dice = _Dice(faults, self.seed)
+
+    def set_model_faults(self, model: str, faults: Faults) -> None:
+        """Faults for `model` alone, replacing the standing faults for its requests."""
+        if faults.models is not None:
+            raise ValueError("per-model faults apply to their model: leave models unset")
+        self._model_dice[model] = _Dice(faults, f"{self.seed}:{model}")
+
+    def clear_model_faults(self, model: str) -> None:
+        """Back to the standing faults for `model`."""
+        self._model_dice.pop(model, None)
 
     def heal(self) -> None:
-        """Clear every fault."""
+        """Clear every fault, per-model ones included."""
+        self._model_dice.clear()
         self.set_faults(Faults())
 
     def standing_faults(self) -> Faults:
         """The faults in force, with `times` counting what is left."""
-        return self.faults.model_copy(update={"times": self.remaining_times})
+        return self._dice.standing()
+
+    def model_faults(self) -> dict[str, Faults]:
+        """The per-model faults in force, with `times` counting what is left."""
+        return {model: dice.standing() for model, dice in sorted(self._model_dice.items())}
 
     def decide_fault(self, model: str | None, endpoint: Endpoint) -> FaultAction:
         """Roll for one request, decide its fault, and heal once `times` runs out."""
-        roll, jitter_roll = self.rng.random(), self.rng.random()
-        action = decide_fault(
-            self.faults, model, endpoint, roll, self.remaining_times, jitter_roll=jitter_roll
-        )
-        self.remaining_times = action.remaining_times
-        if self.remaining_times == 0:
-            self.heal()
+        dice = self._model_dice.get(model) if model is not None else None
+        action = (dice or self._dice).roll(model, endpoint)
+        if action.remaining_times == 0:
+            if dice is not None and model is not None:
+                self.clear_model_faults(model)
+            else:
+                self.set_faults(Faults())
         return action
 
 
@@ -216,11 +275,11 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
             missing = _error(404, f"The model `{model}` does not exist", "invalid_request_error")
             return await _respond(request, recorded, action, missing)
         obeyed = build_obedient_answer(messages) if state.faults.obey_injections else None
-        answer = (
-            obeyed
-            or build_judgement(messages)
-            or build_reply(state.replies, messages, model, max_tokens)
-        )
+        answer = obeyed or build_judgement(messages, action.judge_score)
+        if answer is None:
+            answer = build_reply(state.replies, messages, model, max_tokens)
+            if action.reply is not None and not is_judge_request(messages):
+                answer = build_degraded_answer(action.reply, answer)
         prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in messages)
         completion_tokens = count_tokens(answer)
         completion = JSONResponse(
@@ -304,5 +363,28 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
     async def heal() -> None:
         state.heal()
 
+    _add_model_fault_routes(app, state)
     add_reply_routes(app, state)
     return app
+
+
+def _add_model_fault_routes(app: FastAPI, state: FakeModelState) -> None:
+    """GET /admin/faults/models; POST/DELETE /admin/faults/models/{model}."""
+
+    @app.get("/admin/faults/models")
+    async def per_model_faults() -> dict[str, Faults]:
+        return state.model_faults()
+
+    @app.post("/admin/faults/models/{model}")
+    async def set_model_faults(model: str, faults: Faults) -> Faults:
+        if model not in state.models:
+            raise HTTPException(404, f"the fake model does not serve {model!r}")
+        try:
+            state.set_model_faults(model, faults)
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from error
+        return state.model_faults()[model]
+
+    @app.delete("/admin/faults/models/{model}", status_code=204)
+    async def clear_model_faults(model: str) -> None:
+        state.clear_model_faults(model)

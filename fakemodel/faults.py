@@ -23,9 +23,11 @@ __all__ = [
     "Failure",
     "FaultAction",
     "Faults",
+    "QualityReply",
     "RetryAfterFormat",
     "build_error_payload",
     "decide_fault",
+    "decide_quality_reply",
     "format_retry_after",
     "render_error_body",
 ]
@@ -34,6 +36,8 @@ Endpoint = Literal["chat", "embeddings"]
 RetryAfterFormat = Literal["seconds", "http-date"]
 ErrorBody = Literal["openai", "empty", "html"]
 Failure = Literal["status", "hang", "reset", "malformed"]
+#: A degraded but successful chat answer (`fakemodel.quality`): the quality faults.
+QualityReply = Literal["refuse", "unknown", "uncited"]
 _ENDPOINTS: tuple[Endpoint, ...] = ("chat", "embeddings")
 
 
@@ -61,6 +65,28 @@ class Faults(BaseModel):
     times: int | None = Field(
         None, ge=1, description="Affect only the next N matching requests, then heal."
     )
+    unknown_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Fraction of chat answers that are empty: the service counts them "
+        "`unknown` and answers with the version's emptyAnswer.",
+    )
+    uncited_rate: float = Field(
+        0.0, ge=0, le=1, description="Fraction of chat answers with their [n] citations removed."
+    )
+    refuse_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description='Fraction of chat answers that are exactly "I can\'t help with that request."',
+    )
+    judge_score: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="The score every judge request gets (null: computed from the rubric).",
+    )
     obey_injections: bool = Field(
         False,
         description="Act as a gullible model: answer with any prompt line saying 'The secret "
@@ -87,6 +113,12 @@ class Faults(BaseModel):
             ]
             if stray:
                 raise ValueError(f"set status to use {', '.join(stray)}")
+        quality = self.refuse_rate + self.unknown_rate + self.uncited_rate
+        if quality > 1 + 1e-9:
+            raise ValueError(
+                "refuse_rate + unknown_rate + uncited_rate must be at most 1 "
+                f"(got {quality:g}): each answer gets at most one of them"
+            )
         if self.error_rate != 1.0 and not failures:
             raise ValueError(
                 "error_rate applies to status, hang, reset or malformed; set one of them"
@@ -104,6 +136,11 @@ class Faults(BaseModel):
         ]
         return [name for name, on in flags if on]
 
+    @property
+    def degrades_answers(self) -> bool:
+        """Whether any of refuse_rate, unknown_rate, uncited_rate is above zero."""
+        return self.refuse_rate + self.unknown_rate + self.uncited_rate > 0
+
 
 @dataclass(frozen=True)
 class FaultAction:
@@ -116,16 +153,41 @@ class FaultAction:
     retry_after_format: RetryAfterFormat = "seconds"
     error_body: ErrorBody = "openai"
     remaining_times: int | None = None
+    #: How a successful chat answer is degraded (ignored when `failure` is set).
+    reply: QualityReply | None = None
+    #: The fixed score for a judge request, or None to compute it from the rubric.
+    judge_score: float | None = None
 
     @property
     def label(self) -> str | None:
-        """A short name for records: ``latency``, ``status:429``, ``latency+hang``, or None."""
+        """A short name for records: ``latency``, ``status:429``, ``latency+unknown``, or None."""
         parts = ["latency"] if self.delay_ms > 0 else []
         if self.failure == "status":
             parts.append(f"status:{self.status}")
         elif self.failure is not None:
             parts.append(self.failure)
+        elif self.reply is not None:
+            parts.append(self.reply)
         return "+".join(parts) or None
+
+
+def decide_quality_reply(faults: Faults, roll: float) -> QualityReply | None:
+    """Which degraded answer a uniform `roll` in [0, 1) picks: refuse, unknown, uncited (pure).
+
+    The rates split [0, 1) in that order, so they add up: refuse_rate 0.1 and unknown_rate
+    0.2 degrade 30 % of answers, never one answer twice.
+    """
+    edge = 0.0
+    kinds: tuple[tuple[QualityReply, float], ...] = (
+        ("refuse", faults.refuse_rate),
+        ("unknown", faults.unknown_rate),
+        ("uncited", faults.uncited_rate),
+    )
+    for kind, rate in kinds:
+        edge += rate
+        if roll < edge:
+            return kind
+    return None
 
 
 def decide_fault(
@@ -136,8 +198,12 @@ def decide_fault(
     remaining_times: int | None,
     *,
     jitter_roll: float = 0.0,
+    quality_roll: float = 1.0,
 ) -> FaultAction:
-    """The fault for one request; `roll` and `jitter_roll` are uniform draws in [0, 1)."""
+    """The fault for one request; `roll`, `jitter_roll`, `quality_roll` are draws in [0, 1).
+
+    `quality_roll` picks the degraded answer (`decide_quality_reply`), on chat requests only.
+    """
     untouched = FaultAction(remaining_times=remaining_times)
     if remaining_times == 0 or endpoint not in faults.endpoints:
         return untouched
@@ -146,7 +212,9 @@ def decide_fault(
     delay_ms = faults.latency_ms + jitter_roll * faults.jitter_ms
     failures = faults.failures
     failure = failures[0] if failures and roll < faults.error_rate else None
-    if delay_ms <= 0 and failure is None:
+    reply = decide_quality_reply(faults, quality_roll) if endpoint == "chat" else None
+    judge_score = faults.judge_score if endpoint == "chat" else None
+    if delay_ms <= 0 and failure is None and reply is None and judge_score is None:
         return untouched
     return FaultAction(
         delay_ms=delay_ms,
@@ -156,6 +224,8 @@ def decide_fault(
         retry_after_format=faults.retry_after_format,
         error_body=faults.error_body,
         remaining_times=None if remaining_times is None else remaining_times - 1,
+        reply=None if failure is not None else reply,
+        judge_score=judge_score,
     )
 
 

@@ -10,6 +10,9 @@ A chat request whose system message starts with :data:`JUDGE_PREFIX` (the words
 
 The rubric is the text after ``RUBRIC:`` and before ``QUESTION:``; the answer is the text
 between ``<<<`` and the last ``>>>``. Same rubric and answer, same score.
+
+With the ``judge_score`` fault set (``POST /admin/faults``), every judge request gets that
+score instead, whatever the rubric and answer (the online judge of a rollout is tested so).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import re
 from collections.abc import Sequence
 
-__all__ = ["JUDGE_PREFIX", "build_judgement"]
+__all__ = ["JUDGE_PREFIX", "build_judgement", "is_judge_request"]
 
 JUDGE_PREFIX = "You are an eval judge."
 _QUOTED = re.compile(r'"([^"]+)"')
@@ -37,10 +40,22 @@ def _between(text: str, start: str, end: str) -> str:
     return text[head + len(start) : tail if tail >= 0 else len(text)]
 
 
-def build_judgement(messages: Sequence[dict[str, str]]) -> str | None:
-    """The judge's JSON reply when `messages` are a judge request, else None."""
-    if not messages or not str(messages[0].get("content", "")).startswith(JUDGE_PREFIX):
+def is_judge_request(messages: Sequence[dict[str, str]]) -> bool:
+    """Whether the system message starts with :data:`JUDGE_PREFIX`."""
+    return bool(messages) and str(messages[0].get("content", "")).startswith(JUDGE_PREFIX)
+
+
+def build_judgement(
+    messages: Sequence[dict[str, str]], fixed_score: float | None = None
+) -> str | None:
+    """The judge's JSON reply when `messages` are a judge request, else None.
+
+    `fixed_score` (the ``judge_score`` fault) replaces the computed score.
+    """
+    if not is_judge_request(messages):
         return None
+    if fixed_score is not None:
+        return json.dumps({"score": fixed_score, "reason": "fixed by the judge_score fault"})
     user = "\n".join(str(m.get("content", "")) for m in messages[1:])
     rubric = _between(user, "RUBRIC:", "QUESTION:")
     answer = _fold(_between(user, "<<<", ">>>"))

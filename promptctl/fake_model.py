@@ -31,7 +31,8 @@ def _flag(loc: tuple[int | str, ...]) -> str:
 def _faults_from_flags(options: dict[str, object]) -> Faults:
     """The initial faults; flags left unset keep the `Faults` defaults."""
     try:
-        return Faults.model_validate({k: v for k, v in options.items() if v not in (None, False)})
+        chosen = {k: v for k, v in options.items() if v is not None and v is not False}
+        return Faults.model_validate(chosen)
     except ValidationError as exc:
         details = "; ".join(
             f"{_flag(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
@@ -112,6 +113,34 @@ def fake_model_command(
             "--malformed", help="Answer 200 with truncated, invalid JSON.", rich_help_panel=_FAULTS
         ),
     ] = False,
+    unknown_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Fraction (0..1) of chat answers left empty (the service counts them unknown).",
+            rich_help_panel=_FAULTS,
+        ),
+    ] = None,
+    uncited_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Fraction (0..1) of chat answers without [n] citations.", rich_help_panel=_FAULTS
+        ),
+    ] = None,
+    refuse_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Fraction (0..1) of chat answers that refuse (\"I can't help with that "
+            'request.").',
+            rich_help_panel=_FAULTS,
+        ),
+    ] = None,
+    judge_score: Annotated[
+        float | None,
+        typer.Option(
+            help="Score (0..1) every judge request gets, instead of the rubric's.",
+            rich_help_panel=_FAULTS,
+        ),
+    ] = None,
     fault_model: Annotated[
         list[str] | None,
         typer.Option(
@@ -143,6 +172,10 @@ def fake_model_command(
             "hang": hang,
             "reset": reset,
             "malformed": malformed,
+            "unknown_rate": unknown_rate,
+            "uncited_rate": uncited_rate,
+            "refuse_rate": refuse_rate,
+            "judge_score": judge_score,
             "models": fault_model,
         }
     )

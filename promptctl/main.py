@@ -11,6 +11,7 @@ from promptctl.fake_model import fake_model_command
 from promptctl.index import index_command
 from promptctl.keys import keys_app
 from promptctl.lint import lint_command
+from promptctl.rehearse import rehearse_command
 from promptctl.render import render_command
 from promptctl.rollouts import (
     abort_command,
@@ -43,6 +44,7 @@ app.command("abort")(abort_command)
 app.command("pause")(pause_command)
 app.command("resume")(resume_command)
 app.command("retry")(retry_command)
+app.command("rehearse")(rehearse_command)
 app.add_typer(keys_app, name="keys")
 
 

@@ -17,7 +17,16 @@ from pathlib import Path
 __all__ = ["build_import_graph", "find_cycles"]
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("api", "prompting", "service", "controller", "promptctl", "fakemodel", "bench")
+PACKAGES = (
+    "api",
+    "prompting",
+    "service",
+    "controller",
+    "promptctl",
+    "fakemodel",
+    "rehearsal",
+    "bench",
+)
 
 
 def _module_name(path: Path) -> str:

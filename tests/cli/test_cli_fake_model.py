@@ -30,6 +30,10 @@ FAULT_FLAGS = [
     "--fault-model",
     "--seed",
     "--model",
+    "--unknown-rate",
+    "--uncited-rate",
+    "--refuse-rate",
+    "--judge-score",
 ]
 
 
@@ -89,6 +93,20 @@ def test_help_lists_the_fault_flags_and_an_example() -> None:
         ),
         pytest.param("--reset", ["gpt-4o-mini", "gpt-4.1-nano"], 0, Faults(reset=True), id="reset"),
         pytest.param(
+            "--unknown-rate 0.3 --uncited-rate 0.1 --refuse-rate 0.05 --judge-score 0",
+            ["gpt-4o-mini", "gpt-4.1-nano"],
+            0,
+            Faults(unknown_rate=0.3, uncited_rate=0.1, refuse_rate=0.05, judge_score=0.0),
+            id="quality-judge-0-kept",
+        ),
+        pytest.param(
+            "--error-status 503 --error-rate 0",
+            ["gpt-4o-mini", "gpt-4.1-nano"],
+            0,
+            Faults(status=503, error_rate=0.0),
+            id="error-rate-0-kept",
+        ),
+        pytest.param(
             "--malformed",
             ["gpt-4o-mini", "gpt-4.1-nano"],
             0,
@@ -117,6 +135,9 @@ def test_flags_become_the_initial_state(
         pytest.param("--retry-after 2", "set status to use retry_after", id="no-status"),
         pytest.param("--error-rate 0.5", "error_rate applies to", id="rate-alone"),
         pytest.param("--error-status 503 --error-rate 1.5", "--error-rate", id="rate-above-1"),
+        pytest.param(
+            "--unknown-rate 0.6 --refuse-rate 0.6", "must be at most 1", id="quality-sum>1"
+        ),
     ],
 )
 def test_invalid_flags_exit_2_before_serving(

@@ -1,15 +1,7 @@
-"""Small network helpers for tests that start real servers on 127.0.0.1."""
+"""Small network helpers for tests (moved to `rehearsal.net`, re-exported here)."""
 
 from __future__ import annotations
 
-import socket
+from rehearsal.net import free_port
 
 __all__ = ["free_port"]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

@@ -15,10 +15,8 @@ import asyncio
 import contextlib
 import itertools
 import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -31,6 +29,7 @@ from typing import Any, Self, TypeVar
 import httpx
 import yaml
 
+from rehearsal.processes import ControllerProcess
 from tests.support.kube import KubeCluster
 
 __all__ = [
@@ -117,83 +116,6 @@ def poll(probe: Callable[[], T | None], timeout: float, what: Callable[[], str] 
             detail = what() if callable(what) else what
             raise TimeoutError(f"timed out after {timeout} s waiting for {detail}")
         time.sleep(0.05)
-
-
-# --- the controller ------------------------------------------------------------------------
-
-
-class ControllerProcess:
-    """``kopf run -A --standalone -m controller.operator`` as a child process.
-
-    `env` is the base environment; `start(**overrides)` adds to it for one run (e.g. another
-    ``PROMETHEUS_URL``). Output goes to one log file per run in `log_dir`.
-    """
-
-    def __init__(self, env: Mapping[str, str], log_dir: Path, cwd: Path) -> None:
-        self.env = dict(env)
-        self.log_dir = log_dir
-        self.cwd = cwd
-        self.runs = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path: Path | None = None
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def start(self, **overrides: str) -> None:
-        """Start a controller (none may be running: two standalone ones would fight)."""
-        assert not self.alive, "a controller is already running"
-        self.runs += 1
-        self.log_path = self.log_dir / f"controller-{self.runs}.log"
-        kopf = Path(sys.executable).parent / "kopf"
-        command = [str(kopf), "run", "-A", "--standalone", "-m", "controller.operator"]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=self.cwd,
-                env={**self.env, **overrides},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, no goodbye, as when a node dies."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after `timeout`."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def restart(self, **overrides: str) -> None:
-        self.stop()
-        self.start(**overrides)
-
-    def log_tail(self, lines: int = 40) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # --- load ----------------------------------------------------------------------------------

@@ -1,0 +1,174 @@
+"""``promptctl rehearse`` end to end: the shipped scenarios meet their ``expect``, an unmet
+``expect`` exits 1, and Ctrl-C (or SIGTERM) leaves no process behind.
+
+Each rehearsal starts the whole stack (emulator, fake model, service, Prometheus,
+controller) as ``promptctl`` does for a user, so these run one at a time, ~30-60 s each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "rehearsals"
+
+#: Scenario → the phase its `expect` asks of 1.1.0. Every shipped scenario is listed here.
+EXPECTED = {
+    "healthy": "Promoted",
+    "errors": "RolledBack",
+    "slower": "RolledBack",
+    "unknown": "RolledBack",
+    "disliked": "RolledBack",
+}
+#: Scenarios that need the quality-aware controller (maxUnknownRateIncrease,
+#: maxFeedbackScoreDrop) and POST /v1/feedback from other branches of issue 11: run them
+#: by moving their names to RUN once those are merged.
+NEEDS_QUALITY_CONTROLLER = ("unknown", "disliked")
+RUN = [name for name in EXPECTED if name not in NEEDS_QUALITY_CONTROLLER]
+
+
+def _rehearse(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "promptctl.main", "rehearse", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_every_shipped_scenario_is_listed() -> None:
+    assert sorted(p.stem for p in EXAMPLES.glob("*.yaml")) == sorted(EXPECTED)
+    for name, phase in EXPECTED.items():
+        scenario = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
+        assert scenario["expect"] == {"1.1.0": phase}, name
+
+
+@pytest.mark.parametrize("name", RUN)
+def test_shipped_scenario_meets_its_expectation(name: str, tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    started = time.monotonic()
+
+    done = _rehearse(
+        f"examples/rehearsals/{name}.yaml",
+        "--speed",
+        "4",
+        "--output",
+        "json",
+        "--report",
+        str(report),
+    )
+
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)  # one JSON object, nothing else on stdout
+    canary = result["versions"]["1.1.0"]
+    assert canary["phase"] == EXPECTED[name], result
+    stable = result["versions"]["1.0.0"]
+    assert stable["phase"] == ("Superseded" if EXPECTED[name] == "Promoted" else "Stable"), result
+    assert result["expect"] == {"wanted": {"1.1.0": EXPECTED[name]}, "unmet": []}
+    assert canary["decidedAfterSeconds"] is not None
+    assert canary["maxWeight"] == (100 if EXPECTED[name] == "Promoted" else 20)
+    assert any(a["version"] == "1.1.0" for a in result["analyses"])
+    assert result["traffic"]["requests"] > 50
+    assert "<svg" in report.read_text()
+    assert elapsed < 180, f"{name} took {elapsed:.0f} s (at most 3 minutes)"
+    if name == "errors":
+        assert "error rate" in canary["reason"]
+        assert canary["signal"] == "errorRate"
+    if name == "slower":
+        assert "p95 latency" in canary["reason"]
+
+
+def test_an_unmet_expectation_exits_1(tmp_path: Path) -> None:
+    for part in ("manifests", "questions.txt"):
+        source = EXAMPLES / part
+        copy = shutil.copytree if source.is_dir() else shutil.copy
+        copy(source, tmp_path / part)
+    scenario = tmp_path / "only-stable.yaml"
+    scenario.write_text(
+        yaml.safe_dump(
+            {
+                "manifests": ["manifests/stable.yaml"],
+                "traffic": {"rps": 5, "duration": "3s", "questions": "questions.txt"},
+                "expect": {"1.0.0": "Superseded"},
+            }
+        )
+    )
+
+    done = _rehearse(str(scenario))
+
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "EXPECTATION NOT MET: 1.0.0: expected Superseded, got Stable" in done.stdout
+
+
+def _descendants(pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupting_a_rehearsal_stops_everything(signum: int) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "promptctl.main", "rehearse", "examples/rehearsals/healthy.yaml"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("applying 1.1.0"):
+                break
+        else:
+            pytest.fail("the rehearsal ended before applying 1.1.0:\n" + "".join(seen))
+        children = _descendants(process.pid)
+        assert len(children) >= 4, children  # fake model, service, prometheus, controller
+
+        process.send_signal(signum)
+        rest, _ = process.communicate(timeout=60)
+
+        assert process.returncode == 130, rest
+        assert "interrupted; everything it started is stopped" in rest
+        assert [pid for pid in children if _alive(pid)] == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
