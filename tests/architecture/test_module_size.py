@@ -1,4 +1,4 @@
-"""No module over 300 lines without a stated reason (STYLE.md: one job, 100–300 lines).
+"""No module over 300 lines without a stated reason (STYLE.md: one job, 100-300 lines).
 
 A module past the limit fails here unless :data:`LONGER` names it with the reason it
 stays one file (as kubebuilder keeps ``api/<version>/types.go`` whole). An entry whose
