@@ -434,6 +434,20 @@ def _batch_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name.startswith("OtelBatch")}
 
 
+def test_a_provider_traces_only_the_app_it_was_given_to(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    """No module state: an app created later without a provider traces nothing into the
+    first app's provider (tracing is off for it: no OTEL_* variable)."""
+    with TestClient(create_app(build_settings(), tracer_provider=provider)) as client:
+        assert _ask(client).status_code == 200
+    assert _named(exporter.get_finished_spans(), "answer policy-qa")
+    exporter.clear()
+    with TestClient(create_app(build_settings())) as client:
+        assert _ask(client).status_code == 200
+    assert exporter.get_finished_spans() == ()
+
+
 def test_tracing_is_off_without_otel_variables(caplog: pytest.LogCaptureFixture) -> None:
     threads = _batch_threads()
     app = create_app(build_settings())
