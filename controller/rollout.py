@@ -21,21 +21,19 @@ and the one way to mark a version Invalid are in :mod:`controller.status`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from api.v1alpha1 import Phase
 from controller.analysis import Assessment, Verdict
-from controller.conditions import format_time, parse_time, read_conditions
-from controller.durations import parse_duration
+from controller.conditions import format_time, read_conditions
+from controller.plan import Plan, build_replacing_patch, pause_over
 from controller.status import (
     CANARY_PHASES,
     HALTED_PHASES,
     STABLE_PHASES,
     Change,
     StatusPatch,
-    build_phase_conditions,
     decide_invalid,
 )
 from controller.versions import (
@@ -73,46 +71,6 @@ __all__ = [
 ]
 
 
-class _Plan:
-    """Accumulates changes for one decision, keyed by object name."""
-
-    def __init__(self, views: Sequence[VersionView], now: datetime) -> None:
-        self.views = {v.name: v for v in views}
-        self.now = now
-        self.changes: dict[str, Change] = {}
-
-    def patch(self, view: VersionView, **status: Any) -> Change:
-        """Set status fields (snake_case) of `view`'s one patch."""
-        change = self.changes.setdefault(view.name, Change(view.name))
-        change.status.update(**status)
-        return change
-
-    def event(self, view: VersionView, kind: str, reason: str, message: str) -> None:
-        self.patch(view).events.append((kind, reason, message))
-
-    def planned(self, view: VersionView) -> StatusPatch:
-        """What this decision has set on `view` so far (empty when nothing)."""
-        change = self.changes.get(view.name)
-        return change.status if change is not None else StatusPatch()
-
-    def phase(self, view: VersionView) -> Phase:
-        return self.planned(view).phase or view.phase
-
-    def move(
-        self, view: VersionView, phase: Phase, weight: int, message: str, *, warning: bool = False
-    ) -> None:
-        """Put `view` in `phase` at `weight`, with conditions and an Event."""
-        planned = self.planned(view)
-        if planned.has("conditions") and planned.conditions is not None:
-            conditions = planned.conditions
-        else:
-            conditions = read_conditions(view.status.conditions)
-        conditions = build_phase_conditions(conditions, phase, message, self.now)
-        self.patch(view, phase=phase, weight=weight, message=message, conditions=conditions)
-        if phase is not view.phase:
-            self.event(view, "Warning" if warning else "Normal", phase.value, message)
-
-
 def decide(
     views: Sequence[VersionView],
     assessment: Assessment | None,
@@ -125,7 +83,7 @@ def decide(
     (see :func:`decide_analysis`), else None. `unreadable` are the objects whose spec
     could not be read: they are marked Invalid and take no part in the rollout.
     """
-    plan = _Plan(views, now)
+    plan = Plan(views, now)
     for version in unreadable:
         message = f"invalid spec: {version.reason}"
         change = decide_invalid(version.name, version.phase, version.conditions, message, now)
@@ -139,7 +97,7 @@ def decide(
     return [c for c in plan.changes.values() if c.status.model_fields_set or c.events]
 
 
-def _mark_invalid(plan: _Plan, views: Sequence[VersionView]) -> list[VersionView]:
+def _mark_invalid(plan: Plan, views: Sequence[VersionView]) -> list[VersionView]:
     valid = []
     for view in views:
         if view.invalid_reason is not None:
@@ -154,17 +112,17 @@ def _mark_invalid(plan: _Plan, views: Sequence[VersionView]) -> list[VersionView
     return valid
 
 
-def _stable(plan: _Plan, views: Sequence[VersionView]) -> VersionView | None:
+def _stable(plan: Plan, views: Sequence[VersionView]) -> VersionView | None:
     stables = [v for v in views if plan.phase(v) in STABLE_PHASES]
     return max(stables, key=lambda v: v.semver, default=None)
 
 
-def _canary(plan: _Plan, views: Sequence[VersionView]) -> VersionView | None:
+def _canary(plan: Plan, views: Sequence[VersionView]) -> VersionView | None:
     canaries = [v for v in views if plan.phase(v) in CANARY_PHASES]
     return max(canaries, key=lambda v: v.semver, default=None)
 
 
-def _handle_requests(plan: _Plan, views: Sequence[VersionView]) -> None:
+def _handle_requests(plan: Plan, views: Sequence[VersionView]) -> None:
     for view in views:
         request = view.pending_request
         if request is None:
@@ -194,7 +152,7 @@ def _weight(view: VersionView) -> int:
     return view.status.weight or 0
 
 
-def _retry(plan: _Plan, views: Sequence[VersionView], view: VersionView) -> None:
+def _retry(plan: Plan, views: Sequence[VersionView], view: VersionView) -> None:
     stable = _stable(plan, views)
     if stable is not None and view.semver <= stable.semver:
         plan.event(view, "Warning", "RequestIgnored", f"retry: {stable.spec.version} is newer")
@@ -210,7 +168,7 @@ def _retry(plan: _Plan, views: Sequence[VersionView], view: VersionView) -> None
     _start(plan, view, "retried by hand")
 
 
-def _start(plan: _Plan, view: VersionView, why: str) -> None:
+def _start(plan: Plan, view: VersionView, why: str) -> None:
     """Begin (or restart) `view`'s rollout at its first step."""
     steps = view.spec.rollout.steps
     plan.move(view, Phase.PROGRESSING, steps[0].weight if steps else 0, f"{why}: step 1")
@@ -221,7 +179,7 @@ def _start(plan: _Plan, view: VersionView, why: str) -> None:
         plan.patch(view, quality=None)
 
 
-def _admit_new_versions(plan: _Plan, views: Sequence[VersionView]) -> None:
+def _admit_new_versions(plan: Plan, views: Sequence[VersionView]) -> None:
     pending = sorted(
         (v for v in views if plan.phase(v) is Phase.PENDING), key=lambda v: v.semver, reverse=True
     )
@@ -247,7 +205,7 @@ def _admit_new_versions(plan: _Plan, views: Sequence[VersionView]) -> None:
 
 
 def _progress_canary(
-    plan: _Plan, views: Sequence[VersionView], assessment: Assessment | None
+    plan: Plan, views: Sequence[VersionView], assessment: Assessment | None
 ) -> None:
     canary = _canary(plan, views)
     if canary is None:
@@ -262,7 +220,7 @@ def _progress_canary(
         return  # no analysis ran, or the canary (re)started its step in this decision
     analysis = canary.spec.rollout.analysis
     last = assessment.to_status(plan.now)
-    plan.patch(canary, last_analysis=_replacing(canary.status.last_analysis, last))
+    plan.patch(canary, last_analysis=build_replacing_patch(canary.status.last_analysis, last))
     quality = assessment.quality_summary
     if assessment.verdict is not Verdict.ERROR and quality != canary.status.quality:
         plan.patch(canary, quality=quality)
@@ -288,36 +246,11 @@ def _progress_canary(
         plan.patch(canary, consecutive_errors=0)
     else:
         plan.patch(canary, consecutive_failures=0, consecutive_errors=0)
-        if _pause_over(canary, plan):
+        if pause_over(canary, plan.now):
             _advance(plan, views, canary, "analysis passed")
 
 
-def _replacing(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
-    """`new` as a merge patch that replaces `old`: keys only `old` has become None (deleted)."""
-    patch = dict(new)
-    for key, value in (old or {}).items():
-        if key not in patch:
-            patch[key] = None
-        elif isinstance(value, Mapping) and isinstance(patch[key], Mapping):
-            patch[key] = _replacing(value, patch[key])
-    return patch
-
-
-def _pause_over(view: VersionView, plan: _Plan) -> bool:
-    steps = view.spec.rollout.steps
-    index = view.status.step_index or 0
-    if index >= len(steps):
-        return True
-    pause = steps[index].pause
-    if pause is None:
-        return True
-    if pause == "manual":
-        return False
-    started = parse_time(view.status.step_started_at)
-    return started is None or (plan.now - started).total_seconds() >= parse_duration(pause)
-
-
-def _advance(plan: _Plan, views: Sequence[VersionView], view: VersionView, why: str) -> None:
+def _advance(plan: Plan, views: Sequence[VersionView], view: VersionView, why: str) -> None:
     steps = view.spec.rollout.steps
     index = (view.status.step_index or 0) + 1
     if index >= len(steps):
@@ -328,7 +261,7 @@ def _advance(plan: _Plan, views: Sequence[VersionView], view: VersionView, why: 
     plan.event(view, "Normal", "StepAdvanced", f"step {index + 1}: {steps[index].weight}%")
 
 
-def _promote(plan: _Plan, views: Sequence[VersionView], view: VersionView, why: str) -> None:
+def _promote(plan: Plan, views: Sequence[VersionView], view: VersionView, why: str) -> None:
     for other in views:
         if other.name != view.name and plan.phase(other) in STABLE_PHASES:
             plan.move(other, Phase.SUPERSEDED, 0, f"superseded by {view.spec.version}")
@@ -336,7 +269,7 @@ def _promote(plan: _Plan, views: Sequence[VersionView], view: VersionView, why: 
     plan.patch(view, step_index=len(view.spec.rollout.steps))
 
 
-def _balance_weights(plan: _Plan, views: Sequence[VersionView]) -> None:
+def _balance_weights(plan: Plan, views: Sequence[VersionView]) -> None:
     """The stable version takes whatever the canary does not."""
     stable = _stable(plan, views)
     if stable is None:

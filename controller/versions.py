@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 import semver
 
 from api.v1alpha1 import Phase, PromptVersionSpec, PromptVersionStatus
+from api.v1alpha1.requests import REQUEST_ANNOTATION, Action
 from controller.conditions import Condition, parse_time
 from controller.durations import parse_duration
 from controller.status import CANARY_PHASES, STABLE_PHASES
@@ -33,20 +33,6 @@ __all__ = [
     "parse_request",
     "stable_of",
 ]
-
-#: The annotation `promptctl promote|abort|pause|resume|retry` writes: "<action>@<unique id>".
-REQUEST_ANNOTATION = "promptrollouts.io/request"
-
-
-class Action(StrEnum):
-    """What a human can ask of a rollout."""
-
-    PROMOTE = "promote"
-    PROMOTE_FULL = "promote-full"
-    ABORT = "abort"
-    PAUSE = "pause"
-    RESUME = "resume"
-    RETRY = "retry"
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from service.errors import ServiceError
-from service.retrieval.chunking import read_documents
-from service.retrieval.embeddings import build_embedder
-from service.retrieval.indexing import IndexReport, index_documents
-from service.retrieval.vectorstore import open_qdrant
+from service.retrieval import (
+    IndexReport,
+    build_embedder,
+    index_documents,
+    open_qdrant,
+    read_documents,
+)
 from service.settings import Settings
 
 __all__ = ["index_command", "render_file_lines", "render_report", "render_screened_lines"]

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from service.http.auth import build_keyring, hash_key
+from service.http import build_keyring, hash_key
 
 __all__ = ["KEY_PREFIX", "build_key_entry", "keys_app"]
 

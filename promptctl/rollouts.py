@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from controller.rollout import REQUEST_ANNOTATION, Action
+from api.v1alpha1.requests import REQUEST_ANNOTATION, Action
 
 __all__ = [
     "abort_command",

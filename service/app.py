@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -31,22 +31,31 @@ from service.telemetry.logs import configure_logging
 from service.telemetry.metrics_server import serve_metrics
 from service.telemetry.tracing import configure_tracing
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
 __all__ = ["create_app"]
 
-#: Providers that already stamp the tenant on spans (a test's provider outlives its apps).
-_TENANT_STAMPED: weakref.WeakSet[object] = weakref.WeakSet()
 
-
-def create_app(settings: Settings | None = None, bind_host: str | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    bind_host: str | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> FastAPI:
     """Assemble the app; settings come from the environment unless given.
 
     ``bind_host`` is the address the server listens on; by default it is read from
     uvicorn's command line (``--host``) or ``UVICORN_HOST``, as uvicorn does.
+    ``tracer_provider`` traces the app through a provider the caller owns (tests collect
+    spans in memory this way) whatever the ``OTEL_*`` variables say; by default the
+    lifespan builds one from them, or none.
     """
     settings = settings or Settings()
     host = bind_host or decide_bind_host(sys.argv, os.environ)
     configure_logging(settings.log_level)
     limiter = InflightLimiter(settings.max_inflight)
+    if tracer_provider is not None:
+        tracer_provider.add_span_processor(TenantSpanProcessor())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,11 +66,12 @@ def create_app(settings: Settings | None = None, bind_host: str | None = None) -
                 await stack.enter_async_context(
                     serve_metrics(resources.metrics, host, settings.metrics_port)
                 )
-            tracing = configure_tracing(app, resources.http, resources.tracing)
+            tracing = configure_tracing(
+                app, resources.http, resources.tracing, provider=tracer_provider
+            )
             if tracing is not None:
-                if tracing.provider not in _TENANT_STAMPED:
+                if tracing.owns_provider:  # a caller's provider got its stamp above
                     tracing.provider.add_span_processor(TenantSpanProcessor())
-                    _TENANT_STAMPED.add(tracing.provider)
                 stack.callback(tracing.shutdown)
             app.state.resources = resources
             resources.metrics.inflight_requests.set_function(lambda: limiter.inflight)

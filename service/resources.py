@@ -31,7 +31,7 @@ from service.http.quota import build_quota
 from service.llm.chat import AnswerModel
 from service.llm.extractive import ExtractiveAnswerer
 from service.llm.openai_chat import OpenAIChatModel
-from service.llm.resilience.caller import ResilienceConfig, ResilientChatModel
+from service.llm.resilience.caller import ResilientChatModel
 from service.retrieval.chunking import read_documents
 from service.retrieval.embeddings import Embedder, build_embedder
 from service.retrieval.indexing import index_documents
@@ -67,11 +67,6 @@ class Resources:
     tracing: Tracing = field(default_factory=Tracing)
     #: The sampled online judge; None without MODEL_BASE_URL.
     judge: OnlineJudge | None = None
-
-
-def build_resilience_config(settings: Settings) -> ResilienceConfig:
-    """The resilience layer's knobs: ``settings.resilience`` (read from MODEL_*/BREAKER_*)."""
-    return settings.resilience
 
 
 def build_judge(
@@ -121,9 +116,7 @@ def build_chat_model(
         return ExtractiveAnswerer(embedder)
     key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
     upstream = OpenAIChatModel(http, settings.model_base_url, key, tracing=tracing)
-    return ResilientChatModel(
-        upstream, build_resilience_config(settings), observer=MetricsObserver(metrics)
-    )
+    return ResilientChatModel(upstream, settings.resilience, observer=MetricsObserver(metrics))
 
 
 async def open_catalog(

@@ -4,34 +4,34 @@ Every field maps to an upper-case environment variable of the same name
 (``PROMPTS_DIR``, ``QDRANT_URL``, ...), except the nested ``resilience`` group: its
 flat variables (``MODEL_MAX_ATTEMPTS``, ``BREAKER_MIN_CALLS``, ...) are named, with their
 defaults and bounds, by :class:`service.llm.resilience.config.ResilienceConfig` alone
-(:data:`RESILIENCE_VARIABLES`). ``docs/configuration.md`` documents them all
-(:func:`list_variables`).
+(:data:`RESILIENCE_VARIABLES`, parsed in :mod:`service.settings_parsing`).
+``docs/configuration.md`` documents them all (:func:`list_variables`).
 Settings are built by :func:`service.app.create_app`, never at import time.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    SettingsError,
 )
 
 from api.v1alpha1.types import COLLECTION_PATTERN
-from service.llm.resilience.config import ModelLimit, ResilienceConfig, build_variable_paths
-
-#: Each resilience variable (lower case) → its field path in ``Settings.resilience``.
-RESILIENCE_VARIABLES: dict[str, tuple[str, ...]] = build_variable_paths(ResilienceConfig)
-
+from service.llm.resilience.config import ModelLimit, ResilienceConfig
+from service.settings_parsing import (
+    DEFAULT_CORPORA,
+    RESILIENCE_VARIABLES,
+    ModelPrice,
+    ResilienceVariables,
+    nest_resilience_variables,
+    parse_corpora,
+)
 
 __all__ = [
     "DEFAULT_CORPORA",
@@ -42,53 +42,6 @@ __all__ = [
     "list_variables",
     "parse_corpora",
 ]
-
-#: What `make run` indexes: the example shop's policies and its FAQ.
-DEFAULT_CORPORA: dict[str, Path] = {"policies": Path("data/policies"), "faq": Path("data/faq")}
-
-
-def parse_corpora(value: object) -> dict[str, Path]:
-    """CORPORA as a mapping: `name=folder,name=folder`, a JSON object, or a dict (pure).
-
-    Raises ValueError naming the broken entry: a bad collection name, an empty folder,
-    a collection given twice.
-    """
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("{"):
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"CORPORA is not a valid JSON object: {error}") from error
-        else:
-            pairs: dict[str, object] = {}
-            for entry in filter(None, (part.strip() for part in text.split(","))):
-                name, sep, folder = entry.partition("=")
-                if not sep:
-                    raise ValueError(f"CORPORA entry {entry!r} is not collection=folder")
-                if name.strip() in pairs:
-                    raise ValueError(f"CORPORA names collection {name.strip()!r} twice")
-                pairs[name.strip()] = folder.strip()
-            value = pairs
-    if not isinstance(value, dict):
-        raise ValueError("CORPORA must map collection names to folders")
-    corpora: dict[str, Path] = {}
-    for name, folder in value.items():
-        if not isinstance(name, str) or re.fullmatch(COLLECTION_PATTERN, name) is None:
-            raise ValueError(
-                f"CORPORA collection {name!r} must be 1-255 letters, digits, '_' or '-'"
-            )
-        if not isinstance(folder, str | Path) or not str(folder).strip():
-            raise ValueError(f"CORPORA collection {name!r} needs a folder")
-        corpora[name] = Path(folder)
-    return corpora
-
-
-class ModelPrice(BaseModel):
-    """USD price of one model per million tokens."""
-
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(ge=0)
 
 
 class Settings(BaseSettings):
@@ -114,7 +67,7 @@ class Settings(BaseSettings):
         description="Cluster mode: namespace to watch; unset uses the kubeconfig's or the "
         "pod's namespace; `*` watches all namespaces.",
     )
-    corpora: Annotated[dict[str, Path], NoDecode] = Field(
+    corpora: Annotated[dict[str, Path], NoDecode, BeforeValidator(parse_corpora)] = Field(
         default_factory=lambda: dict(DEFAULT_CORPORA),
         description="Collections indexed at start-up and their folders: "
         "`policies=data/policies,faq=data/faq` or a JSON object; empty disables.",
@@ -299,17 +252,8 @@ class Settings(BaseSettings):
         "key); generated per process when unset. Replicas must share one.",
     )
 
-    @field_validator("corpora", mode="before")
-    @classmethod
-    def _parse_corpora(cls, value: object) -> object:
-        return parse_corpora(value)
-
-    @field_validator("corpus_dir", mode="before")
-    @classmethod
-    def _empty_disables(cls, value: object) -> object:
-        return None if value in ("", None) else value
-
     @field_validator(
+        "corpus_dir",  # empty: index no folder
         "qdrant_url",
         "model_base_url",
         "embedding_base_url",
@@ -346,7 +290,7 @@ class Settings(BaseSettings):
         return (
             init_settings,
             env_settings,
-            _ResilienceVariables(settings_cls),
+            ResilienceVariables(settings_cls),
             dotenv_settings,
             file_secret_settings,
         )
@@ -356,59 +300,18 @@ class Settings(BaseSettings):
     def _nest_resilience_variables(cls, data: Any) -> Any:
         """``model_max_attempts=2`` (a keyword, or MODEL_MAX_ATTEMPTS in the environment)
         sets ``resilience.max_attempts``; the flat names win over a given ``resilience``."""
-        if not isinstance(data, dict) or not RESILIENCE_VARIABLES.keys() & data.keys():
-            return data
-        data = dict(data)
-        given = data.get("resilience")
-        nested = given.model_dump() if isinstance(given, ResilienceConfig) else dict(given or {})
-        for variable, path in RESILIENCE_VARIABLES.items():
-            if variable in data:
-                node = nested
-                for name in path[:-1]:
-                    node[name] = node = dict(node.get(name) or {})
-                node.pop(path[-1], None)
-                node[variable] = data.pop(variable)  # by alias: errors name the variable
-        data["resilience"] = nested
-        return data
+        return nest_resilience_variables(data)
 
     @model_validator(mode="after")
-    def _lease_outlives_requests(self) -> Self:
+    def _check_combinations(self) -> Self:
         if self.idempotency_lease_seconds <= self.resilience.max_deadline:
             raise ValueError(
                 "IDEMPOTENCY_LEASE_SECONDS must be longer than MODEL_MAX_DEADLINE_SECONDS, "
                 "or a slow request's key could be taken over while it still runs"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _api_keys_need_a_file(self) -> Self:
         if self.auth_mode == "api-key" and self.api_keys_file is None:
             raise ValueError("AUTH_MODE=api-key needs API_KEYS_FILE (a YAML list of key hashes)")
         return self
-
-
-class _ResilienceVariables(EnvSettingsSource):
-    """Reads the flat variables of ``Settings.resilience`` (``MODEL_MAX_ATTEMPTS``, ...) from
-    the environment, as the environment source does for top-level fields (JSON for maps)."""
-
-    def __call__(self) -> dict[str, Any]:
-        found: dict[str, Any] = {}
-        for variable in RESILIENCE_VARIABLES:
-            value = self.env_vars.get(variable if not self.case_sensitive else variable.upper())
-            if value is None:
-                continue
-            try:
-                found[variable] = json.loads(value) if variable in _JSON_VARIABLES else value
-            except ValueError as error:
-                source = type(self).__name__
-                raise SettingsError(
-                    f'error parsing value for field "{variable}" from source "{source}"'
-                ) from error
-        return found
-
-
-#: Resilience variables whose values are JSON objects.
-_JSON_VARIABLES = frozenset({"model_limits"})
 
 
 def list_variables() -> list[str]:

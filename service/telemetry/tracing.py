@@ -7,9 +7,10 @@ stays off, so every span helper is a no-op. Otherwise it instruments the app and
 shared httpx client and switches the app's ``Tracing`` on; the handle's ``shutdown()``
 switches it off again. It never sets OpenTelemetry's process-wide provider (which can be
 set only once), and keeps no module state of its own: apps created one after another
-(tests, reloads) each trace through their own ``Tracing``. The span helpers live in
-:mod:`service.telemetry.spans` (chat, embeddings, retrieval) and :mod:`service.answering.result`
-(the answer span).
+(tests, reloads) each trace through their own ``Tracing``, and a provider chosen by the
+caller (``create_app(tracer_provider=...)``) is passed in, never installed globally. The
+span helpers live in :mod:`service.telemetry.spans` (chat, embeddings, retrieval) and
+:mod:`service.answering.result` (the answer span).
 
 Message content (prompts, answers, retrieval queries) is recorded only when
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``, and only after
@@ -53,7 +54,6 @@ __all__ = [
     "configure_tracing",
     "decide_capture_content",
     "decide_exporters",
-    "install_provider",
 ]
 
 _log = logging.getLogger(__name__)
@@ -137,31 +137,24 @@ class TracingHandle:
             self.provider.shutdown()
 
 
-#: A provider tests inject (install_provider); the only module state, never the tracer.
-_injected: TracerProvider | None = None
-
-
-def install_provider(provider: TracerProvider | None) -> None:
-    """Make :func:`configure_tracing` use `provider` whatever the environment (tests).
-
-    The caller keeps owning it (a handle never shuts it down); None restores the
-    environment's choice.
-    """
-    global _injected  # noqa: PLW0603 - a test hook, set and cleared by fixtures
-    _injected = provider
-
-
 def configure_tracing(
-    app: FastAPI, http: httpx.AsyncClient | None = None, tracing: Tracing | None = None
+    app: FastAPI,
+    http: httpx.AsyncClient | None = None,
+    tracing: Tracing | None = None,
+    provider: TracerProvider | None = None,
 ) -> TracingHandle | None:
     """Trace `app` and the shared `http` client as the ``OTEL_*`` variables say, and switch
     `tracing` (the app's, shared by its components) on; None when tracing is off.
+
+    A `provider` given by the caller (the app factory's ``tracer_provider``, e.g. a test's
+    in-memory one) is used whatever the environment says, and stays the caller's: the
+    handle never shuts it down.
 
     Call it in the lifespan, once the client exists; call the handle's ``shutdown()`` on
     the way out. The exporter sends OTLP http/protobuf, configured by the SDK's own
     variables (endpoint, headers, timeout, ``OTEL_BSP_*``, ``OTEL_TRACES_SAMPLER``, ...).
     """
-    provider, owned = _injected, False
+    owned = False
     if provider is None:
         provider, owned = _build_provider(decide_exporters(os.environ), app.version), True
     if provider is None:

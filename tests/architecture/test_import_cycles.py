@@ -2,8 +2,12 @@
 
 A module-level import is an edge, including those under ``if TYPE_CHECKING:`` (a
 type-only cycle is still a tangle: the modules cannot be read, or moved, apart); imports
-inside functions are not. Any strongly connected group of two or more modules is a
-cycle and fails here.
+inside functions are not. Importing ``a.b.c`` also runs the packages ``a.b`` and ``a``
+first, so it is an edge to each of those ``__init__`` modules too (except the importer's
+own packages, already running; and not for imports under ``if TYPE_CHECKING:``, which
+run nothing): a front door (``service/retrieval/__init__.py``) that
+re-exports from a module which, through others, imports anything in that room again is a
+cycle. Any strongly connected group of two or more modules is a cycle and fails here.
 Run ``python -m tests.architecture.test_import_cycles`` to print the cycles found.
 """
 
@@ -14,7 +18,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["build_import_graph", "find_cycles"]
+__all__ = ["build_import_graph", "find_cycles", "package_edges"]
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = (
@@ -36,21 +40,31 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _top_level_imports(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
-    """Imports at module level (also under `if`, `try` and `with`), not in functions."""
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _top_level_imports(
+    body: list[ast.stmt], type_only: bool = False
+) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
+    """Imports at module level (also under `if`, `try` and `with`), not in functions, each
+    with whether it is for type checkers only (under ``if TYPE_CHECKING:``)."""
     for node in body:
         if isinstance(node, ast.Import | ast.ImportFrom):
-            yield node
+            yield node, type_only
         elif isinstance(node, ast.If):
-            yield from _top_level_imports(node.body)
-            yield from _top_level_imports(node.orelse)
+            yield from _top_level_imports(node.body, type_only or _is_type_checking(node))
+            yield from _top_level_imports(node.orelse, type_only)
         elif isinstance(node, ast.Try):
             for block in (node.body, node.orelse, node.finalbody):
-                yield from _top_level_imports(block)
+                yield from _top_level_imports(block, type_only)
             for handler in node.handlers:
-                yield from _top_level_imports(handler.body)
+                yield from _top_level_imports(handler.body, type_only)
         elif isinstance(node, ast.With):
-            yield from _top_level_imports(node.body)
+            yield from _top_level_imports(node.body, type_only)
 
 
 def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -> Iterator[str]:
@@ -68,6 +82,15 @@ def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -
         yield f"{base}.{alias.name}"  # `from pkg import submodule`
 
 
+def package_edges(importer: str, target: str) -> Iterator[str]:
+    """The packages importing `target` runs first, less the importer's own (already running)."""
+    own = importer.split(".")
+    parts = target.split(".")
+    for size in range(1, len(parts)):
+        if parts[:size] != own[:size]:
+            yield ".".join(parts[:size])
+
+
 def build_import_graph(root: Path = ROOT) -> dict[str, set[str]]:
     """Module → the project modules it imports at module level."""
     files = {
@@ -80,10 +103,12 @@ def build_import_graph(root: Path = ROOT) -> dict[str, set[str]]:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         is_package = path.name == "__init__.py"
         edges: set[str] = set()
-        for node in _top_level_imports(tree.body):
+        for node, type_only in _top_level_imports(tree.body):
             for target in _targets(node, module, is_package):
                 if target in files and target != module:
                     edges.add(target)
+                    if not type_only:  # a type checker runs no package __init__
+                        edges.update(p for p in package_edges(module, target) if p in files)
         graph[module] = edges
     return graph
 
@@ -128,6 +153,23 @@ def test_the_graph_sees_the_service_modules() -> None:
     graph = build_import_graph()
     assert "service.answering.pipeline" in graph
     assert "service.catalog.registry" in graph["service.answering.pipeline"]
+
+
+def test_importing_a_submodule_runs_its_packages_first() -> None:
+    assert list(package_edges("promptctl.index", "service.retrieval.chunking")) == [
+        "service",
+        "service.retrieval",
+    ]
+    assert list(package_edges("service.llm.extractive", "service.retrieval.passages")) == [
+        "service.retrieval"
+    ]
+    assert list(package_edges("service.retrieval.search", "service.retrieval.embeddings")) == []
+
+
+def test_a_front_door_is_an_edge_of_every_import_through_it() -> None:
+    graph = build_import_graph()
+    assert "service.retrieval" in graph["promptctl.index"]
+    assert "service.retrieval.indexing" in graph["service.retrieval"]
 
 
 def test_a_cycle_is_found() -> None:

@@ -37,7 +37,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from service.app import create_app
-from service.telemetry import tracing
 from tests.service.http.routers.conftest import build_settings
 from tests.service.pii_canaries import Canary, canaries, leaked
 
@@ -54,13 +53,11 @@ def traced(request: pytest.FixtureRequest) -> Iterator[Traced]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.install_provider(provider)
     try:
-        app = create_app(build_settings(log_content=request.param))
+        app = create_app(build_settings(log_content=request.param), tracer_provider=provider)
         with TestClient(app) as client:
             yield client, exporter, request.param
     finally:
-        tracing.install_provider(None)
         provider.shutdown()
 
 

@@ -24,94 +24,34 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from tenacity import AsyncRetrying, RetryCallState
 
 from prompting.tokens import estimate_tokens
-from service.errors import (
-    RateLimitedError,
-    UpstreamError,
-    UpstreamRejectedError,
-    UpstreamUnavailableError,
-)
+from service.errors import UpstreamError, UpstreamRejectedError
 from service.llm.chat import ChatModel, ChatRequest, ChatResponse
-from service.llm.resilience.breaker import BreakerState, CircuitBreaker
-from service.llm.resilience.budget import RetryBudget
+from service.llm.resilience.breaker import BreakerState
 from service.llm.resilience.config import ResilienceConfig, ResilienceObserver, SilentObserver
+from service.llm.resilience.outcomes import (
+    Tally,
+    Tries,
+    UpstreamState,
+    build_failure,
+    build_upstream_state,
+    is_breaker_failure,
+    is_rejection,
+    is_retryable,
+    is_throttle,
+)
 from service.llm.resilience.policy import (
-    BREAKER_NEUTRAL_STATUSES,
-    REJECTED_STATUSES,
     RETRY_AFTER_STATUSES,
-    THROTTLE_STATUS,
     backoff_delay,
     cap_retry_after,
     decide_model_slice,
-    is_retryable_status,
 )
-from service.llm.resilience.ratelimit import UpstreamLimiter
 
-__all__ = [
-    "ResilienceConfig",
-    "ResilienceObserver",
-    "ResilientChatModel",
-    "UpstreamState",
-    "is_breaker_failure",
-    "is_rejection",
-    "is_retryable",
-    "is_throttle",
-]
-
-_RETRYABLE_KINDS = frozenset({"timeout", "connect", "reset", "malformed"})
-
-
-def is_retryable(error: UpstreamError) -> bool:
-    """Whether another attempt at the same upstream might succeed."""
-    if error.kind == "status":
-        return error.status is not None and is_retryable_status(error.status)
-    return error.kind in _RETRYABLE_KINDS
-
-
-def is_breaker_failure(error: UpstreamError) -> bool:
-    """Whether the failure says the upstream is unhealthy (our own 4xx and 429 do not)."""
-    return not (error.kind == "status" and error.status in BREAKER_NEUTRAL_STATUSES)
-
-
-def is_rejection(error: UpstreamError) -> bool:
-    """Whether the upstream refused the request itself (a 4xx other than 408 and 429)."""
-    return error.kind == "status" and error.status in REJECTED_STATUSES
-
-
-def is_throttle(error: BaseException | None) -> bool:
-    """Whether the upstream asked us to slow down (429)."""
-    return isinstance(error, UpstreamError) and error.status == THROTTLE_STATUS
-
-
-@dataclass
-class UpstreamState:
-    """Per-model state shared by every request."""
-
-    breaker: CircuitBreaker
-    limiter: UpstreamLimiter
-    budget: RetryBudget
-
-
-@dataclass
-class _Tally:
-    """What one request went through."""
-
-    retries: int = 0
-    hints: list[float] = field(default_factory=list)
-    upstream_failed: bool = False
-    reasons: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Tries:
-    """Attempts at one model so far, by kind (429s have their own allowance)."""
-
-    failures: int = 0
-    throttled: int = 0
+__all__ = ["ResilienceConfig", "ResilientChatModel"]
 
 
 class ResilientChatModel:
@@ -139,18 +79,7 @@ class ResilientChatModel:
         """The breaker, limiter and budget of one model (created on first use)."""
         state = self._state.get(model)
         if state is None:
-            rpm, tpm = self._config.limits_of(model)
-            state = UpstreamState(
-                CircuitBreaker(self._config.breaker),
-                UpstreamLimiter.build(rpm, tpm),
-                RetryBudget(
-                    ratio=self._config.budget_ratio,
-                    min_per_second=self._config.budget_min_per_second,
-                    reserve=self._config.budget_reserve,
-                    balance=self._config.budget_reserve,
-                ),
-            )
-            self._state[model] = state
+            state = self._state[model] = build_upstream_state(self._config, model)
         return state
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
@@ -159,7 +88,7 @@ class ResilientChatModel:
         deadline = self._clock() + patience
         if request.deadline is not None:
             deadline = min(deadline, request.deadline.at)
-        tally = _Tally()
+        tally = Tally()
         estimated = request.max_tokens + sum(estimate_tokens(m.content) for m in request.messages)
         chain = (request.model, *request.fallbacks)
         for index, model in enumerate(chain):
@@ -185,9 +114,9 @@ class ResilientChatModel:
                 continue
             state.limiter.correct(estimated, response.input_tokens + response.output_tokens)
             return replace(response, retries=tally.retries, fallback_used=index > 0)
-        raise self._failure(tally)
+        raise build_failure(tally, self._config.default_retry_after)
 
-    def _admit(self, model: str, state: UpstreamState, tally: _Tally) -> bool:
+    def _admit(self, model: str, state: UpstreamState, tally: Tally) -> bool:
         before = state.breaker.state
         allowed = state.breaker.allow(self._clock())
         self._report_breaker(model, state, before)
@@ -198,7 +127,7 @@ class ResilientChatModel:
         return allowed
 
     async def _reserve(
-        self, model: str, state: UpstreamState, estimated: int, deadline: float, tally: _Tally
+        self, model: str, state: UpstreamState, estimated: int, deadline: float, tally: Tally
     ) -> bool:
         now = self._clock()
         wait = state.limiter.reserve(estimated, now, deadline - now - self._config.min_attempt)
@@ -224,7 +153,7 @@ class ResilientChatModel:
         request: ChatRequest,
         deadline: float,
         patience: float,
-        tally: _Tally,
+        tally: Tally,
     ) -> ChatResponse:
         """Tenacity's loop over attempts at one model until `deadline` (its slice's end).
 
@@ -232,7 +161,7 @@ class ResilientChatModel:
         upstream pause longer than that holds the model's breaker open.
         """
         state.budget.deposit(self._clock())
-        tries = _Tries()
+        tries = Tries()
         retrying = AsyncRetrying(
             retry=lambda rs: self._should_retry(rs, state),
             wait=self._wait,
@@ -259,7 +188,7 @@ class ResilientChatModel:
         request: ChatRequest,
         deadline: float,
         patience: float,
-        tries: _Tries,
+        tries: Tries,
         *,
         first: bool,
     ) -> ChatResponse:
@@ -290,7 +219,7 @@ class ResilientChatModel:
         state: UpstreamState,
         error: UpstreamError,
         patience: float,
-        tries: _Tries,
+        tries: Tries,
         before: BreakerState,
     ) -> None:
         """Count a failed attempt: breaker, pause, metrics and the per-kind tries."""
@@ -341,7 +270,7 @@ class ResilientChatModel:
         return max(backoff, asked or 0.0)
 
     def _should_stop(
-        self, retry_state: RetryCallState, deadline: float, state: UpstreamState, tries: _Tries
+        self, retry_state: RetryCallState, deadline: float, state: UpstreamState, tries: Tries
     ) -> bool:
         # tenacity asks `stop` after `retry` and right before sleeping: the budget is the
         # last gate, so a retry stopped by attempts or deadline costs no budget.
@@ -357,19 +286,10 @@ class ResilientChatModel:
         # which bounds retries against failing upstreams.
         return not throttled and not state.budget.try_withdraw(self._clock())
 
-    def _before_sleep(self, retry_state: RetryCallState, model: str, tally: _Tally) -> None:
+    def _before_sleep(self, retry_state: RetryCallState, model: str, tally: Tally) -> None:
         tally.retries += 1
         self._observer.retry(model, retry_state.upcoming_sleep)
 
     def _report_breaker(self, model: str, state: UpstreamState, before: BreakerState) -> None:
         if state.breaker.state is not before:
             self._observer.breaker(model, state.breaker.state)
-
-    def _failure(self, tally: _Tally) -> RateLimitedError | UpstreamUnavailableError:
-        """The error for a request no model answered, with the soonest sensible Retry-After."""
-        retry_after = min(tally.hints) if tally.hints else self._config.default_retry_after
-        retry_after = max(retry_after, self._config.default_retry_after)
-        detail = "; ".join(tally.reasons) or "no model could be tried"
-        if not tally.upstream_failed:
-            return RateLimitedError(f"rate limited: {detail}", retry_after)
-        return UpstreamUnavailableError(f"no model answered: {detail}", retry_after)

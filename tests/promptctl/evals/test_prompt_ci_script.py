@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli_eval import service_env
 from tests.promptctl.evals.test_plan import add_version, git
+from tests.promptctl.test_eval import service_env
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,8 @@
 """Tracing: the pure decisions as tables, then whole answers through the app's lifespan.
 
 Spans are collected by an in-memory exporter on a provider of the test's own, handed to
-the app through ``install_provider`` (OpenTelemetry's global provider is never touched).
+the app through ``create_app(tracer_provider=...)`` (OpenTelemetry's global provider is
+never touched).
 """
 
 from __future__ import annotations
@@ -217,15 +218,18 @@ def no_otel_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    """Spans of the apps started in the test, from a provider the test owns."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracing.install_provider(provider)
-    yield memory
-    tracing.install_provider(None)
-    provider.shutdown()
+def exporter() -> InMemorySpanExporter:
+    """Spans of the apps started in the test (through :func:`provider`)."""
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    """A provider the test owns, handed to ``create_app(tracer_provider=...)``."""
+    owned = TracerProvider()
+    owned.add_span_processor(SimpleSpanProcessor(exporter))
+    yield owned
+    owned.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -235,8 +239,9 @@ def fake_model() -> Iterator[tuple[str, FakeModelState]]:
         yield url, state
 
 
-def _model_app(url: str, **overrides: Any) -> FastAPI:
-    return create_app(build_settings(model_base_url=f"{url}/v1", **overrides))
+def _model_app(url: str, provider: TracerProvider | None, **overrides: Any) -> FastAPI:
+    settings = build_settings(model_base_url=f"{url}/v1", **overrides)
+    return create_app(settings, tracer_provider=provider)
 
 
 def _ask(client: TestClient, question: str = QUESTION) -> Any:
@@ -270,10 +275,12 @@ def _everything_recorded(spans: Sequence[ReadableSpan]) -> str:
 
 @pytest.mark.integration
 def test_one_answer_is_one_trace_with_genai_attributes(
-    exporter: InMemorySpanExporter, fake_model: tuple[str, FakeModelState]
+    exporter: InMemorySpanExporter,
+    provider: TracerProvider,
+    fake_model: tuple[str, FakeModelState],
 ) -> None:
     url, _ = fake_model
-    with TestClient(_model_app(url)) as client:
+    with TestClient(_model_app(url, provider)) as client:
         exporter.clear()  # start-up indexing is not traced, but be sure
         response = _ask(client)
     assert response.status_code == 200
@@ -343,12 +350,13 @@ def test_one_answer_is_one_trace_with_genai_attributes(
 @pytest.mark.integration
 def test_content_capture_records_redacted_messages(
     exporter: InMemorySpanExporter,
+    provider: TracerProvider,
     fake_model: tuple[str, FakeModelState],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(tracing.CAPTURE_CONTENT_ENV, "true")
     url, _ = fake_model
-    with TestClient(_model_app(url)) as client:
+    with TestClient(_model_app(url, provider)) as client:
         response = _ask(client, f"{QUESTION} Reply to {EMAIL} please.")
     assert response.status_code == 200
     spans = exporter.get_finished_spans()
@@ -373,10 +381,12 @@ def test_content_capture_records_redacted_messages(
 
 @pytest.mark.integration
 def test_failing_upstream_records_error_type_on_every_attempt(
-    exporter: InMemorySpanExporter, fake_model: tuple[str, FakeModelState]
+    exporter: InMemorySpanExporter,
+    provider: TracerProvider,
+    fake_model: tuple[str, FakeModelState],
 ) -> None:
     url, state = fake_model
-    app = _model_app(url, model_backoff_base_seconds=0, model_backoff_max_seconds=0)
+    app = _model_app(url, provider, model_backoff_base_seconds=0, model_backoff_max_seconds=0)
     httpx.post(f"{url}/admin/faults", json={"status": 503}).raise_for_status()
     try:
         before = len(state.requests)
@@ -403,8 +413,10 @@ def test_failing_upstream_records_error_type_on_every_attempt(
     assert EMAIL not in _everything_recorded(spans)
 
 
-def test_embedded_answerer_has_no_chat_span(exporter: InMemorySpanExporter) -> None:
-    with TestClient(create_app(build_settings())) as client:
+def test_embedded_answerer_has_no_chat_span(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    with TestClient(create_app(build_settings(), tracer_provider=provider)) as client:
         exporter.clear()
         assert _ask(client).status_code == 200
     spans = exporter.get_finished_spans()
@@ -420,6 +432,20 @@ def test_embedded_answerer_has_no_chat_span(exporter: InMemorySpanExporter) -> N
 
 def _batch_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name.startswith("OtelBatch")}
+
+
+def test_a_provider_traces_only_the_app_it_was_given_to(
+    exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    """No module state: an app created later without a provider traces nothing into the
+    first app's provider (tracing is off for it: no OTEL_* variable)."""
+    with TestClient(create_app(build_settings(), tracer_provider=provider)) as client:
+        assert _ask(client).status_code == 200
+    assert _named(exporter.get_finished_spans(), "answer policy-qa")
+    exporter.clear()
+    with TestClient(create_app(build_settings())) as client:
+        assert _ask(client).status_code == 200
+    assert exporter.get_finished_spans() == ()
 
 
 def test_tracing_is_off_without_otel_variables(caplog: pytest.LogCaptureFixture) -> None:

@@ -19,7 +19,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from service.app import create_app
 from service.http.auth import hash_key
-from service.telemetry import tracing
 from tests.support.net import free_port
 from tests.support.redis import run_redis_server
 
@@ -178,14 +177,12 @@ def test_tenant_is_on_spans(keys_file: Path) -> None:
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracing.install_provider(provider)
     try:
         settings = build_settings(auth_mode="api-key", api_keys_file=keys_file)
-        with TestClient(create_app(settings)) as client:
+        with TestClient(create_app(settings, tracer_provider=provider)) as client:
             memory.clear()
             assert client.post("/v1/answers", json=ASK, headers=_bearer(WEB_KEY)).status_code == 200
     finally:
-        tracing.install_provider(None)
         provider.shutdown()
     spans = {span.name: span for span in memory.get_finished_spans()}
     for name in ("POST /v1/answers", "answer policy-qa", "retrieval policies"):

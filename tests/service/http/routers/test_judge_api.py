@@ -24,7 +24,6 @@ from prompting.judging import build_judge_messages
 from service.app import create_app
 from service.llm.resilience.breaker import BreakerState
 from service.llm.resilience.caller import ResilientChatModel
-from service.telemetry import tracing
 from tests.support.servers import serve_in_thread
 
 from .conftest import ROOT, build_settings
@@ -79,7 +78,14 @@ def healed(fake: tuple[str, FakeModelState]) -> None:
     httpx.delete(f"{url}/admin/requests").raise_for_status()
 
 
-def _client(tmp: Path, url: str, judge: dict[str, Any] | None, **settings: Any) -> TestClient:
+def _client(
+    tmp: Path,
+    url: str,
+    judge: dict[str, Any] | None,
+    *,
+    provider: TracerProvider | None = None,
+    **settings: Any,
+) -> TestClient:
     values: dict[str, Any] = {
         "prompts_dir": _manifest(tmp, judge),
         "corpus_dir": "",
@@ -87,7 +93,8 @@ def _client(tmp: Path, url: str, judge: dict[str, Any] | None, **settings: Any) 
         "model_base_url": f"{url}/v1",
         "judge_seed": 7,
     }
-    return TestClient(create_app(build_settings(**(values | settings))))
+    app = create_app(build_settings(**(values | settings)), tracer_provider=provider)
+    return TestClient(app)
 
 
 def _faults(url: str, **faults: Any) -> None:
@@ -249,7 +256,7 @@ def test_a_failing_judge_opens_its_breaker_and_answers_are_unaffected(
 ) -> None:
     url, _ = fake
     _faults(url, models=[JUDGE], **fault)
-    settings = {
+    settings: dict[str, Any] = {
         "judge_concurrency": 1,
         "breaker_consecutive_failures": 2,
         "breaker_cool_down_seconds": 60.0,
@@ -293,23 +300,24 @@ def test_a_malformed_judge_reply_is_an_error_not_a_score_and_logs_no_text(
 
 
 @pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Spans of the apps started in the test, from a provider the test owns."""
+def traced() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    """A provider the test owns (handed to create_app) and the spans it finished."""
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracing.install_provider(provider)
-    yield memory
-    tracing.install_provider(None)
+    yield provider, memory
     provider.shutdown()
 
 
 def test_a_judge_call_is_a_trace_of_its_own_linked_to_the_answer_without_content(
-    tmp_path: Path, fake: tuple[str, FakeModelState], spans: InMemorySpanExporter
+    tmp_path: Path,
+    fake: tuple[str, FakeModelState],
+    traced: tuple[TracerProvider, InMemorySpanExporter],
 ) -> None:
     url, _ = fake
+    provider, spans = traced
     question = f"How long do refunds take? Mail {EMAIL}"
-    with _client(tmp_path, url, _judge()) as client:
+    with _client(tmp_path, url, _judge(), provider=provider) as client:
         _ask(client, question)
         _settled(client, 1)
         _wait_for(lambda: any(s.name == "judge faq" for s in spans.get_finished_spans()))

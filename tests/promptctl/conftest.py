@@ -1,4 +1,4 @@
-"""CLI tests read rich output: give it a wide terminal so messages never wrap mid-phrase."""
+"""promptctl tests read rich output: give it a wide terminal so messages never wrap mid-phrase."""
 
 from __future__ import annotations
 

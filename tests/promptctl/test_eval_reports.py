@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from fakemodel.app import FakeModelState, create_fake_model_app
 from fakemodel.faults import Faults
 from promptctl.main import app
-from tests.cli.test_cli_eval import ROOT, service_env
+from tests.promptctl.test_eval import ROOT, service_env
 from tests.support.net import free_port
 from tests.support.servers import serve_in_thread
 

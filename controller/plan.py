@@ -1,0 +1,83 @@
+"""One decision's plan (pure): the status patches and Events :func:`controller.rollout.decide`
+accumulates, and the small questions it asks of a version on the way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from api.v1alpha1 import Phase
+from controller.conditions import parse_time, read_conditions
+from controller.durations import parse_duration
+from controller.status import Change, StatusPatch, build_phase_conditions
+from controller.versions import VersionView
+
+__all__ = ["Plan", "build_replacing_patch", "pause_over"]
+
+
+class Plan:
+    """Accumulates changes for one decision, keyed by object name."""
+
+    def __init__(self, views: Sequence[VersionView], now: datetime) -> None:
+        self.views = {v.name: v for v in views}
+        self.now = now
+        self.changes: dict[str, Change] = {}
+
+    def patch(self, view: VersionView, **status: Any) -> Change:
+        """Set status fields (snake_case) of `view`'s one patch."""
+        change = self.changes.setdefault(view.name, Change(view.name))
+        change.status.update(**status)
+        return change
+
+    def event(self, view: VersionView, kind: str, reason: str, message: str) -> None:
+        self.patch(view).events.append((kind, reason, message))
+
+    def planned(self, view: VersionView) -> StatusPatch:
+        """What this decision has set on `view` so far (empty when nothing)."""
+        change = self.changes.get(view.name)
+        return change.status if change is not None else StatusPatch()
+
+    def phase(self, view: VersionView) -> Phase:
+        return self.planned(view).phase or view.phase
+
+    def move(
+        self, view: VersionView, phase: Phase, weight: int, message: str, *, warning: bool = False
+    ) -> None:
+        """Put `view` in `phase` at `weight`, with conditions and an Event."""
+        planned = self.planned(view)
+        if planned.has("conditions") and planned.conditions is not None:
+            conditions = planned.conditions
+        else:
+            conditions = read_conditions(view.status.conditions)
+        conditions = build_phase_conditions(conditions, phase, message, self.now)
+        self.patch(view, phase=phase, weight=weight, message=message, conditions=conditions)
+        if phase is not view.phase:
+            self.event(view, "Warning" if warning else "Normal", phase.value, message)
+
+
+def build_replacing_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """`new` as a merge patch that replaces `old`: keys only `old` has become None (deleted)."""
+    patch = dict(new)
+    for key, value in (old or {}).items():
+        if key not in patch:
+            patch[key] = None
+        elif isinstance(value, Mapping) and isinstance(patch[key], Mapping):
+            patch[key] = build_replacing_patch(value, patch[key])
+    return patch
+
+
+def pause_over(view: VersionView, now: datetime) -> bool:
+    """Whether the pause of `view`'s current step is over at `now` (a manual one never is)."""
+    steps = view.spec.rollout.steps
+    index = view.status.step_index or 0
+    if index >= len(steps):
+        return True
+    pause = steps[index].pause
+    if pause is None:
+        return True
+    if pause == "manual":
+        return False
+    started = parse_time(view.status.step_started_at)
+    return started is None or (now - started).total_seconds() >= parse_duration(pause)

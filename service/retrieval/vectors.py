@@ -1,0 +1,28 @@
+"""Vector arithmetic for embeddings (pure): unit rows, masked mean pooling."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["FloatArray", "normalise_rows", "pool_mean"]
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def normalise_rows(vectors: FloatArray) -> FloatArray:
+    """Each row scaled to unit L2 norm; all-zero rows stay zero (pure)."""
+    norms: FloatArray = np.linalg.norm(vectors, axis=1, keepdims=True)
+    scaled: FloatArray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return scaled
+
+
+def pool_mean(hidden: FloatArray, attention_mask: npt.NDArray[np.int64]) -> FloatArray:
+    """Mean of the token vectors under the attention mask, L2-normalised (pure).
+
+    ``hidden`` is ``[batch, seq, dim]``, ``attention_mask`` is ``[batch, seq]``.
+    """
+    mask = attention_mask[..., np.newaxis].astype(np.float32)
+    summed = (hidden * mask).sum(axis=1)
+    counts = np.maximum(mask.sum(axis=1), 1e-9)
+    return normalise_rows((summed / counts).astype(np.float32))
