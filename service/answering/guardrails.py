@@ -2,10 +2,10 @@
 
 The output check comes first: an answer that carries the version's canary token, or
 repeats a long run of the system message, reveals the prompt (a sign of an obeyed
-injection) and is ``refused`` whatever else it says. A reply that opens like a refusal ("I can't help
-with that", :data:`prompting.phrases.REFUSAL_OPENINGS`) is ``refused`` too, with the
-version's refusal answer, so a prompt that makes the model refuse more shows up in
-``promptrollouts_requests_total{outcome="refused"}``.
+injection) and is ``refused`` whatever else it says. A reply that opens like a refusal
+("I can't help with that", :data:`prompting.phrases.REFUSAL_OPENINGS`) is ``refused`` too,
+with the version's refusal answer, so a prompt that makes the model refuse more shows up
+in ``promptrollouts_requests_total{outcome="refused"}``.
 """
 
 from __future__ import annotations

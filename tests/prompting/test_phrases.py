@@ -105,6 +105,6 @@ def test_a_refusing_reply_gets_the_versions_refusal_answer_and_no_citations() ->
         "Ask me about our policies.",
         [],
     )
-    assert verdict.reason == "the model refused (\"I can't help\")"
+    assert verdict.reason == 'the model refused ("I can\'t help")'
     answered = assess_answer("You can't return it [1].", passages, guardrails, "")
     assert answered.outcome is Outcome.ANSWERED
