@@ -22,6 +22,9 @@ from service.catalog.registry import PromptRegistry
 from service.catalog.sources import load_file_registry, watch_cluster, watch_routing_file
 from service.http.access import AccessControl
 from service.http.auth import KeyFile, watch_key_file
+from service.http.feedback import Feedback, FeedbackStore
+from service.http.feedback_memory import MemoryFeedbackStore
+from service.http.feedback_redis import RedisFeedbackStore
 from service.http.idempotency import Idempotency, IdempotencyStore
 from service.http.idempotency_memory import MemoryIdempotencyStore
 from service.http.idempotency_redis import RedisIdempotencyStore
@@ -59,7 +62,9 @@ class Resources:
     metrics: Metrics
     idempotency: Idempotency
     access: AccessControl
-    #: Shared by idempotency and quotas; None without REDIS_URL.
+    #: Request ids remembered for POST /v1/feedback, and the ratings.
+    feedback: Feedback
+    #: Shared by idempotency, quotas and feedback; None without REDIS_URL.
     redis: redis.asyncio.Redis | None = None
     #: The tracing every component records spans with; switched on by the app's lifespan.
     tracing: Tracing = field(default_factory=Tracing)
@@ -195,6 +200,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             metrics=metrics,
         )
         stack.push_async_callback(idempotency.close)  # the Redis store's closes the client
+        feedback = build_feedback(settings, client, metrics)
+        stack.push_async_callback(feedback.close)  # runs first: before the client is closed
         yield Resources(
             settings,
             http,
@@ -206,13 +213,27 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             metrics,
             idempotency,
             open_access(settings, client, metrics, stack),
+            feedback,
             client,
             tracing,
         )
 
 
+def build_feedback(
+    settings: Settings, client: redis.asyncio.Redis | None, metrics: Metrics
+) -> Feedback:
+    """Feedback over Redis when REDIS_URL is set (any replica takes a rating), else in memory."""
+    store: FeedbackStore = MemoryFeedbackStore() if client is None else RedisFeedbackStore(client)
+    return Feedback(
+        store,
+        ttl_seconds=settings.feedback_ttl,
+        metrics=metrics,
+        log_content=ContentMode(settings.log_content),
+    )
+
+
 def open_redis(url: str | None) -> redis.asyncio.Redis | None:
-    """One client for everything replicas share (idempotency keys, tenant quotas)."""
+    """One client for everything replicas share (idempotency keys, tenant quotas, feedback)."""
     if not url:
         return None
     return redis.asyncio.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
