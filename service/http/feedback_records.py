@@ -129,7 +129,8 @@ def build_feedback_key(tenant: str, request_id: str) -> str:
     Scoping by tenant means one tenant can neither rate nor overwrite another's answers,
     even when both send the same X-Request-ID.
     """
-    return hashlib.sha256(f"{tenant}\0{request_id}".encode()).hexdigest()
+    encoded = json.dumps([tenant, request_id], ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(encoded).hexdigest()
 
 
 def normalise_score(score: float) -> float:
