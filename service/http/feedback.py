@@ -116,6 +116,9 @@ class Feedback:
             await self._store.remember(key, answered, self._ttl)
         except FeedbackUnavailableError as error:
             self._failed(str(error))
+        except Exception as error:  # a bug in a store must not go unseen, nor reach the answer
+            self._failed(f"the store failed unexpectedly ({type(error).__name__})")
+            _log.exception("remembering a request id for feedback failed")
 
     def _failed(self, reason: str) -> None:
         self._metrics.feedback_remember_failures.inc()

@@ -32,6 +32,7 @@ from service.http.feedback_records import (
     normalise_score,
 )
 from service.http.feedback_redis import RedisFeedbackStore
+from service.settings import Settings
 from service.telemetry.metrics import Metrics
 from service.telemetry.request_log import ContentMode
 from tests.support.redis import run_redis_server
@@ -339,3 +340,37 @@ async def test_a_hung_store_piles_up_at_most_max_pending_writes() -> None:
     failures = metrics.registry.get_sample_value("promptrollouts_feedback_remember_failures_total")
     assert failures == 45
     await asyncio.wait_for(feedback.close(), timeout=2)  # pending writes are cancelled
+
+
+@pytest.mark.asyncio
+async def test_an_unexpected_store_error_is_counted_not_raised() -> None:
+    class BrokenStore(MemoryFeedbackStore):
+        async def remember(self, key: str, answered: Answered, ttl_seconds: float) -> bool:
+            raise RuntimeError("bug")
+
+    metrics = Metrics()
+    feedback = Feedback(BrokenStore(), ttl_seconds=60, metrics=metrics)
+    feedback.remember("r1", _answer("r1"), "shop")
+    await asyncio.sleep(0.01)
+    failures = metrics.registry.get_sample_value("promptrollouts_feedback_remember_failures_total")
+    assert failures == 1
+
+
+# --- FEEDBACK_TTL ---------------------------------------------------------------------
+
+
+def test_feedback_ttl_defaults_to_a_day_and_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().feedback_ttl == 86_400
+    monkeypatch.setenv("FEEDBACK_TTL", "3600")
+    assert Settings().feedback_ttl == 3600
+
+
+@pytest.mark.parametrize("value", ["0", "59", "2592001", "-1", "1h", "", "1.5"])
+def test_a_bad_feedback_ttl_stops_start_up_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("FEEDBACK_TTL", value)
+    with pytest.raises(ValidationError, match="feedback_ttl"):
+        Settings()
