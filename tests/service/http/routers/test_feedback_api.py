@@ -365,3 +365,21 @@ def test_a_hung_redis_never_delays_an_answer_and_rating_fails_within_a_second() 
         _is_problem(response, 503, "feedback-unavailable")
         assert time.monotonic() - started < 5.0
         assert _metric(client, failures) == 1
+
+
+def test_an_idempotent_answer_is_remembered_once_and_its_replay_rates_the_same_answer(
+    local_client: TestClient,
+) -> None:
+    headers = {"Idempotency-Key": "feedback-idem-1"}
+    first = local_client.post("/v1/answers", json=ASK, headers=headers)
+    replay = local_client.post("/v1/answers", json=ASK, headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true"
+    request_id = first.json()["request_id"]
+    assert replay.json()["request_id"] == request_id
+    rated = local_client.post("/v1/feedback", json={"request_id": request_id, "score": 1})
+    assert rated.status_code == 202 and rated.json()["replaced"] is False
+    # The replay's own X-Request-ID was never answered by the model: nothing to rate.
+    replay_id = replay.headers["x-request-id"]
+    assert replay_id != request_id
+    again = local_client.post("/v1/feedback", json={"request_id": replay_id, "score": 1})
+    _is_problem(again, 404, "feedback-request-not-found")
