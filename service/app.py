@@ -23,7 +23,7 @@ from service.http.middleware import (
     RequestIdMiddleware,
 )
 from service.http.problems import install_problem_handlers
-from service.http.routers import answers, health, prompts
+from service.http.routers import answers, feedback, health, prompts
 from service.http.shedding import InflightLimiter, LoadSheddingMiddleware
 from service.resources import open_resources
 from service.settings import Settings
@@ -107,6 +107,7 @@ def create_app(
     app.add_middleware(HeaderCheckMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(answers.router)
+    app.include_router(feedback.router)
     app.include_router(prompts.router)
     app.include_router(health.router)
     if settings.metrics_port is None:

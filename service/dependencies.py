@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from service.answering.pipeline import AnswerService
 from service.catalog.registry import PromptRegistry
 from service.http.auth import Caller
+from service.http.feedback import Feedback
 from service.http.idempotency import Idempotency
 from service.resources import Resources
 from service.settings import Settings
@@ -17,6 +18,7 @@ from service.telemetry.metrics import Metrics
 __all__ = [
     "AnswerServiceDep",
     "CallerDep",
+    "FeedbackDep",
     "IdempotencyDep",
     "MetricsDep",
     "RegistryDep",
@@ -66,6 +68,11 @@ async def get_idempotency(resources: ResourcesDep) -> Idempotency:
     return resources.idempotency
 
 
+async def get_feedback(resources: ResourcesDep) -> Feedback:
+    """Request ids remembered for feedback, and the ratings."""
+    return resources.feedback
+
+
 async def get_caller(request: Request) -> Caller:
     """Who sent the request, as AccessMiddleware authenticated it."""
     caller: Caller = request.scope["state"]["caller"]
@@ -75,6 +82,7 @@ async def get_caller(request: Request) -> Caller:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
+FeedbackDep = Annotated[Feedback, Depends(get_feedback)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 AnswerServiceDep = Annotated[AnswerService, Depends(get_answer_service)]
 RegistryDep = Annotated[PromptRegistry, Depends(get_registry)]

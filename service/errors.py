@@ -16,11 +16,15 @@
     ├── RateLimitedError        429 + Retry-After: our own limits had no room within the deadline
     ├── DeadlineExceededError   503 + Retry-After: the request's deadline passed before the
     │                                model could be called (queueing, embedding, retrieval)
-    └── IdempotencyError        an Idempotency-Key cannot be honoured
-        ├── IdempotencyKeyInvalidError   400: the key is empty, too long or not printable ASCII
-        ├── IdempotencyKeyReusedError    422: the key was used before with another body
-        ├── IdempotencyKeyInFlightError  409: a request with this key is still being processed
-        └── IdempotencyUnavailableError  503: the shared store (Redis) cannot be reached
+    ├── IdempotencyError        an Idempotency-Key cannot be honoured
+    │   ├── IdempotencyKeyInvalidError   400: the key is empty, too long or not printable ASCII
+    │   ├── IdempotencyKeyReusedError    422: the key was used before with another body
+    │   ├── IdempotencyKeyInFlightError  409: a request with this key is still being processed
+    │   └── IdempotencyUnavailableError  503: the shared store (Redis) cannot be reached
+    └── FeedbackError           a rating cannot be taken
+        ├── FeedbackNotFoundError        404: no answer with this request id (unknown, expired,
+        │                                     or answered for another tenant)
+        └── FeedbackUnavailableError     503: the feedback store (Redis) cannot be reached
     AccessError                 the caller may not make this request
     └── PermissionDeniedError   403: the key is not allowed to use this prompt
 
@@ -44,6 +48,9 @@ __all__ = [
     "CorpusError",
     "DeadlineExceededError",
     "EmbeddingError",
+    "FeedbackError",
+    "FeedbackNotFoundError",
+    "FeedbackUnavailableError",
     "IdempotencyError",
     "IdempotencyKeyInFlightError",
     "IdempotencyKeyInvalidError",
@@ -183,3 +190,15 @@ class AccessError(ServiceError):
 
 class PermissionDeniedError(AccessError):
     """The authenticated key is not allowed to use the requested prompt."""
+
+
+class FeedbackError(ServiceError):
+    """A rating sent to POST /v1/feedback cannot be taken."""
+
+
+class FeedbackNotFoundError(FeedbackError):
+    """No remembered answer has this request id for this tenant (or it expired)."""
+
+
+class FeedbackUnavailableError(FeedbackError):
+    """The feedback store (Redis) failed or did not answer in time."""

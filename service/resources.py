@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import secrets
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -24,10 +23,14 @@ from service.catalog.registry import PromptRegistry
 from service.catalog.sources import load_file_registry, watch_cluster, watch_routing_file
 from service.http.access import AccessControl
 from service.http.auth import KeyFile, watch_key_file
+from service.http.feedback import Feedback, FeedbackStore
+from service.http.feedback_memory import MemoryFeedbackStore
+from service.http.feedback_redis import RedisFeedbackStore
 from service.http.idempotency import Idempotency, IdempotencyStore
 from service.http.idempotency_memory import MemoryIdempotencyStore
 from service.http.idempotency_redis import RedisIdempotencyStore
 from service.http.quota import build_quota
+from service.judge_setup import build_judge
 from service.llm.chat import AnswerModel
 from service.llm.extractive import ExtractiveAnswerer
 from service.llm.openai_chat import OpenAIChatModel
@@ -61,46 +64,14 @@ class Resources:
     metrics: Metrics
     idempotency: Idempotency
     access: AccessControl
-    #: Shared by idempotency and quotas; None without REDIS_URL.
+    #: Request ids remembered for POST /v1/feedback, and the ratings.
+    feedback: Feedback
+    #: Shared by idempotency, quotas and feedback; None without REDIS_URL.
     redis: redis.asyncio.Redis | None = None
     #: The tracing every component records spans with; switched on by the app's lifespan.
     tracing: Tracing = field(default_factory=Tracing)
     #: The sampled online judge; None without MODEL_BASE_URL.
     judge: OnlineJudge | None = None
-
-
-def build_judge(
-    settings: Settings,
-    http: httpx.AsyncClient,
-    chat: AnswerModel,
-    metrics: Metrics,
-    tracing: Tracing | None = None,
-) -> OnlineJudge | None:
-    """The sampled online judge, calling the model server through a resilience layer of its
-    own (one attempt, JUDGE_TIMEOUT_SECONDS, its own breakers: a failing judge never opens
-    the answers' breaker, and an open answers' breaker skips the judge too). None without
-    MODEL_BASE_URL: the embedded answerer cannot judge."""
-    if settings.model_base_url is None:
-        return None
-    key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
-    upstream = OpenAIChatModel(http, settings.model_base_url, key, tracing=tracing)
-    config = settings.resilience.model_copy(
-        update={
-            "max_attempts": 1,
-            "max_throttled_attempts": 1,
-            "max_deadline": settings.judge_timeout_seconds,
-        }
-    )
-    return OnlineJudge(
-        ResilientChatModel(upstream, config),
-        metrics,
-        tracing=tracing,
-        queue_size=settings.judge_queue_size,
-        concurrency=settings.judge_concurrency,
-        timeout_seconds=settings.judge_timeout_seconds,
-        rng=random.Random(settings.judge_seed),  # noqa: S311 - sampling, not cryptography
-        breakers=[chat] if isinstance(chat, ResilientChatModel) else [],
-    )
 
 
 def build_chat_model(
@@ -231,6 +202,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             metrics=metrics,
         )
         stack.push_async_callback(idempotency.close)  # the Redis store's closes the client
+        feedback = build_feedback(settings, client, metrics)
+        stack.push_async_callback(feedback.close)  # runs first: before the client is closed
         yield Resources(
             settings,
             http,
@@ -242,14 +215,28 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             metrics,
             idempotency,
             open_access(settings, client, metrics, stack),
+            feedback,
             client,
             tracing,
             judge,
         )
 
 
+def build_feedback(
+    settings: Settings, client: redis.asyncio.Redis | None, metrics: Metrics
+) -> Feedback:
+    """Feedback over Redis when REDIS_URL is set (any replica takes a rating), else in memory."""
+    store: FeedbackStore = MemoryFeedbackStore() if client is None else RedisFeedbackStore(client)
+    return Feedback(
+        store,
+        ttl_seconds=settings.feedback_ttl,
+        metrics=metrics,
+        log_content=ContentMode(settings.log_content),
+    )
+
+
 def open_redis(url: str | None) -> redis.asyncio.Redis | None:
-    """One client for everything replicas share (idempotency keys, tenant quotas)."""
+    """One client for everything replicas share (idempotency keys, tenant quotas, feedback)."""
     if not url:
         return None
     return redis.asyncio.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)

@@ -139,7 +139,8 @@ class Settings(BaseSettings):
     # Idempotency-Key on POST /v1/answers.
     redis_url: str | None = Field(
         default=None,
-        description="Redis URL for state shared by replicas (idempotency keys); "
+        description="Redis URL for state shared by replicas (idempotency keys, tenant "
+        "quotas, request ids remembered for feedback); "
         "unset keeps it in process.",
     )
     idempotency_ttl_seconds: int = Field(
@@ -173,6 +174,14 @@ class Settings(BaseSettings):
         default=None,
         description="Seed of the judge's sampling (reproducible rehearsals and tests); "
         "unset: random.",
+    )
+    # User feedback on answers (POST /v1/feedback; docs/api.md).
+    feedback_ttl: int = Field(
+        default=86_400,
+        ge=60,
+        le=30 * 86_400,
+        description="Seconds an answer's request id can be rated after it was answered "
+        "(60 s to 30 days); kept in process, or in Redis with REDIS_URL.",
     )
 
     # HTTP boundary: load shedding and connection hygiene (docs/resilience.md). Read by

@@ -1,8 +1,11 @@
-"""Checks on a model's answer: leaks, forbidden phrases, citations, "not covered" (pure).
+"""Checks on a model's answer: leaks, forbidden phrases, refusals, citations, "not covered" (pure).
 
 The output check comes first: an answer that carries the version's canary token, or
 repeats a long run of the system message, reveals the prompt (a sign of an obeyed
-injection) and is ``refused`` whatever else it says.
+injection) and is ``refused`` whatever else it says. A reply that opens like a refusal
+("I can't help with that", :data:`prompting.phrases.REFUSAL_OPENINGS`) is ``refused`` too,
+with the version's refusal answer, so a prompt that makes the model refuse more shows up
+in ``promptrollouts_requests_total{outcome="refused"}``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from api.v1alpha1 import Guardrails
-from prompting.phrases import find_forbidden_phrase, normalise
+from prompting.phrases import find_forbidden_phrase, find_refusal, normalise
 from service.answering.outcome import Outcome
 from service.retrieval.search import Passage
 
@@ -116,6 +119,11 @@ def assess_answer(
     if phrase is not None:
         return Verdict(
             Outcome.REFUSED, guardrails.refusal_answer, [], f"forbidden phrase {phrase!r}"
+        )
+    opening = find_refusal(text)
+    if opening is not None:
+        return Verdict(
+            Outcome.REFUSED, guardrails.refusal_answer, [], f"the model refused ({opening!r})"
         )
     if not text.strip() or _bare(text) == _bare(empty_answer):
         return Verdict(Outcome.UNKNOWN, empty_answer, [], "the model found no answer")

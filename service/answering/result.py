@@ -45,6 +45,8 @@ __all__ = [
 
 
 _log = structlog.get_logger("service.answering.guardrails")
+#: Outcomes whose answer is the model's own text (measured, and may cite passages).
+_MODEL_ANSWERS = frozenset({Outcome.ANSWERED, Outcome.FALLBACK})
 #: Longest excerpt of a leaking answer in its warning (redacted, canary masked).
 _LEAK_EXCERPT_CHARS = 200
 
@@ -136,6 +138,7 @@ class AnswerRecorder:
         labels = (served.prompt, served.version)
         self.metrics.requests.labels(*labels, result.outcome.value).inc()
         self.metrics.request_duration.labels(*labels).observe(result.elapsed_seconds)
+        self._count_quality(served, result.response)
         if result.leak is not None and result.reply is not None:
             self._warn_leak(served, result.leak, result.reply.text)
         if self.request_log is not None:
@@ -154,6 +157,15 @@ class AnswerRecorder:
             reason=reason,
             answer_excerpt=excerpt,
         )
+
+    def _count_quality(self, served: ServedVersion, response: AnswerResponse | None) -> None:
+        """Length of the model's answers sent (answered/fallback), and those citing nothing."""
+        if response is None or response.outcome not in _MODEL_ANSWERS:
+            return
+        labels = (served.prompt, served.version)
+        self.metrics.answer_length.labels(*labels).observe(len(response.answer))
+        if not response.citations:
+            self.metrics.answers_uncited.labels(*labels).inc()
 
     def _count_retrieval(self, served: ServedVersion, facts: RetrievalFacts | None) -> None:
         if facts is None:

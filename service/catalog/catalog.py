@@ -63,6 +63,14 @@ def publish_registry(metrics: Metrics, registry: PromptRegistry) -> None:
         metrics.request_duration.labels(*labels)
         metrics.empty_retrievals.labels(*labels)
         metrics.cache_hits.labels(*labels)
+        for quality in (
+            metrics.answers_uncited,
+            metrics.answer_length,
+            metrics.feedback,
+            metrics.feedback_score,
+            metrics.feedback_score_retracted,
+        ):
+            quality.labels(*labels)
         model = served.resource.spec.model
         for name in (model.name, *model.fallbacks, EXTRACTIVE_MODEL_ID):
             metrics.cost.labels(*labels, name)

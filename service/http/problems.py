@@ -17,6 +17,8 @@ from service.errors import (
     AnswerableError,
     DeadlineExceededError,
     EmbeddingError,
+    FeedbackNotFoundError,
+    FeedbackUnavailableError,
     IdempotencyKeyInFlightError,
     IdempotencyKeyInvalidError,
     IdempotencyKeyReusedError,
@@ -60,6 +62,8 @@ _MAPPING: list[tuple[type[Exception], int, str, str]] = [
     (IdempotencyKeyReusedError, 422, "idempotency-key-reused", "Idempotency-Key reused"),
     (IdempotencyKeyInFlightError, 409, "idempotency-key-in-flight", "Request still in flight"),
     (IdempotencyUnavailableError, 503, "idempotency-unavailable", "Idempotency store unavailable"),
+    (FeedbackNotFoundError, 404, "feedback-request-not-found", "Request not found"),
+    (FeedbackUnavailableError, 503, "feedback-unavailable", "Feedback store unavailable"),
     (TemplateError, 500, "template-failed", "Template failed to render"),
     (RetrievalError, 503, "retrieval-unavailable", "Retrieval unavailable"),
     (EmbeddingError, 503, "embedding-unavailable", "Embedding unavailable"),
@@ -80,7 +84,7 @@ def _retry_after(error: Exception) -> float | None:
     """Seconds a client should wait before retrying, for errors that say so."""
     if isinstance(error, UpstreamUnavailableError | RateLimitedError | DeadlineExceededError):
         return error.retry_after
-    if isinstance(error, IdempotencyKeyInFlightError):
+    if isinstance(error, IdempotencyKeyInFlightError | FeedbackUnavailableError):
         return 1.0
     return None
 

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from service.llm.resilience.breaker import BreakerState
 
 __all__ = [
+    "ANSWER_LENGTH_BUCKETS",
     "BREAKER_STATE_VALUES",
     "JUDGE_SCORE_BUCKETS",
     "LATENCY_BUCKETS",
@@ -26,6 +27,8 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0,
 RETRIEVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 #: Judge scores are 0..1: one bucket per tenth.
 JUDGE_SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: Answer length in characters (promptrollouts_answer_length_chars).
+ANSWER_LENGTH_BUCKETS = (50, 100, 200, 400, 800, 1600, 3200, 6400)
 #: The numeric value of each breaker state in ``promptrollouts_circuit_breaker_state``.
 BREAKER_STATE_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
@@ -180,6 +183,48 @@ class Metrics:
             ["prompt", "version"],
             registry=registry,
         )
+        # --- Quality signals (issue 11): what answers were like, and what users thought ---
+        # Labels prompt and version only (no tenant: one series per served version, created
+        # at 0 by service.catalog.catalog.publish_registry).
+        self.answers_uncited = Counter(
+            "promptrollouts_answers_uncited_total",
+            "Answers (outcome answered or fallback) that cite no retrieved passage.",
+            ["prompt", "version"],
+            registry=registry,
+        )
+        self.answer_length = Histogram(
+            "promptrollouts_answer_length_chars",
+            "Length in characters of the model's answers sent (outcome answered or fallback; "
+            "the fixed empty and refusal answers are not measured).",
+            ["prompt", "version"],
+            buckets=ANSWER_LENGTH_BUCKETS,
+            registry=registry,
+        )
+        self.feedback = Counter(
+            "promptrollouts_feedback_total",
+            "Answers rated through POST /v1/feedback (a replaced rating is not counted again).",
+            ["prompt", "version"],
+            registry=registry,
+        )
+        self.feedback_score = Counter(
+            "promptrollouts_feedback_score_total",
+            "Sum of normalised feedback scores (score+1)/2, each in [0, 1].",
+            ["prompt", "version"],
+            registry=registry,
+        )
+        self.feedback_score_retracted = Counter(
+            "promptrollouts_feedback_score_retracted_total",
+            "Normalised scores withdrawn because their rating was replaced.",
+            ["prompt", "version"],
+            registry=registry,
+        )
+        self.feedback_remember_failures = Counter(
+            "promptrollouts_feedback_remember_failures_total",
+            "Answers sent whose request id could not be remembered for feedback (the feedback "
+            "store failed, was too slow, or too many were pending).",
+            registry=registry,
+        )
+        # --- end of quality signals ---
 
         # The sampled online judge (service/answering/judge.py, docs/rollouts.md).
         self.judge_score = Histogram(

@@ -13,6 +13,10 @@ version sent                                            expected
         (the fake answers 503 to every chat call)       invalid 0.2 (2/10)
 ======  ==============================================  ======================
 
+Users rate five of the canary's answers through ``POST /v1/feedback`` (one rating replaced)
+and the quality rules (unknown, refused, fallback, uncited shares, answer length, feedback
+score) read back what the service answered.
+
 Every query runs at one instant, ``at``: a rule evaluation after the last scrape of the
 traffic, so results do not drift while the module runs.
 """
@@ -78,6 +82,9 @@ class Traffic:
     cost: Counter[str] = field(default_factory=Counter)
     tokens: Counter[str] = field(default_factory=Counter)
     timings: dict[str, float] = field(default_factory=dict)
+    #: Model answers (answered, fallback) per version: their lengths, and how many cite nothing.
+    lengths: dict[str, list[int]] = field(default_factory=dict)
+    uncited: Counter[str] = field(default_factory=Counter)
 
     def query(self, expr: str) -> list[PromSample]:
         return fetch_query(self.prometheus, expr, self.at)
@@ -124,7 +131,7 @@ def _send(
     question: str,
     expect: Outcome,
     **extra: Any,
-) -> None:
+) -> dict[str, Any]:
     body = {"prompt": PROMPT, "version": version, "question": question} | extra
     response = client.post("/v1/answers", json=body)
     payload = response.json()
@@ -136,15 +143,34 @@ def _send(
         traffic.cost[version] += payload["usage"]["cost_usd"]
         traffic.tokens["input"] += payload["usage"]["input_tokens"]
         traffic.tokens["output"] += payload["usage"]["output_tokens"]
+        if outcome in ("answered", "fallback"):
+            traffic.lengths.setdefault(version, []).append(len(payload["answer"]))
+            traffic.uncited[version] += not payload["citations"]
+    return dict(payload)
+
+
+#: The canary's ratings, in order (answer index, score): the first answer is rated twice,
+#: so its first rating (1 → normalised 1) is retracted and replaced (-1 → 0).
+RATINGS = ((0, 1.0), (1, 1.0), (2, -1.0), (3, 0.0), (6, 0.5), (0, -1.0))
+#: Rated answers 5; normalised scores 1 + 1 + 0 + 0.5 + 0.75 + 0 = 3.25; retracted 1.
+FEEDBACK = {"count": 5.0, "score": 3.25, "retracted": 1.0, "mean": (3.25 - 1.0) / 5}
+
+
+def _rate(client: httpx.Client, answers: list[dict[str, Any]]) -> None:
+    for index, score in RATINGS:
+        body = {"request_id": answers[index]["request_id"], "score": score}
+        response = client.post("/v1/feedback", json=body)
+        assert response.status_code == 202, response.text
 
 
 def _drive(traffic: Traffic, model_url: str) -> None:
     """The known mix (module docstring), sent one request at a time."""
     with httpx.Client(base_url=traffic.service, timeout=30) as client:
-        for i in range(6):
-            _send(client, traffic, CANARY, ON_TOPIC[i % 3], Outcome.ANSWERED)
-        for _ in range(3):
-            _send(client, traffic, CANARY, OFF_TOPIC, Outcome.UNKNOWN)
+        canary = [
+            _send(client, traffic, CANARY, ON_TOPIC[i % 3], Outcome.ANSWERED) for i in range(6)
+        ]
+        canary += [_send(client, traffic, CANARY, OFF_TOPIC, Outcome.UNKNOWN) for _ in range(3)]
+        _rate(client, canary)
         for i in range(4):
             _send(client, traffic, STABLE, ON_TOPIC[i % 3], Outcome.ANSWERED)
         for _ in range(2):
@@ -297,6 +323,39 @@ def test_latency_rules_match_the_service_histogram(traffic: Traffic) -> None:
         assert count == traffic.requests(version)
         assert mean[version] == pytest.approx(total / count, rel=REL)
         assert p95[version] == pytest.approx(_quantile(0.95, buckets), rel=REL)
+
+
+# --- quality signals --------------------------------------------------------------------
+
+
+def test_feedback_counters_are_what_users_sent(traffic: Traffic) -> None:
+    def counter(name: str) -> dict[str, float]:
+        return traffic.by_version(f'promptrollouts_feedback_{name}{{prompt="{PROMPT}"}}')
+
+    assert counter("total") == {CANARY: FEEDBACK["count"], STABLE: 0.0}
+    assert counter("score_total") == {CANARY: FEEDBACK["score"], STABLE: 0.0}
+    assert counter("score_retracted_total") == {CANARY: FEEDBACK["retracted"], STABLE: 0.0}
+
+
+@pytest.mark.parametrize("window", ["1m", "5m"])
+def test_quality_rules_per_version(traffic: Traffic, window: str) -> None:
+    def rule(name: str) -> dict[str, float]:
+        return traffic.by_version(f"prompt_version:promptrollouts_{name}{window}")
+
+    # Shares of the answers sent: canary 3 unknown of 9; stable 4 answered (failures and
+    # invalid requests are not answers).
+    assert rule("unknown_ratio:rate") == pytest.approx({CANARY: 3 / 9, STABLE: 0.0}, rel=REL)
+    assert rule("refused_ratio:rate") == {CANARY: 0.0, STABLE: 0.0}
+    assert rule("fallback_ratio:rate") == {CANARY: 0.0, STABLE: 0.0}
+    uncited = {v: traffic.uncited[v] / len(traffic.lengths[v]) for v in (STABLE, CANARY)}
+    assert rule("uncited_ratio:rate") == pytest.approx(uncited, rel=REL)
+    lengths = {v: sum(traffic.lengths[v]) / len(traffic.lengths[v]) for v in (STABLE, CANARY)}
+    assert all(length > 0 for length in lengths.values())
+    assert rule("answer_length_chars:mean") == pytest.approx(lengths, rel=REL)
+    # Only the canary was rated: the stable has no mean score (no ratings), not 0.
+    assert rule("feedback_score:mean") == pytest.approx({CANARY: FEEDBACK["mean"]}, rel=REL)
+    rates = rule("feedback:rate")
+    assert rates[STABLE] == 0.0 and rates[CANARY] > 0
 
 
 # --- the controller's queries ----------------------------------------------------------

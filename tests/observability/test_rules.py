@@ -281,5 +281,29 @@ def test_dashboard_shows_the_required_signals() -> None:
         "promptrollouts_version_weight_percent",
         "promptrollouts_empty_retrieval",
         "promptrollouts_upstream_requests_total",
+        "prompt_version:promptrollouts_unknown_ratio:rate",
+        "prompt_version:promptrollouts_refused_ratio:rate",
+        "prompt_version:promptrollouts_fallback_ratio:rate",
+        "prompt_version:promptrollouts_uncited_ratio:rate",
+        "prompt_version:promptrollouts_answer_length_chars:mean",
+        "prompt_version:promptrollouts_feedback_score:mean",
+        "prompt_version:promptrollouts_feedback:rate",
     ):
         assert needed in exprs, needed
+
+
+def test_quality_shares_divide_by_the_answers_sent() -> None:
+    exprs = {rule["record"]: rule["expr"] for rule in _rules() if "record" in rule}
+    for window in ("1m", "5m"):
+        success = exprs[f"prompt_version:promptrollouts_success_ratio:rate{window}"]
+        answers = set(re.findall(r'outcome=~"([^"]+)"', success)[0].split("|"))
+        for kind in ("unknown", "refused", "fallback"):
+            expr = exprs[f"prompt_version:promptrollouts_{kind}_ratio:rate{window}"]
+            assert f'outcome="{kind}"' in expr and kind in answers, (kind, window)
+            denominators = re.findall(r'outcome=~"([^"]+)"', expr)
+            assert denominators and all(set(d.split("|")) == answers for d in denominators)
+        uncited = exprs[f"prompt_version:promptrollouts_uncited_ratio:rate{window}"]
+        assert set(re.findall(r'outcome=~"([^"]+)"', uncited)[0].split("|")) == {
+            Outcome.ANSWERED.value,
+            Outcome.FALLBACK.value,
+        }

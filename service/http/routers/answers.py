@@ -13,6 +13,7 @@ from service.answering.schemas import AnswerRequest, AnswerResponse
 from service.dependencies import (
     AnswerServiceDep,
     CallerDep,
+    FeedbackDep,
     IdempotencyDep,
     MetricsDep,
     RequestIdDep,
@@ -42,6 +43,7 @@ async def create_answer(
     request: Request,
     answers: AnswerServiceDep,
     idempotency: IdempotencyDep,
+    feedback: FeedbackDep,
     metrics: MetricsDep,
     request_id: RequestIdDep,
     caller: CallerDep,
@@ -70,9 +72,9 @@ async def create_answer(
     if idempotency_key is None:
         # A fresh key per request for the model's retries, never the caller's X-Request-ID.
         upstream_key = secrets.token_hex(32)
-        return _answer_response(
-            await answers.answer(body, request_id, upstream_key, received_at=received_at)
-        )
+        answer = await answers.answer(body, request_id, upstream_key, received_at=received_at)
+        feedback.remember(request_id, answer, caller.tenant)
+        return _answer_response(answer)
     begun = await idempotency.begin(
         idempotency_key,
         scope=caller.scope,
@@ -88,13 +90,13 @@ async def create_answer(
             headers={**dict(stored.headers), "Idempotent-Replayed": "true"},
         )
     try:
-        response = _answer_response(
-            await answers.answer(body, request_id, begun.upstream_key, received_at=received_at)
-        )
+        answer = await answers.answer(body, request_id, begun.upstream_key, received_at=received_at)
+        response = _answer_response(answer)
     except BaseException:
         # Failures are not stored: a retry with the same key runs again.
         await idempotency.release(begun)
         raise
+    feedback.remember(request_id, answer, caller.tenant)
     await idempotency.complete(
         begun,
         StoredResponse(
