@@ -95,7 +95,7 @@ def render_report(results: Results, machine: Mapping[str, str]) -> str:
             for g in goals
         ),
         "| retrieval (embed + top-3) at 10,000 passages | ≤ 10 ms p50 | "
-        "not measured by this tool | see docs/benchmarks-retrieval.md |",
+        "not measured by this tool | see [benchmarks-performance.md](benchmarks-performance.md) |",
         "",
     ]
     for scenario in results.scenarios:
