@@ -94,8 +94,10 @@ BASE_REF ?= origin/main
 eval: install ## Prompt CI locally: lint and eval the prompts changed against BASE_REF (default origin/main).
 	BASE_REF=$(BASE_REF) PYTHON=$(BIN)/python scripts/prompt-ci.sh
 
+# A smaller run for a loaded machine, e.g. BENCH_ARGS="--requests 150 --throughput-requests 640".
+BENCH_ARGS ?=
 bench: install ## Measure the service's overhead over a direct model call; writes docs/benchmarks.md.
-	$(BIN)/python -m bench.overhead
+	$(BIN)/python -m bench.overhead $(BENCH_ARGS)
 
 bench-quality: install ## Simulate canaries: detection time and false rollbacks; writes docs/benchmarks-quality.md.
 	$(BIN)/python -m bench.quality

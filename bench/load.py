@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from api.v1alpha1.manifests import load_manifests
-from bench.results import BenchError, Params, ThroughputRow
+from bench.results import BenchError, Params, ThroughputRow, percentile
 from bench.servers import QUESTION, VARIABLES, fetch_cpu_ns
 from prompting.rendering import compile_prompt, render_messages
 
@@ -91,9 +91,17 @@ async def measure_latency(
 
 
 async def measure_burst(
-    client: httpx.AsyncClient, probe: Probe, count: int, concurrency: int, deadline_ns: int
+    client: httpx.AsyncClient,
+    probe: Probe,
+    count: int,
+    concurrency: int,
+    deadline_ns: int,
+    samples: list[int] | None = None,
 ) -> tuple[int, int]:
-    """`count` requests by `concurrency` workers (fewer if the deadline passes): (done, ns)."""
+    """`count` requests by `concurrency` workers (fewer if the deadline passes): (done, ns).
+
+    Each request's wall time is appended to `samples` when given.
+    """
     left = count
     done = 0
 
@@ -101,7 +109,9 @@ async def measure_burst(
         nonlocal left, done
         while left > 0 and time.perf_counter_ns() < deadline_ns:
             left -= 1
-            await call_probe(client, probe)
+            elapsed = await call_probe(client, probe)
+            if samples is not None:
+                samples.append(elapsed)
             done += 1
 
     started = time.perf_counter_ns()
@@ -118,18 +128,20 @@ async def measure_throughput(
     client: httpx.AsyncClient,
     paths: Sequence[tuple[str, Probe, int]],
     params: Params,
+    concurrency: int,
     deadline_ns: int,
 ) -> list[ThroughputRow]:
-    """Each (name, probe, server pid) in alternating rounds; totals per path."""
+    """Each (name, probe, server pid) in alternating rounds at `concurrency`; totals per path."""
     per_round = max(1, params.throughput_requests // THROUGHPUT_ROUNDS)
     totals = {name: [0, 0, 0] for name, _, _ in paths}  # requests, ns, cpu ns
+    samples: dict[str, list[int]] = {name: [] for name, _, _ in paths}
     cpu_known = True
     for round_ in range(THROUGHPUT_ROUNDS):
         ordered = paths if round_ % 2 == 0 else list(reversed(paths))
         for name, probe, pid in ordered:
             cpu_before = fetch_cpu_ns(pid)
             done, elapsed = await measure_burst(
-                client, probe, per_round, params.concurrency, deadline_ns
+                client, probe, per_round, concurrency, deadline_ns, samples[name]
             )
             cpu_after = fetch_cpu_ns(pid)
             if cpu_before is None or cpu_after is None:
@@ -139,6 +151,14 @@ async def measure_throughput(
             totals[name][0] += done
             totals[name][1] += elapsed
     return [
-        ThroughputRow(name, req, ns, cpu if cpu_known else None)
+        ThroughputRow(
+            name,
+            req,
+            ns,
+            cpu if cpu_known else None,
+            concurrency,
+            percentile(samples[name], 50) / 1e6 if samples[name] else 0.0,
+            percentile(samples[name], 99) / 1e6 if samples[name] else 0.0,
+        )
         for name, (req, ns, cpu) in totals.items()
     ]

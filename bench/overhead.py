@@ -41,7 +41,9 @@ from bench.results import (
     BenchError,
     LatencyRow,
     Params,
+    Profile,
     Results,
+    Scenario,
     ThroughputRow,
     assess_target,
     build_latency_rows,
@@ -55,6 +57,7 @@ from bench.servers import (
     build_service_env,
     fetch_cpu_ns,
     fetch_free_port,
+    fetch_rss_mb,
     run_process,
     wait_ready,
     write_prompts,
@@ -81,14 +84,40 @@ __all__ = [
 ]
 
 
+#: Idle keep-alive connections are dropped by the client before the servers' own keep-alive
+#: timeouts (5 s) close them, so that no request races a server-side close.
+CLIENT_KEEPALIVE_SECONDS = 2.0
+
+
 async def run(params: Params) -> Results:
-    """Start both servers, measure, stop them."""
+    """For each upstream latency: start both servers, measure, stop them."""
     started, t0 = datetime.now(UTC), time.perf_counter_ns()
-    budget_ns = int(params.max_seconds * 1e9)
     bin_dir = Path(sys.executable).parent
     for tool in ("promptctl", "python"):
         if not (bin_dir / tool).exists():
             raise BenchError(f"{bin_dir / tool} not found: run with the project's venv python")
+    scenarios: list[Scenario] = []
+    profiles: list[tuple[int, Profile]] = []
+    for index, latency_ms in enumerate(params.latency_ms):
+        last = index == len(params.latency_ms) - 1
+        scenario, found = await _run_scenario(params, latency_ms, bin_dir, profile=last)
+        scenarios.append(scenario)
+        profiles += found
+    return Results(
+        started=started,
+        params=params,
+        scenarios=scenarios,
+        profiles=profiles,
+        seconds=(time.perf_counter_ns() - t0) / 1e9,
+    )
+
+
+async def _run_scenario(
+    params: Params, latency_ms: float, bin_dir: Path, *, profile: bool
+) -> tuple[Scenario, list[tuple[int, Profile]]]:
+    """Both paths against a fake model answering in `latency_ms`."""
+    budget_ns = int(params.max_seconds * 1e9)
+    top = max(params.concurrency)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
         prompts = folder / "prompts"
@@ -102,38 +131,43 @@ async def run(params: Params) -> Results:
             run_process(
                 [
                     *(str(bin_dir / "promptctl"), "fake-model", "--host", "127.0.0.1"),
-                    *("--port", str(model_port), "--latency-ms", f"{params.latency_ms:g}"),
+                    *("--port", str(model_port), "--latency-ms", f"{latency_ms:g}"),
                 ],
                 os.environ,
                 stack.enter_context(model_log.open("wb")),
             )
         )
-        service = stack.enter_context(
-            run_process(
-                [
-                    *(str(bin_dir / "python"), "-m", "service"),
-                    *("--host", "127.0.0.1", "--port", str(service_port), "--log-level", "warning"),
-                ],
-                build_service_env(prompts, f"{model_url}/v1"),
-                stack.enter_context(service_log.open("wb")),
-            )
-        )
         limits = httpx.Limits(
-            max_connections=2 * params.concurrency + 4,
-            max_keepalive_connections=2 * params.concurrency + 4,
+            max_connections=2 * top + 4,
+            max_keepalive_connections=2 * top + 4,
+            keepalive_expiry=CLIENT_KEEPALIVE_SECONDS,
         )
         async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
             await wait_ready(client, f"{model_url}/v1/models", model, model_log)
+            spawned = time.perf_counter()
+            service = stack.enter_context(
+                run_process(
+                    [
+                        *(str(bin_dir / "python"), "-m", "service"),
+                        *("--host", "127.0.0.1", "--port", str(service_port)),
+                        *("--log-level", "warning"),
+                    ],
+                    build_service_env(prompts, f"{model_url}/v1"),
+                    stack.enter_context(service_log.open("wb")),
+                )
+            )
             await wait_ready(client, f"{service_url}/readyz", service, service_log)
+            cold_start = time.perf_counter() - spawned
             direct = build_direct_probe(prompts, model_url)
             answer = {"prompt": "policy-qa", "question": QUESTION, "variables": VARIABLES}
             via_service = Probe(f"{service_url}/v1/answers", json.dumps(answer).encode())
 
             far = time.perf_counter_ns() + budget_ns
             await measure_latency(client, direct, via_service, params.warmup, far)
+            rss = fetch_rss_mb(service.pid)
             for probe in (direct, via_service):
-                await measure_burst(client, probe, params.concurrency * 4, params.concurrency, far)
-            end_latency = time.perf_counter_ns() + budget_ns // 2
+                await measure_burst(client, probe, top * 4, top, far)
+            end_latency = time.perf_counter_ns() + budget_ns * 4 // 10
             cpu_before = fetch_cpu_ns(service.pid)
             direct_ns, service_ns = await measure_latency(
                 client, direct, via_service, params.requests, end_latency
@@ -141,27 +175,33 @@ async def run(params: Params) -> Results:
             cpu_after = fetch_cpu_ns(service.pid)
             if len(direct_ns) < 2:
                 raise BenchError("fewer than 2 latency pairs measured: raise --max-seconds")
-            end_throughput = time.perf_counter_ns() + budget_ns * 35 // 100
-            throughput = await measure_throughput(
-                client,
-                [("direct", direct, model.pid), ("service", via_service, service.pid)],
-                params,
-                end_throughput,
-            )
-            if any(row.requests == 0 for row in throughput):
-                raise BenchError("no throughput measured: raise --max-seconds")
-        profile = None
-        if params.profile_requests > 0:
-            profile = await profile_in_process(
-                prompts,
-                f"{model_url}/v1",
-                via_service.body,
-                params.profile_requests,
-                t0 + budget_ns,
-            )
-    return Results(
-        started=started,
-        params=params,
+            throughput: list[ThroughputRow] = []
+            for concurrency in params.concurrency:
+                share = budget_ns * 45 // 100 // len(params.concurrency)
+                rows = await measure_throughput(
+                    client,
+                    [("direct", direct, model.pid), ("service", via_service, service.pid)],
+                    params,
+                    concurrency,
+                    time.perf_counter_ns() + share,
+                )
+                if any(row.requests == 0 for row in rows):
+                    raise BenchError("no throughput measured: raise --max-seconds")
+                throughput += rows
+        profiles: list[tuple[int, Profile]] = []
+        if profile and params.profile_requests > 0:
+            for concurrency in sorted({1, top}):
+                found = await profile_in_process(
+                    prompts,
+                    f"{model_url}/v1",
+                    via_service.body,
+                    params.profile_requests,
+                    time.perf_counter_ns() + budget_ns // 4,
+                    concurrency,
+                )
+                profiles.append((concurrency, found))
+    scenario = Scenario(
+        latency_ms=latency_ms,
         pairs=len(direct_ns),
         latency=build_latency_rows(direct_ns, service_ns),
         paired_median_added_ms=build_paired_median(direct_ns, service_ns),
@@ -171,13 +211,16 @@ async def run(params: Params) -> Results:
             else (cpu_after - cpu_before) / 1e6 / len(service_ns)
         ),
         throughput=throughput,
-        profile=profile,
-        seconds=(time.perf_counter_ns() - t0) / 1e9,
+        service_rss_mb=rss,
+        cold_start_seconds=cold_start,
     )
+    return scenario, profiles
 
 
-def _machine() -> dict[str, str]:
+def _machine(argv: Sequence[str] | None) -> dict[str, str]:
+    shown = sys.argv[1:] if argv is None else list(argv)
     return {
+        "command": " ".join(["python -m bench.overhead", *shown]),
         "nproc": str(os.cpu_count() or "?"),
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
@@ -204,15 +247,29 @@ def _non_negative(kind: Callable[[str], float]) -> Callable[[str], float]:
     return parse
 
 
+def _listed(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
+    def parse(text: str) -> tuple[Any, ...]:
+        values = tuple(kind(part) for part in text.split(",") if part.strip())
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+        return values
+
+    return parse
+
+
+def _shown(value: Any) -> str:
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else str(value)
+
+
 #: Each command-line option: the Params field it sets, its parser and its help.
 _OPTIONS: list[tuple[str, Callable[[str], Any], str]] = [
     ("requests", _positive(int), "latency pairs at concurrency 1"),
     ("throughput_requests", _positive(int), "requests per path at saturation (4 x requests)"),
-    ("concurrency", _positive(int), "workers at saturation"),
-    ("latency_ms", _non_negative(float), "fake model latency, ms"),
+    ("concurrency", _listed(_positive(int)), "workers at saturation, comma-separated"),
+    ("latency_ms", _listed(_non_negative(float)), "fake model latencies, ms, comma-separated"),
     ("warmup", _non_negative(int), "warm-up pairs"),
     ("profile_requests", _non_negative(int), "in-process cProfile requests; 0 skips"),
-    ("max_seconds", _positive(float), "time cap of the measured phases"),
+    ("max_seconds", _positive(float), "time cap of the measured phases, per upstream latency"),
     ("output", Path, "report to overwrite"),
 ]
 
@@ -227,7 +284,9 @@ def parse_args(argv: Sequence[str] | None) -> Params:
     )
     for field, kind, text in _OPTIONS:
         flag = "--" + field.replace("_", "-")
-        parser.add_argument(flag, type=kind, help=f"{text} (default {getattr(defaults, field)})")
+        parser.add_argument(
+            flag, type=kind, help=f"{text} (default {_shown(getattr(defaults, field))})"
+        )
     given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
     if "throughput_requests" not in given and "requests" in given:
         given["throughput_requests"] = 4 * given["requests"]
@@ -242,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BenchError, OSError, httpx.HTTPError) as error:
         sys.stderr.write(f"bench.overhead: {type(error).__name__}: {error}\n")
         return 1
-    report = render_report(results, _machine())
+    report = render_report(results, _machine(argv))
     params.output.parent.mkdir(parents=True, exist_ok=True)
     params.output.write_text(report, encoding="utf-8")
     sys.stdout.write(report)

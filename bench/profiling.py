@@ -20,7 +20,7 @@ from service.settings import Settings
 __all__ = ["build_profile", "classify_frame", "profile_in_process"]
 
 #: Own-time hotspots listed in the report.
-TOP_FUNCTIONS = 8
+TOP_FUNCTIONS = 10
 _STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
 
 
@@ -78,9 +78,14 @@ def build_profile(stats: pstats.Stats, requests: int) -> Profile:
 
 
 async def profile_in_process(
-    prompts_dir: Path, model_base_url: str, body: bytes, requests: int, deadline_ns: int
+    prompts_dir: Path,
+    model_base_url: str,
+    body: bytes,
+    requests: int,
+    deadline_ns: int,
+    concurrency: int = 1,
 ) -> Profile:
-    """Call the service app as ASGI under cProfile; own time per package and function."""
+    """Call the service app as ASGI under cProfile, `concurrency` requests at a time."""
     from service.app import create_app  # noqa: PLC0415 - only the profile needs the app
 
     settings = Settings(
@@ -141,8 +146,9 @@ async def profile_in_process(
         profiler.enable()
         try:
             while done < requests and time.perf_counter_ns() < deadline_ns:
-                await one()
-                done += 1
+                batch = min(concurrency, requests - done)
+                await asyncio.gather(*(one() for _ in range(batch)))
+                done += batch
         finally:
             profiler.disable()
     return build_profile(pstats.Stats(profiler), max(1, done))

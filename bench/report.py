@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bench.load import THROUGHPUT_ROUNDS
-from bench.results import Profile, Results, assess_target
+from bench.results import Profile, Results, Scenario, assess_goals
 
 __all__ = ["render_report"]
 
@@ -14,13 +14,14 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _listed(values: tuple[float, ...] | tuple[int, ...]) -> str:
+    return ", ".join(f"{v:g}" for v in values)
+
+
 def render_report(results: Results, machine: Mapping[str, str]) -> str:
     """docs/benchmarks.md for one run."""
     p = results.params
-    targets = assess_target(results.latency)
-    met = all(ok for _, _, ok in targets.values())
-    direct, service = results.throughput
-    tput_ratio = service.rps / direct.rps if direct.rps else float("nan")
+    goals = assess_goals(results.scenarios)
     lines = [
         "# Benchmarks",
         "",
@@ -34,139 +35,141 @@ def render_report(results: Results, machine: Mapping[str, str]) -> str:
         "[benchmarks-resilience.md](benchmarks-resilience.md), which this tool does not rewrite.",
         "The quality verdicts' detection time and false-rollback rate (simulated canaries,",
         "`make bench-quality`) are in [benchmarks-quality.md](benchmarks-quality.md).",
+        "The same tool's run before the performance work of issue 15 is kept in",
+        "[benchmarks-before.md](benchmarks-before.md).",
         "",
         "## Service overhead over a direct model call",
         "",
         f"- Date: {results.started:%Y-%m-%d %H:%M} UTC; the run took {results.seconds:.0f} s.",
         f"- Machine: {machine['nproc']} CPUs (nproc), Python {machine['python']}, "
         f"{machine['platform']}.",
+        f"- Command: `{machine.get('command', 'python -m bench.overhead')}`.",
         "",
         "### Method",
         "",
-        f"- The fake model (`promptctl fake-model --latency-ms {p.latency_ms:g}`) and the service",
-        "  (`python -m service`, one worker, `LOG_LEVEL=WARNING`) run as",
-        "  subprocesses on 127.0.0.1; the client is one `httpx.AsyncClient` with keep-alive.",
+        "- For each upstream latency, the fake model (`promptctl fake-model --latency-ms L`)",
+        "  and the service (`python -m service`, one worker, default settings but",
+        "  `LOG_LEVEL=WARNING`) run as subprocesses on 127.0.0.1; the client is one",
+        "  `httpx.AsyncClient` with keep-alive.",
         "- The service serves a copy of policy-qa 1.1.0 without `retrieval` (no CONTEXT block,",
-        "  no embedding, no vector search; `CORPUS_DIR` empty). Variables, guardrails and the",
-        "  resilience layer stay on.",
+        "  no embedding, no vector search; `CORPUS_DIR` empty). Variables, guardrails, metrics,",
+        "  logging and the resilience layer stay on.",
         "- *direct*: `POST /v1/chat/completions` to the fake model with the messages the service",
         "  renders; *service*: `POST /v1/answers` with the same question and variables.",
         "- Latency: concurrency 1, direct and service alternating in one loop (order flipped",
         "  each pair), after a warm-up; timed with `time.perf_counter_ns`. *Added* is the",
         "  difference of the percentiles; the paired median is the median of the per-pair",
         "  differences.",
-        f"- Throughput: {p.concurrency} concurrent workers, {THROUGHPUT_ROUNDS} alternating rounds",
-        "  per path. *Server CPU/request* is the CPU time (user+sys, from `/proc`) of the process",
-        "  the client talked to (fake model for direct, service for service) over its rounds.",
+        f"- Throughput: at each concurrency, {THROUGHPUT_ROUNDS} alternating rounds per path.",
+        "  *Server CPU/request* is the CPU time (user+sys, from `/proc`) of the process the",
+        "  client talked to (fake model for direct, service for service) over its rounds.",
         "  The client, the service and the fake model share the same cores.",
+        "- Cold start: from spawning `python -m service` to its first 200 on `/readyz`;",
+        "  RSS: `VmRSS` of the service after the warm-up answers (no embedding model loaded:",
+        "  the bench prompt has no retrieval).",
         "",
         "### Parameters",
         "",
         "| parameter | value |",
         "| --- | --- |",
-        f"| latency pairs (measured / asked) | {results.pairs} / {p.requests} |",
-        f"| throughput requests per path | {p.throughput_requests} |",
-        f"| concurrency | {p.concurrency} |",
-        f"| fake model latency | {p.latency_ms:g} ms |",
-        f"| warm-up per path | {p.warmup} |",
-        f"| time cap | {p.max_seconds:g} s |",
+        f"| fake model latencies | {_listed(p.latency_ms)} ms |",
+        f"| latency pairs at concurrency 1 (asked) | {p.requests} |",
+        f"| concurrencies at saturation | {_listed(p.concurrency)} |",
+        f"| throughput requests per path and concurrency | {p.throughput_requests} |",
+        f"| warm-up pairs | {p.warmup} |",
+        f"| time cap per upstream latency | {p.max_seconds:g} s |",
         "",
-        f"### Latency at concurrency 1 ({results.pairs} pairs)",
+        "### Summary (service / direct ratios)",
+        "",
+        "| upstream | added p50 at c=1 (ms) | added p99 at c=1 (ms) | "
+        + " | ".join(f"req/s ratio c={c}" for c in p.concurrency)
+        + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in p.concurrency) + " |",
+        *(_summary_row(s, p.concurrency) for s in results.scenarios),
+        "",
+        "### Goals (issue 15: one worker, 50 ms upstream)",
+        "",
+        "| measure | goal | measured | met |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {g.measure} | {g.goal} | {g.measured} | "
+            f"{'not measured here' if g.met is None else 'yes' if g.met else 'no'} |"
+            for g in goals
+        ),
+        "| retrieval (embed + top-3) at 10,000 passages | ≤ 10 ms p50 | "
+        "not measured by this tool | see [benchmarks-performance.md](benchmarks-performance.md) |",
+        "",
+    ]
+    for scenario in results.scenarios:
+        lines += _scenario_lines(scenario)
+    for concurrency, profile in results.profiles:
+        lines += _profile_lines(profile, concurrency, results.scenarios[-1].latency_ms)
+    return "\n".join(lines) + "\n"
+
+
+def _summary_row(scenario: Scenario, concurrencies: tuple[int, ...]) -> str:
+    rows = {r.label: r for r in scenario.latency}
+    ratios = []
+    for c in concurrencies:
+        pair = {t.path: t for t in scenario.throughput if t.concurrency == c}
+        d, s = pair.get("direct"), pair.get("service")
+        ratios.append(f"{s.rps / d.rps:.2f}" if d and s and d.rps else "n/a")
+    return (
+        f"| {scenario.latency_ms:g} ms | {rows['p50'].added_ms:.2f} | {rows['p99'].added_ms:.2f} | "
+        + " | ".join(ratios)
+        + " |"
+    )
+
+
+def _scenario_lines(s: Scenario) -> list[str]:
+    return [
+        f"### Upstream {s.latency_ms:g} ms",
+        "",
+        f"Latency at concurrency 1 ({s.pairs} pairs):",
         "",
         "| percentile | direct (ms) | service (ms) | added (ms) | service/direct |",
         "| --- | --- | --- | --- | --- |",
         *(
             f"| {r.label} | {r.direct_ms:.2f} | {r.service_ms:.2f} | {r.added_ms:.2f} "
             f"| {r.ratio:.3f} |"
-            for r in results.latency
+            for r in s.latency
         ),
         "",
-        f"Paired median of service - direct: {results.paired_median_added_ms:.2f} ms. "
-        f"Service process CPU per answer in this loop: {_fmt(results.service_cpu_ms_at_c1)} ms.",
+        f"Paired median of service - direct: {s.paired_median_added_ms:.2f} ms. Service "
+        f"process CPU per answer in this loop: {_fmt(s.service_cpu_ms_at_c1)} ms. Cold start "
+        f"to ready: {_fmt(s.cold_start_seconds)} s; RSS after warm-up: "
+        f"{_fmt(s.service_rss_mb, 0)} MB.",
         "",
-        f"### Throughput at concurrency {p.concurrency}",
+        "Throughput:",
         "",
-        "| path | requests | requests/s | server CPU/request (ms) |",
-        "| --- | --- | --- | --- |",
-        *(
-            f"| {t.path} | {t.requests} | {t.rps:.1f} | {_fmt(t.cpu_ms_per_request)} |"
-            for t in results.throughput
-        ),
+        "| concurrency | path | requests | requests/s | p50 (ms) | p99 (ms) "
+        "| server CPU/request (ms) | service/direct req/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *_throughput_rows(s),
         "",
-        f"Service/direct throughput ratio: {tput_ratio:.3f}.",
-        "",
-        "### Target",
-        "",
-        "Retrieval disabled: added p50 ≤ 1 ms and added p99 ≤ 5 ms.",
-        "",
-        "| target | measured added (ms) | met |",
-        "| --- | --- | --- |",
-        *(
-            f"| {label} ≤ {limit:g} ms | {measured:.2f} | {'yes' if ok else 'no'} |"
-            for label, (limit, measured, ok) in targets.items()
-        ),
-        "",
-        f"**Target {'met' if met else 'not met'}.**",
-        "",
-        "### Interpretation",
-        "",
-        *_interpretation(results),
     ]
-    if results.profile is not None:
-        lines += _profile_lines(results.profile)
-    return "\n".join(lines) + "\n"
 
 
-def _interpretation(results: Results) -> list[str]:
-    rows = {r.label: r for r in results.latency}
-    p50, p99 = rows["p50"], rows["p99"]
-    direct, service = results.throughput
-    profile = results.profile
-    cpu = results.service_cpu_ms_at_c1
-    cpu_text = (
-        f" The service process spent {cpu:.2f} ms of CPU per answer in that loop "
-        f"({cpu / p50.added_ms * 100:.0f} % of the added p50"
-        + (
-            f"; {service.cpu_ms_per_request:.2f} ms at saturation)."
-            if service.cpu_ms_per_request is not None
-            else ")."
+def _throughput_rows(s: Scenario) -> list[str]:
+    out = []
+    direct_rps = {t.concurrency: t.rps for t in s.throughput if t.path == "direct"}
+    for t in s.throughput:
+        ratio = (
+            f"{t.rps / direct_rps[t.concurrency]:.2f}"
+            if t.path == "service" and direct_rps.get(t.concurrency)
+            else ""
         )
-        if cpu is not None and p50.added_ms > 0
-        else ""
-    )
-    out = [
-        f"- At concurrency 1 the service adds {p50.added_ms:.2f} ms at p50 and "
-        f"{p99.added_ms:.2f} ms at p99 to a {p50.direct_ms:.1f} ms direct call. With one "
-        "request in flight nothing queues, so the added time is the service's own work "
-        "(validation, rendering, resilience layer, a second HTTP client hop with its JSON, "
-        f"guardrails, metrics, the response model) plus one more loopback hop.{cpu_text}",
-        f"- At saturation the service answers {service.rps:.0f} requests/s against "
-        f"{direct.rps:.0f} direct (ratio {service.rps / direct.rps:.2f}). On 2 cores the "
-        "client, the service and the fake model compete for CPU, so this ratio follows CPU "
-        "per request; a model on another host would leave the service more CPU.",
-    ]
-    if profile is not None and profile.packages:
-        shares = {h.name: h.share for h in profile.packages}
-        top = ", ".join(f"{h.name} {h.share * 100:.0f} %" for h in profile.packages[:5])
         out.append(
-            f"- Own time by package (profile below): {top}; the service's own code is "
-            f"{shares.get('service', 0.0) * 100:.0f} %. The rest is the stack around it: "
-            "asyncio scheduling, FastAPI request handling, and the outbound "
-            "httpx/httpcore/h11 client."
+            f"| {t.concurrency} | {t.path} | {t.requests} | {t.rps:.1f} | {t.p50_ms:.1f} "
+            f"| {t.p99_ms:.1f} | {_fmt(t.cpu_ms_per_request)} | {ratio} |"
         )
-        if shares.get("anyio", 0.0) >= 0.05:
-            out.append(
-                "- anyio's share is its thread pool and httpcore's sockets: FastAPI runs "
-                "each plain `def` dependency (`service/dependencies.py`, five for "
-                "`/v1/answers`) in a worker thread; `async def` dependencies would skip "
-                "those hops."
-            )
-    return [*out, ""]
+    return out
 
 
-def _profile_lines(profile: Profile) -> list[str]:
+def _profile_lines(profile: Profile, concurrency: int, latency_ms: float) -> list[str]:
     return [
-        f"### Hotspots (cProfile, service in process, {profile.requests} requests)",
+        f"### Hotspots (cProfile, service in process, concurrency {concurrency}, "
+        f"{profile.requests} requests, upstream {latency_ms:g} ms)",
         "",
         "The service app is called directly as ASGI (no uvicorn HTTP parsing, which the",
         "subprocess runs above include) against the same fake model. The profiler's clock is",
@@ -178,7 +181,7 @@ def _profile_lines(profile: Profile) -> list[str]:
         "| --- | --- | --- |",
         *(
             f"| {h.name} | {h.us_per_request:.0f} | {h.share * 100:.1f} % |"
-            for h in profile.packages[:8]
+            for h in profile.packages[:10]
         ),
         "",
         "| function | own time/request (µs) | share |",

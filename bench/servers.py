@@ -33,6 +33,7 @@ __all__ = [
     "build_service_env",
     "fetch_cpu_ns",
     "fetch_free_port",
+    "fetch_rss_mb",
     "run_process",
     "wait_ready",
     "write_prompts",
@@ -97,6 +98,18 @@ def fetch_cpu_ns(pid: int) -> int | None:
         return None
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def fetch_rss_mb(pid: int) -> float | None:
+    """Resident memory of a process in MB (Linux /proc), or None where unavailable."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from service.llm.chat import AnswerModel
 from service.llm.extractive import ExtractiveAnswerer
 from service.llm.openai_chat import OpenAIChatModel
 from service.llm.resilience.caller import ResilientChatModel
+from service.llm.transport import AiohttpTransport
 from service.retrieval.chunking import read_documents
 from service.retrieval.embeddings import Embedder, build_embedder
 from service.retrieval.indexing import index_documents
@@ -160,10 +161,16 @@ def _background(stack: AsyncExitStack, work: Coroutine[Any, Any, None], name: st
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Open clients, index the start-up corpora, load the prompts; close everything after."""
     async with AsyncExitStack() as stack:
+        # httpx's API over aiohttp's pool (service/llm/transport.py): a fraction of the CPU
+        # per upstream call, and no O(connections) pool bookkeeping under concurrency.
+        # Every pooled connection is kept alive: closing those above a smaller cap would
+        # reconnect on most requests at high concurrency.
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
         http = await stack.enter_async_context(
             httpx.AsyncClient(
                 timeout=httpx.Timeout(30.0, connect=5.0),
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                limits=limits,
+                transport=AiohttpTransport(limits),
             )
         )
         qdrant = open_qdrant(settings)

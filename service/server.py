@@ -71,6 +71,9 @@ def build_server_config(settings: Settings, host: str, port: int, **extra: Any) 
         host=host,
         port=port,
         http=build_protocol(settings.http_parser, build_limits(settings)),
+        # libuv's event loop (a pinned runtime dependency): less CPU per request than
+        # asyncio's pure-Python loop; the connection limits above hold on either loop.
+        loop="uvloop",
         ws="none",
         timeout_keep_alive=settings.keep_alive_timeout_seconds,
         h11_max_incomplete_event_size=settings.max_header_bytes + 1024,

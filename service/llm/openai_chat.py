@@ -8,6 +8,7 @@ layer decides what to do about it. Provider SDK retries are never stacked on top
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +37,8 @@ class OpenAIChatModel:
     ) -> None:
         self._http = http
         self.base_url = base_url.rstrip("/")
-        self._url = self.base_url + "/chat/completions"
+        # Parsed once: httpx would parse (and validate) a string URL on every call.
+        self._url = httpx.URL(self.base_url + "/chat/completions")
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._wall_clock = wall_clock
         self._tracing = tracing or Tracing()
@@ -92,7 +94,8 @@ class OpenAIChatModel:
 
 def _parse(response: httpx.Response, request: ChatRequest) -> ChatResponse:
     try:
-        payload = response.json()
+        # The bytes straight to json.loads (it detects UTF-8/16/32 as httpx does).
+        payload = json.loads(response.content)
         text = payload["choices"][0]["message"]["content"]
         if not isinstance(text, str):
             raise TypeError("content is not a string")

@@ -11,6 +11,7 @@ The error message, which may quote user text, is redacted in every mode.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -132,9 +133,12 @@ class RequestLogger:
         self._logger: FilteringBoundLogger = structlog.get_logger(LOGGER_NAME).bind()
 
     def log(self, record: RequestRecord) -> None:
-        """Emit `record` as one JSON line."""
+        """Emit `record` as one JSON line; nothing is built when its level is filtered out."""
+        level = logging.ERROR if record.status >= 500 else logging.INFO
+        if not self._logger.is_enabled_for(level):
+            return
         fields = build_request_fields(record, self.mode)
-        if record.status >= 500:
+        if level == logging.ERROR:
             self._logger.error(EVENT, **fields)
         else:
             self._logger.info(EVENT, **fields)

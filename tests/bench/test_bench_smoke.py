@@ -25,8 +25,8 @@ def test_a_tiny_run_writes_a_report_with_every_row(tmp_path: Path) -> None:
 
     code = overhead.main(
         [
-            *("--requests", "20", "--throughput-requests", "40", "--concurrency", "2"),
-            *("--latency-ms", "1", "--warmup", "3", "--profile-requests", "5"),
+            *("--requests", "20", "--throughput-requests", "40", "--concurrency", "2,3"),
+            *("--latency-ms", "1,2", "--warmup", "3", "--profile-requests", "5"),
             *("--max-seconds", "30", "--output", str(output)),
         ]
     )
@@ -38,10 +38,36 @@ def test_a_tiny_run_writes_a_report_with_every_row(tmp_path: Path) -> None:
         assert float(direct) > 0
         assert float(service) > 0
         assert float(ratio) > 0
-    for path in ("direct", "service"):
-        requests, rps, _cpu = _row(report, path)
-        assert int(requests) > 0
-        assert float(rps) > 0
-    assert re.search(rf"\| p50 ≤ 1 ms \| {_NUMBER} \| (yes|no) \|", report)
-    assert "Target met." in report or "Target not met." in report
-    assert "### Hotspots" in report
+    for upstream in ("1", "2"):
+        assert f"### Upstream {upstream} ms" in report
+        assert re.search(
+            rf"^\| {upstream} ms \| {_NUMBER} \| {_NUMBER} \| {_NUMBER} \| {_NUMBER} \|$",
+            report,
+            re.MULTILINE,
+        ), "summary row with both concurrencies"
+    for concurrency in ("2", "3"):
+        for path in ("direct", "service"):
+            requests, rps, p50, p99, _cpu, _ratio = _throughput(report, concurrency, path)
+            assert int(requests) > 0
+            assert float(rps) > 0
+            assert 0 < float(p50) <= float(p99)
+    # The goals are judged on the slowest upstream measured (2 ms here).
+    assert re.search(
+        rf"\| added latency p50, concurrency 1 \| ≤ 1 ms \| {_NUMBER} ms \| (yes|no) \|", report
+    )
+    assert re.search(
+        r"\| throughput, 3 connections \| ≥ 670 req/s \| \d+ req/s \| (yes|no) \|", report
+    )
+    assert re.search(
+        r"\| cold start to ready \(bench service\) \| ≤ 2 s \| [\d.]+ s \| (yes|no) \|", report
+    )
+    assert "python -m bench.overhead --requests 20" in report
+    assert "### Hotspots (cProfile, service in process, concurrency 1," in report
+    assert "### Hotspots (cProfile, service in process, concurrency 3," in report
+
+
+def _throughput(report: str, concurrency: str, path: str) -> list[str]:
+    """requests, req/s, p50, p99, CPU, ratio of one throughput row."""
+    rows = [line for line in report.splitlines() if line.startswith(f"| {concurrency} | {path} |")]
+    assert rows, f"no throughput row for {concurrency} {path}"
+    return [cell.strip() for cell in rows[0].strip("|").split("|")][2:]

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvloop
 
 from service.server import HeaderMeter, build_server_config, render_raw_problem
 from tests.service.http.routers.conftest import ROOT, build_settings
@@ -255,6 +256,18 @@ def test_body_streamed_without_length_over_the_limit_is_a_413_problem(
     problem = response.json()
     assert set(problem) == {"type", "title", "status", "detail", "instance", "request_id"}
     assert problem["request_id"] == response.headers["x-request-id"]
+
+
+def test_the_server_runs_on_uvloop() -> None:
+    config = build_server_config(build_settings(corpus_dir=None), "127.0.0.1", 0)
+
+    factory = config.get_loop_factory()
+    assert factory is not None
+    loop = factory()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
 
 
 def test_header_meter_counts_up_to_the_end_of_the_head() -> None:

@@ -183,6 +183,29 @@ def test_server_errors_log_at_error_level(capsys: pytest.CaptureFixture[str]) ->
     assert (line["level"], line["outcome"], line["status"]) == ("error", "unavailable", 503)
 
 
+class _Unreadable(dict[str, object]):
+    """Variables that fail when read: proof that a filtered-out event built no fields."""
+
+    def items(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("the fields of a filtered-out event were built")
+
+
+def test_below_the_level_nothing_is_built_and_errors_still_log(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("WARNING")
+    logger = RequestLogger(ContentMode.REDACTED)
+    unread = replace(RECORD, variables=_Unreadable(tone="formal"))
+
+    logger.log(unread)  # info: filtered out, and its content never redacted
+    logger.log(replace(RECORD, status=502, outcome="unavailable"))
+
+    [line] = _lines(capsys.readouterr().out)
+    assert (line["level"], line["status"]) == ("error", 502)
+    with pytest.raises(AssertionError, match="were built"):
+        build_request_fields(unread, ContentMode.REDACTED)
+
+
 # --- log injection ---------------------------------------------------------------------
 
 FORGERIES = [
