@@ -40,7 +40,6 @@ LONGER: dict[str, str] = {
         "the one pydantic-settings class: every environment variable with its bounds and "
         "description in one place; to be nested per concern like `resilience`"
     ),
-    "rehearsal/scenario.py": ("the rehearsal scenario format and its validation; split next"),
 }
 
 
