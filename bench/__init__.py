@@ -6,5 +6,6 @@
 - ``load``: the load generator: prepared requests, latency pairs, bursts at saturation.
 - ``profiling``: the service app in process under cProfile, own time per package.
 - ``report``: docs/benchmarks.md from one run's results (pure).
-- ``overhead``: the orchestration and the command line.
+- ``runner``: one run: start both servers per upstream latency, measure, stop them.
+- ``overhead``: the command line.
 """

@@ -96,7 +96,8 @@ def rehearse_command(
     """
     try:
         from rehearsal.requirements import find_missing_requirements  # noqa: PLC0415
-        from rehearsal.scenario import ScenarioError, load_scenario  # noqa: PLC0415
+        from rehearsal.scenario import ScenarioError  # noqa: PLC0415
+        from rehearsal.scenario_loading import load_scenario  # noqa: PLC0415
         from rehearsal.timeline import assess_expectations  # noqa: PLC0415
         from rehearsal.view import LiveView, PlainView  # noqa: PLC0415
     except ImportError as error:  # e.g. the service's image, which ships no rehearsal/

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from rehearsal.scenario import LoadedScenario, build_rehearsal_manifest, decide_timing
+from rehearsal.scenario import LoadedScenario
+from rehearsal.speed import build_rehearsal_manifest, decide_timing
 from rehearsal.stack import SetupError, Stack, apply_manifest, run_stack
 from rehearsal.timeline import Recorder, build_result
 from rehearsal.traffic import FeedbackTally, TrafficDriver, assess_rates

@@ -40,14 +40,6 @@ LONGER: dict[str, str] = {
         "the one pydantic-settings class: every environment variable with its bounds and "
         "description in one place; to be nested per concern like `resilience`"
     ),
-    "bench/overhead.py": ("the overhead benchmark's runner; split next"),
-    "bench/canary_sim.py": (
-        "the quality-check simulator: traffic model, fast state machine and runner; split next"
-    ),
-    "rehearsal/kube.py": (
-        "the Kubernetes API emulator moved from tests/support with its kmock patches; split next"
-    ),
-    "rehearsal/scenario.py": ("the rehearsal scenario format and its validation; split next"),
 }
 
 

@@ -10,13 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from rehearsal.scenario import (
-    ScenarioError,
-    build_rehearsal_manifest,
-    decide_timing,
-    format_duration,
-    load_scenario,
-)
+from rehearsal.scenario import ScenarioError
+from rehearsal.scenario_loading import load_scenario
+from rehearsal.speed import build_rehearsal_manifest, decide_timing, format_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "rehearsals"
