@@ -28,6 +28,7 @@ from pydantic.alias_generators import to_camel
 from api.v1alpha1.types import DURATION_PATTERN, Phase, PromptVersion
 from controller.durations import parse_duration
 from fakemodel.faults import Faults
+from rehearsal.notify import NotifyBehaviour
 
 __all__ = [
     "MIN_INTERVAL_SECONDS",
@@ -156,6 +157,7 @@ class Scenario(BaseModel):
     feedback: dict[str, FeedbackBehaviour] = Field(default_factory=dict)
     seed: int = 0
     expect: dict[str, Phase] = Field(default_factory=dict)
+    notify: NotifyBehaviour | None = None
 
 
 @dataclass(frozen=True)
