@@ -31,8 +31,9 @@ def verify_signature(body: bytes, header: str | None, secret: str) -> bool:
     """Whether `header` is ``sha256=<hex HMAC-SHA256 of body with secret>`` (constant time)."""
     if not header or not header.startswith("sha256="):
         return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(header.removeprefix("sha256="), expected)
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    # Bytes: compare_digest refuses non-ASCII str, and a header may carry any byte.
+    return hmac.compare_digest(header.encode("utf-8", "surrogateescape"), expected.encode())
 
 
 @dataclass(frozen=True)

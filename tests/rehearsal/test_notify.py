@@ -64,14 +64,14 @@ def test_the_receiver_reports_each_request_verified_or_not() -> None:
         env = build_notify_env(receiver)
         assert env["NOTIFY_WEBHOOK_URLS"] == receiver.url and env["NOTIFY_SECRET"] == "k"
         body = json.dumps({"phase": "RolledBack"}).encode()
-        good = "sha256=" + hmac.new(b"k", body, hashlib.sha256).hexdigest()
-        for signature in (good, "sha256=" + "0" * 64, None):
-            headers = {"X-Prompt-Rollouts-Signature": signature} if signature else {}
+        good = b"sha256=" + hmac.new(b"k", body, hashlib.sha256).hexdigest().encode()
+        for signature in (good, b"sha256=" + b"0" * 64, None, b"sha256=\xe9"):
+            headers = {b"X-Prompt-Rollouts-Signature": signature} if signature else {}
             httpx.post(receiver.url, content=body, headers=headers, timeout=5).raise_for_status()
         received, notes = build_notifications(receiver)
-    assert [r["verified"] for r in received] == [True, False, False]
+    assert [r["verified"] for r in received] == [True, False, False, False]
     assert received[0] == {"verified": True, "status": 200, "event": {"phase": "RolledBack"}}
-    assert notes == ["notify: 2 of 3 notification(s) failed verification"]
+    assert notes == ["notify: 3 of 4 notification(s) failed verification"]
 
 
 def test_an_empty_receiver_says_so() -> None:
