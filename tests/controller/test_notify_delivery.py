@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +17,9 @@ from controller.notify_delivery import Notifier
 from rehearsal.net import free_port
 from rehearsal.notify_receiver import NotificationReceiver, verify_signature
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+pytestmark = pytest.mark.integration
 SECRET = "s3cret-for-tests"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def event(n: int) -> dict[str, object]:
@@ -37,6 +42,7 @@ def notifier(urls: tuple[str, ...], metrics: ControllerMetrics, **options: objec
     return Notifier(urls, SECRET, metrics, **(defaults | options))  # type: ignore[arg-type]
 
 
+@pytest.mark.asyncio
 async def test_each_event_reaches_every_url_signed() -> None:
     metrics = ControllerMetrics()
     with NotificationReceiver(SECRET) as one, NotificationReceiver(SECRET) as two:
@@ -57,6 +63,7 @@ async def test_each_event_reaches_every_url_signed() -> None:
     )
 
 
+@pytest.mark.asyncio
 async def test_a_wrong_secret_does_not_verify() -> None:
     metrics = ControllerMetrics()
     with NotificationReceiver("another-secret") as receiver:
@@ -72,6 +79,7 @@ async def test_a_wrong_secret_does_not_verify() -> None:
     assert verify_signature(got.body, None, SECRET) is False
 
 
+@pytest.mark.asyncio
 async def test_delivered_once_per_transition_despite_a_receiver_that_fails_twice() -> None:
     metrics = ControllerMetrics()
     with NotificationReceiver(SECRET, statuses=[503, 503, 200]) as receiver:
@@ -99,6 +107,7 @@ async def test_delivered_once_per_transition_despite_a_receiver_that_fails_twice
     )
 
 
+@pytest.mark.asyncio
 async def test_a_refusal_is_not_retried_and_counts_as_failed() -> None:
     metrics = ControllerMetrics()
     with NotificationReceiver(SECRET, statuses=[400]) as receiver:
@@ -123,6 +132,7 @@ async def test_a_refusal_is_not_retried_and_counts_as_failed() -> None:
     assert len(receiver.received) == 1
 
 
+@pytest.mark.asyncio
 async def test_a_dead_receiver_gives_up_after_max_attempts() -> None:
     metrics = ControllerMetrics()
     url = f"http://127.0.0.1:{free_port()}/hook"
@@ -149,6 +159,7 @@ async def test_a_dead_receiver_gives_up_after_max_attempts() -> None:
     )
 
 
+@pytest.mark.asyncio
 async def test_a_hung_receiver_blocks_neither_reconciliation_nor_other_urls() -> None:
     metrics = ControllerMetrics()
     with (
@@ -188,6 +199,7 @@ async def test_a_hung_receiver_blocks_neither_reconciliation_nor_other_urls() ->
     assert [r.event["n"] for r in healthy.received] == list(range(50))  # in order
 
 
+@pytest.mark.asyncio
 async def test_a_full_queue_drops_the_oldest_and_counts_it() -> None:
     metrics = ControllerMetrics()
     with NotificationReceiver(SECRET) as receiver:
@@ -209,6 +221,7 @@ async def test_a_full_queue_drops_the_oldest_and_counts_it() -> None:
     assert [r.event["n"] for r in receiver.received] == [1, 2]
 
 
+@pytest.mark.asyncio
 async def test_slack_without_a_secret_is_sent_unsigned() -> None:
     metrics = ControllerMetrics()
     with NotificationReceiver(SECRET) as receiver:
@@ -225,3 +238,22 @@ async def test_slack_without_a_secret_is_sent_unsigned() -> None:
     (got,) = receiver.received
     assert not got.verified
     assert got.event["text"].startswith("*p* 2.0.0: none → *Promoted*")
+
+
+def test_bad_settings_stop_the_controller_at_start_without_leaking_them() -> None:
+    env = {
+        **os.environ,
+        "NOTIFY_WEBHOOK_URLS": "https://ok.example/a,hooks.example/secret-token",
+        "NOTIFY_SECRET": "top-secret-key",
+        "CONTROLLER_METRICS_PORT": "0",
+        "KUBECONFIG": "/nonexistent",
+    }
+    kopf = Path(sys.executable).parent / "kopf"
+    done = subprocess.run(
+        [str(kopf), "run", "-A", "--standalone", "-m", "controller.operator"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "NOTIFY_WEBHOOK_URLS entry 2 is not an http(s) URL" in output
+    assert "secret-token" not in output and "top-secret-key" not in output
