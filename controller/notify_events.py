@@ -156,7 +156,8 @@ def render_body(event: Mapping[str, Any], format: Literal["json", "slack"]) -> b
         text = _slack_text(event)
         payload: Mapping[str, Any] = {
             "text": text,
-            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+            # Slack refuses a section text over 3,000 characters; `text` itself may be longer.
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}],
         }
     else:
         payload = event

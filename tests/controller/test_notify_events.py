@@ -228,3 +228,11 @@ def test_slack_needs_no_secret_and_defaults_send_nothing(monkeypatch: pytest.Mon
     monkeypatch.setenv("NOTIFY_WEBHOOK_URLS", "https://hooks.slack.com/services/T/B/C")
     monkeypatch.setenv("NOTIFY_FORMAT", "slack")
     assert ControllerSettings().notify_urls == ("https://hooks.slack.com/services/T/B/C",)
+
+
+def test_a_long_reason_fits_slacks_section_limit() -> None:
+    long = Transition(**{**TRANSITION.__dict__, "reason": "x" * 5000})
+    event = build_event(long, prompt="p", namespace=None, event_id="1")
+    payload = json.loads(render_body(event, "slack"))
+    assert len(payload["blocks"][0]["text"]["text"]) == 3000
+    assert "x" * 5000 in payload["text"]
