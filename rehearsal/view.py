@@ -86,9 +86,9 @@ def render_summary(result: Mapping[str, Any], unmet: list[str]) -> str:
     if "notifications" in result:
         received = result["notifications"]
         phases = ", ".join(
-            f"{(n.get('event') or {}).get('version')} {(n.get('event') or {}).get('phase')}"
+            f"{n['event'].get('version')} {n['event'].get('phase')}"
             for n in received
-            if n.get("status") == 200
+            if n.get("status") == 200 and n.get("verified") and isinstance(n.get("event"), dict)
         )
         verified = sum(1 for n in received if n.get("verified"))
         lines.append(f"  notifications: {len(received)} received, {verified} verified: {phases}")

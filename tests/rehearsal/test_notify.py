@@ -18,6 +18,7 @@ import yaml
 
 from rehearsal.notify import NotifyBehaviour, build_notifications, build_notify_env, run_receiver
 from rehearsal.scenario import ScenarioError, load_scenario
+from rehearsal.view import render_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "rehearsals"
@@ -101,3 +102,21 @@ def test_a_rehearsal_lists_the_notifications_its_controller_sent(tmp_path: Path)
     assert rolled_back["previousPhase"] == "Progressing"
     assert rolled_back["analysis"]["verdict"] == "Failed"
     assert not [n for n in result.get("notes", []) if n.startswith("notify")], result["notes"]
+
+
+def test_the_summary_counts_what_was_received_and_verified() -> None:
+    result = {
+        "scenario": "s.yaml",
+        "elapsedSeconds": 9.0,
+        "versions": {},
+        "notifications": [
+            {"verified": True, "status": 503, "event": {"version": "1.0.0", "phase": "Stable"}},
+            {"verified": True, "status": 200, "event": {"version": "1.0.0", "phase": "Stable"}},
+            {"verified": False, "status": 200, "event": None},
+        ],
+    }
+    summary = render_summary(result, [])
+    # The list names what was accepted and verified: a retried event once, a forgery never.
+    assert "  notifications: 3 received, 2 verified: 1.0.0 Stable\n" in summary + "\n"
+    del result["notifications"]
+    assert "notifications" not in render_summary(result, [])
