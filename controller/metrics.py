@@ -36,3 +36,16 @@ class ControllerMetrics:
             ["prompt"],
             registry=registry,
         )
+        self.notifications = Counter(
+            "promptrollouts_notifications_total",
+            "Notification events per webhook endpoint (scheme://host), by result "
+            "(delivered, failed after every attempt, dropped from a full queue).",
+            ["endpoint", "result"],
+            registry=registry,
+        )
+        self.notification_failures = Counter(
+            "promptrollouts_notification_attempt_failures_total",
+            "Failed delivery attempts per webhook endpoint (each retry counts).",
+            ["endpoint"],
+            registry=registry,
+        )

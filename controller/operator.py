@@ -27,6 +27,8 @@ from api.client import KubeError, PromptVersionClient, open_session
 from api.v1alpha1 import GROUP, VERSION, Phase
 from controller.analysis import Assessment, assess
 from controller.metrics import ControllerMetrics
+from controller.notify import build_notifier, submit_transition
+from controller.notify_events import decide_transitions
 from controller.prometheus import PrometheusClient, fetch_measurement
 from controller.rollout import AnalysisTarget, Change, decide, decide_analysis
 from controller.settings import ControllerSettings
@@ -68,6 +70,8 @@ async def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: An
         memo.http, config.prometheus_url, config.prometheus_timeout_seconds
     )
     memo.metrics = ControllerMetrics()
+    memo.notifier = build_notifier(config, memo.metrics)
+    memo.notifier.start()
     memo.locks = {}
     memo.servable = {}  # check_servable verdicts by (uid, generation)
     if config.controller_metrics_port:
@@ -78,7 +82,8 @@ async def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: An
 
 @kopf.on.cleanup(id="close")
 async def close(*, memo: kopf.Memo, **_: Any) -> None:
-    """Close the clients."""
+    """Let queued notifications go out (briefly), then close the clients."""
+    await memo.notifier.stop()
     await memo.http.aclose()
     await memo.kube.close()
 
@@ -120,6 +125,7 @@ async def _reconcile_prompt(
     views, unreadable = build_views(bodies, memo.servable)
     assessment = await _analyse(prompt, decide_analysis(views, now), now, memo)
     changes = decide(views, assessment, now, unreadable)
+    transitions = decide_transitions(views, unreadable, changes, now)
     client = PromptVersionClient(memo.kube, namespace)
     for change in changes:
         patch = change.status.to_merge_patch()
@@ -129,6 +135,15 @@ async def _reconcile_prompt(
         except KubeError as error:
             memo.metrics.reconcile_errors.labels(prompt).inc()
             raise kopf.TemporaryError(f"status patch of {change.name}: {error}", delay=1) from error
+        if change.name in transitions:
+            submit_transition(
+                memo.notifier,
+                transitions[change.name],
+                by_name[change.name],
+                prompt=prompt,
+                namespace=namespace,
+                dashboard_template=memo.settings.notify_dashboard_url,
+            )
         for kind, reason, message in change.events:
             kopf.event(by_name[change.name], type=kind, reason=reason, message=message)
         _count(prompt, by_name[change.name], change, memo.metrics)

@@ -9,12 +9,14 @@ Superseded, Invalid), or when the traffic's duration (divided by ``--speed``) is
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from rehearsal.notify import build_notifications, build_notify_env, run_receiver
 from rehearsal.scenario import LoadedScenario
 from rehearsal.speed import build_rehearsal_manifest, decide_timing
 from rehearsal.stack import SetupError, Stack, apply_manifest, run_stack
@@ -164,7 +166,13 @@ def run_rehearsal(loaded: LoadedScenario, speed: float, view: View, workdir: Pat
     versions = loaded.versions
     recorder = Recorder(versions)
     traffic = loaded.scenario.traffic
-    with run_stack(loaded, workdir, view.say) as stack:
+    with contextlib.ExitStack() as exits:
+        receiver = exits.enter_context(run_receiver(loaded.scenario.notify))
+        if receiver is not None:
+            view.say(f"notifications go to a local receiver ({receiver.url})")
+        stack = exits.enter_context(
+            run_stack(loaded, workdir, view.say, build_notify_env(receiver))
+        )
         view.say(f"applying the stable version {versions[0]}")
         apply_manifest(stack.kube, manifests[0])
         _wait_stable(stack, versions[0])
@@ -187,6 +195,11 @@ def run_rehearsal(loaded: LoadedScenario, speed: float, view: View, workdir: Pat
             elapsed = _watch(stack, driver, recorder, view, timing.duration_seconds, notes)
         finally:
             driver.stop()
+    # Out of the block: the controller has stopped (its queue drained), then the receiver.
+    notifications: dict[str, Any] = {}
+    if receiver is not None:
+        notifications["notifications"], notify_notes = build_notifications(receiver)
+        notes += notify_notes
     feedback = _feedback_summary(driver.tally, bool(loaded.scenario.feedback))
     if "problem" in feedback:
         notes.append(f"feedback: {feedback['problem']}")
@@ -204,6 +217,7 @@ def run_rehearsal(loaded: LoadedScenario, speed: float, view: View, workdir: Pat
                 "byStatus": _by_status(driver),
             },
             "feedback": feedback,
+            **notifications,
         },
     )
     return Rehearsal(result, recorder.samples)

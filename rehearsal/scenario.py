@@ -26,6 +26,7 @@ from pydantic.alias_generators import to_camel
 from api.v1alpha1.types import DURATION_PATTERN, Phase
 from controller.durations import parse_duration
 from fakemodel.faults import Faults
+from rehearsal.notify import NotifyBehaviour
 
 __all__ = [
     "MAX_RPS",
@@ -153,6 +154,7 @@ class Scenario(BaseModel):
     feedback: dict[str, FeedbackBehaviour] = Field(default_factory=dict)
     seed: int = 0
     expect: dict[str, Phase] = Field(default_factory=dict)
+    notify: NotifyBehaviour | None = None
 
 
 @dataclass(frozen=True)

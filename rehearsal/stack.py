@@ -100,8 +100,15 @@ def apply_manifest(kube: KubeCluster, manifest: Mapping[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def run_stack(loaded: LoadedScenario, workdir: Path, say: Callable[[str], None]) -> Iterator[Stack]:
-    """Start everything (in order); yields the running `Stack`; stops it all on exit."""
+def run_stack(
+    loaded: LoadedScenario,
+    workdir: Path,
+    say: Callable[[str], None],
+    controller_env: Mapping[str, str] | None = None,
+) -> Iterator[Stack]:
+    """Start everything (in order); yields the running `Stack`; stops it all on exit.
+
+    `controller_env` adds to the controller's environment (e.g. NOTIFY_*)."""
     with contextlib.ExitStack() as stack:
         say("starting the Kubernetes API emulator (a rehearsal stand-in)")
         kube = stack.enter_context(run_kube_emulator())
@@ -159,6 +166,7 @@ def run_stack(loaded: LoadedScenario, workdir: Path, say: Callable[[str], None])
                 "PROMETHEUS_URL": prometheus_url,
                 "CONTROLLER_METRICS_PORT": "0",
                 "CONTROLLER_TICK_SECONDS": "1",
+                **(controller_env or {}),
             },
             workdir,
             CODE_ROOT,

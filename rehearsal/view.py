@@ -83,6 +83,15 @@ def render_summary(result: Mapping[str, Any], unmet: list[str]) -> str:
     feedback = result.get("feedback") or {}
     if feedback.get("sent"):
         lines.append(f"  feedback: sent {feedback['sent']}, responses {feedback['responses']}")
+    if "notifications" in result:
+        received = result["notifications"]
+        phases = ", ".join(
+            f"{n['event'].get('version')} {n['event'].get('phase')}"
+            for n in received
+            if n.get("status") == 200 and n.get("verified") and isinstance(n.get("event"), dict)
+        )
+        verified = sum(1 for n in received if n.get("verified"))
+        lines.append(f"  notifications: {len(received)} received, {verified} verified: {phases}")
     lines += [f"  note: {note}" for note in result.get("notes") or []]
     if unmet:
         lines += [f"  EXPECTATION NOT MET: {line}" for line in unmet]
