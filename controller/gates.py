@@ -63,7 +63,7 @@ def assess_admission(plan: Plan, view: VersionView) -> Gate:
     gate, why = _assess(plan, view, ADMISSION_STAGES)
     if gate is Gate.STOP:
         plan.move(view, Phase.ABORTED, 0, why, warning=True)
-    elif gate is Gate.HOLD:
+    elif gate is Gate.HOLD and why != (plan.planned(view).message or view.status.message):
         plan.patch(view, message=why)
     return gate
 
@@ -71,7 +71,7 @@ def assess_admission(plan: Plan, view: VersionView) -> Gate:
 def assess_promotion(plan: Plan, view: VersionView) -> Gate:
     """Whether `view` may go to 100 %; records outcomes (a "no" holds it where it is)."""
     gate, why = _assess(plan, view, PROMOTION_STAGES)
-    if gate is Gate.HOLD:
+    if gate is Gate.HOLD and why != (plan.planned(view).message or view.status.message):
         plan.patch(view, message=why)
     return gate
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ControllerSettings"]
@@ -33,4 +33,9 @@ class ControllerSettings(BaseSettings):
         default=None,
         ge=1,
         description="Peering priority; unset draws a random one so HA replicas never tie.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the HMAC-SHA256 signature of webhook calls "
+        "(X-Prompt-Rollouts-Signature); unset sends them unsigned.",
     )
