@@ -49,7 +49,8 @@ def test_confirm_promotion_holds_the_last_step_until_it_says_yes(
     rollout.wait_phase("1.0.0", "Stable")
     receiver.answer("/sign-off", 403)
     hook = {"name": "sign-off", "type": "confirm-promotion", "url": receiver.url + "/sign-off"}
-    canary = _with_hooks(rollout.version("1.1.0", model=CANARY_MODEL), hook)
+    told = {"name": "announce", "type": "post-rollout", "url": receiver.url + "/announce"}
+    canary = _with_hooks(rollout.version("1.1.0", model=CANARY_MODEL), hook, told)
     with LoadDriver(rollout.service, rollout.prompt):
         rollout.apply(canary)
         held = rollout.wait(
@@ -74,6 +75,13 @@ def test_confirm_promotion_holds_the_last_step_until_it_says_yes(
         receiver.answer("/sign-off", 200)
         promoted = rollout.wait_phase("1.1.0", "Promoted", 30)
     assert _gate(promoted, "sign-off")["result"] == "Succeeded"
+    announced = rollout.wait(
+        "1.1.0", lambda s: _gate(s, "announce").get("result") == "Succeeded", 10, "announced"
+    )
+    [notice] = receiver.received("/announce")  # once, after the promotion
+    assert notice.verified
+    assert (notice.body["phase"], notice.body["type"]) == ("Promoted", "post-rollout")
+    assert announced["phase"] == "Promoted"
     reasons = [reason for _, reason, _ in rollout.events("1.1.0")]
     assert "GateHeld" in reasons and "WebhookSucceeded" in reasons
 
