@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.rollout_harness import (
@@ -147,3 +148,39 @@ def test_a_hung_webhook_holds_its_version_and_no_other_prompt(
     )
     assert held.get("phase") is None and not held.get("weight")
     assert hung.status("1.0.0")["weight"] == 100
+
+
+def test_a_rollback_webhook_is_told_once_and_its_failure_undoes_nothing(
+    prompt_rollout: MakeRollout, receiver: WebhookReceiver, fake_model: str
+) -> None:
+    rollout = prompt_rollout("faq-gate-rollback")
+    rollout.apply(rollout.version("1.0.0"))
+    rollout.wait_phase("1.0.0", "Stable")
+    receiver.answer("/page", 500)
+    hook = {"name": "page", "type": "rollback", "url": receiver.url + "/page", "timeoutSeconds": 1}
+    manual = [{"weight": 50, "pause": "manual"}]
+    with LoadDriver(rollout.service, rollout.prompt):
+        rollout.apply(_with_hooks(rollout.version("1.1.0", model=CANARY_MODEL, steps=manual), hook))
+        rollout.wait_phase("1.1.0", "Progressing", 15)
+        httpx.post(
+            f"{fake_model}/admin/faults", json={"models": [CANARY_MODEL], "status": 503}, timeout=10
+        ).raise_for_status()
+        told = rollout.wait(
+            "1.1.0", lambda s: _gate(s, "page").get("result") == "Failed", 45, "to page"
+        )
+    assert (told["phase"], told["weight"]) == ("RolledBack", 0)
+    assert _gate(told, "page")["message"].startswith("HTTP 500 after ")
+    tries = len(receiver.received("/page"))  # one notice: its retries within 1 s
+    assert tries >= 2
+    time.sleep(2)
+    calls = receiver.received("/page")
+    assert len(calls) == tries  # and nothing after: the notice is not sent again
+    assert {(r.body["phase"], r.body["type"], r.verified) for r in calls} == {
+        ("RolledBack", "rollback", True)
+    }
+    assert rollout.status("1.1.0")["phase"] == "RolledBack"
+    assert (
+        "Warning",
+        "WebhookFailed",
+        f"rollback webhook 'page': {_gate(told, 'page')['message']}",
+    ) in (rollout.events("1.1.0"))
