@@ -65,7 +65,9 @@ async def call_webhook(http: httpx.AsyncClient, call: GateCall, secret: str | No
                         timeout=remaining,
                         follow_redirects=False,
                     )
-                except httpx.HTTPError as error:
+                except httpx.InvalidURL:
+                    return GateOutcome(False, "InvalidURL")
+                except Exception as error:  # any failure of a webhook is a "no"
                     last = type(error).__name__
                 else:
                     if response.is_success:

@@ -139,6 +139,18 @@ async def test_an_unreachable_webhook_is_retried_then_fails() -> None:
     assert elapsed < 1.5
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("http://[::1/x", "InvalidURL"), ("http://127.0.0.1:99999/x", "after ")],
+    ids=["unparsable", "port-out-of-range"],
+)
+@pytest.mark.asyncio
+async def test_a_url_the_client_cannot_use_is_a_no_not_a_crash(url: str, message: str) -> None:
+    ok, said, elapsed = await _outcome(_call(url, timeout=1))
+    assert not ok and message in said
+    assert elapsed < 1.5
+
+
 @pytest.mark.asyncio
 async def test_calls_run_at_once_so_a_hung_one_delays_no_other(receiver: WebhookReceiver) -> None:
     receiver.hang("/hung", 30)
