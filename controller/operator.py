@@ -26,13 +26,16 @@ from prometheus_client import start_http_server
 from api.client import KubeError, PromptVersionClient, open_session
 from api.v1alpha1 import GROUP, VERSION, Phase
 from controller.analysis import Assessment, assess
+from controller.gates import GateOutcome, build_notice_changes, build_notices
 from controller.metrics import ControllerMetrics
 from controller.notify import build_notifier, submit_transition
-from controller.notify_events import decide_transitions
+from controller.notify_events import Transition, decide_transitions
 from controller.prometheus import PrometheusClient, fetch_measurement
-from controller.rollout import AnalysisTarget, Change, decide, decide_analysis
+from controller.rollout import AnalysisTarget, Change, decide_analysis, decide_with_gates
 from controller.settings import ControllerSettings
+from controller.versions import UnreadableVersion, VersionView
 from controller.views import build_views, choose_actor
+from controller.webhooks import call_webhooks
 
 __all__: list[str] = []
 
@@ -40,6 +43,8 @@ PLURAL = "promptversions"
 #: Read once at import: kopf fixes timer intervals when handlers are registered.
 _TICK = ControllerSettings().controller_tick_seconds
 _log = logging.getLogger(__name__)
+#: Rounds of webhook calls in one decision: confirm-rollout, pre-rollout, confirm-promotion.
+_GATE_ROUNDS = 4
 #: Phases that end a rollout, counted in promptrollouts_rollouts_total.
 _ENDED = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.ABORTED, Phase.SUPERSEDED})
 
@@ -72,6 +77,11 @@ async def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: An
     memo.metrics = ControllerMetrics()
     memo.notifier = build_notifier(config, memo.metrics)
     memo.notifier.start()
+    memo.webhook_secret = (
+        config.webhook_secret.get_secret_value() if config.webhook_secret is not None else None
+    )
+    if memo.webhook_secret is None:
+        _log.warning("WEBHOOK_SECRET is not set: webhook calls are sent unsigned")
     memo.locks = {}
     memo.servable = {}  # check_servable verdicts by (uid, generation)
     if config.controller_metrics_port:
@@ -124,9 +134,47 @@ async def _reconcile_prompt(
     by_name = {str(b["metadata"]["name"]): b for b in bodies}
     views, unreadable = build_views(bodies, memo.servable)
     assessment = await _analyse(prompt, decide_analysis(views, now), now, memo)
-    changes = decide(views, assessment, now, unreadable)
+    changes = await _decide(views, assessment, now, unreadable, memo)
     transitions = decide_transitions(views, unreadable, changes, now)
     client = PromptVersionClient(memo.kube, namespace)
+    await _apply(prompt, namespace, changes, by_name, client, memo, transitions)
+    notices = build_notices(views, changes)
+    if notices:  # post-rollout and rollback webhooks: after the change is written
+        outcomes = await call_webhooks(memo.http, notices, memo.webhook_secret)
+        now = datetime.now(UTC)
+        notice_changes = build_notice_changes(views, changes, outcomes, now)
+        await _apply(prompt, namespace, notice_changes, by_name, client, memo, {})
+
+
+async def _decide(
+    views: list[VersionView],
+    assessment: Assessment | None,
+    now: datetime,
+    unreadable: list[UnreadableVersion],
+    memo: kopf.Memo,
+) -> list[Change]:
+    """Decide; while the decision asks for webhooks, call them (bounded) and decide again."""
+    results: dict[tuple[str, str], GateOutcome] = {}
+    for _ in range(_GATE_ROUNDS):
+        changes, calls = decide_with_gates(views, assessment, now, unreadable, results)
+        if not calls:
+            break
+        for call, outcome in await call_webhooks(memo.http, calls, memo.webhook_secret):
+            results[(call.name, call.hook.name)] = outcome
+            _log.info("webhook %s of %s: %s", call.hook.name, call.name, outcome.message)
+    return changes
+
+
+async def _apply(
+    prompt: str,
+    namespace: str | None,
+    changes: list[Change],
+    by_name: Mapping[str, kopf.Body],
+    client: PromptVersionClient,
+    memo: kopf.Memo,
+    transitions: Mapping[str, Transition],
+) -> None:
+    """One status merge patch per changed object, then its notification and Events."""
     for change in changes:
         patch = change.status.to_merge_patch()
         try:

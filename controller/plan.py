@@ -11,19 +11,38 @@ from typing import Any
 from api.v1alpha1 import Phase
 from controller.conditions import parse_time, read_conditions
 from controller.durations import parse_duration
-from controller.status import Change, StatusPatch, build_phase_conditions
+from controller.gate_calls import GateCall, GateResults
+from controller.status import (
+    CANARY_PHASES,
+    STABLE_PHASES,
+    Change,
+    StatusPatch,
+    build_phase_conditions,
+)
 from controller.versions import VersionView
 
-__all__ = ["Plan", "build_replacing_patch", "pause_over"]
+__all__ = [
+    "Plan",
+    "balance_weights",
+    "build_replacing_patch",
+    "canary_in",
+    "pause_over",
+    "stable_in",
+]
 
 
 class Plan:
     """Accumulates changes for one decision, keyed by object name."""
 
-    def __init__(self, views: Sequence[VersionView], now: datetime) -> None:
+    def __init__(
+        self, views: Sequence[VersionView], now: datetime, gate_results: GateResults | None = None
+    ) -> None:
         self.views = {v.name: v for v in views}
         self.now = now
         self.changes: dict[str, Change] = {}
+        #: Webhook outcomes known this tick, and the webhooks still to call (controller.gates).
+        self.gate_results: GateResults = gate_results or {}
+        self.gate_calls: list[GateCall] = []
 
     def patch(self, view: VersionView, **status: Any) -> Change:
         """Set status fields (snake_case) of `view`'s one patch."""
@@ -81,3 +100,33 @@ def pause_over(view: VersionView, now: datetime) -> bool:
         return False
     started = parse_time(view.status.step_started_at)
     return started is None or (now - started).total_seconds() >= parse_duration(pause)
+
+
+def stable_in(plan: Plan, views: Sequence[VersionView]) -> VersionView | None:
+    """The newest version in a stable phase, as planned so far."""
+    stables = [v for v in views if plan.phase(v) in STABLE_PHASES]
+    return max(stables, key=lambda v: v.semver, default=None)
+
+
+def canary_in(plan: Plan, views: Sequence[VersionView]) -> VersionView | None:
+    """The newest version in a canary phase, as planned so far."""
+    canaries = [v for v in views if plan.phase(v) in CANARY_PHASES]
+    return max(canaries, key=lambda v: v.semver, default=None)
+
+
+def balance_weights(plan: Plan, views: Sequence[VersionView]) -> None:
+    """The stable version takes whatever the canary does not."""
+    stable = stable_in(plan, views)
+    if stable is None:
+        return
+    canary = canary_in(plan, views)
+    canary_weight = 0
+    if canary is not None:
+        planned = plan.planned(canary)
+        weight = planned.weight if planned.has("weight") else canary.status.weight
+        canary_weight = weight or 0
+    wanted = 100 - canary_weight
+    planned = plan.planned(stable)
+    current_weight = planned.weight if planned.has("weight") else stable.status.weight
+    if current_weight != wanted:
+        plan.patch(stable, weight=wanted)

@@ -27,7 +27,15 @@ from datetime import datetime
 from api.v1alpha1 import Phase
 from controller.analysis import Assessment, Verdict
 from controller.conditions import format_time, read_conditions
-from controller.plan import Plan, build_replacing_patch, pause_over
+from controller.gates import Gate, GateCall, GateResults, assess_admission, assess_promotion
+from controller.plan import (
+    Plan,
+    balance_weights,
+    build_replacing_patch,
+    canary_in,
+    pause_over,
+    stable_in,
+)
 from controller.status import (
     CANARY_PHASES,
     HALTED_PHASES,
@@ -65,6 +73,7 @@ __all__ = [
     "canary_of",
     "decide",
     "decide_analysis",
+    "decide_with_gates",
     "format_time",
     "parse_request",
     "stable_of",
@@ -76,14 +85,28 @@ def decide(
     assessment: Assessment | None,
     now: datetime,
     unreadable: Sequence[UnreadableVersion] = (),
+    gates: GateResults | None = None,
 ) -> list[Change]:
-    """Every status change one prompt's versions need now.
+    """Every status change one prompt's versions need now (see :func:`decide_with_gates`)."""
+    return decide_with_gates(views, assessment, now, unreadable, gates)[0]
+
+
+def decide_with_gates(
+    views: Sequence[VersionView],
+    assessment: Assessment | None,
+    now: datetime,
+    unreadable: Sequence[UnreadableVersion] = (),
+    gates: GateResults | None = None,
+) -> tuple[list[Change], list[GateCall]]:
+    """Every status change one prompt's versions need now, and the webhooks to call first.
 
     `assessment` is the result of the canary's analysis when one was due and ran
     (see :func:`decide_analysis`), else None. `unreadable` are the objects whose spec
-    could not be read: they are marked Invalid and take no part in the rollout.
+    could not be read: they are marked Invalid and take no part in the rollout. `gates`
+    are the webhook outcomes known so far; when the calls returned are not empty, call
+    them and decide again with their outcomes added (controller.gates).
     """
-    plan = Plan(views, now)
+    plan = Plan(views, now, gates)
     for version in unreadable:
         message = f"invalid spec: {version.reason}"
         change = decide_invalid(version.name, version.phase, version.conditions, message, now)
@@ -92,9 +115,10 @@ def decide(
     valid = _mark_invalid(plan, views)
     _handle_requests(plan, valid)
     _admit_new_versions(plan, valid)
-    _progress_canary(plan, valid, assessment)
-    _balance_weights(plan, valid)
-    return [c for c in plan.changes.values() if c.status.model_fields_set or c.events]
+    _progresscanary_in(plan, valid, assessment)
+    balance_weights(plan, valid)
+    changes = [c for c in plan.changes.values() if c.status.model_fields_set or c.events]
+    return changes, plan.gate_calls
 
 
 def _mark_invalid(plan: Plan, views: Sequence[VersionView]) -> list[VersionView]:
@@ -110,16 +134,6 @@ def _mark_invalid(plan: Plan, views: Sequence[VersionView]) -> list[VersionView]
         if view.invalid_reason is None and view.phase is not Phase.INVALID:
             valid.append(view)
     return valid
-
-
-def _stable(plan: Plan, views: Sequence[VersionView]) -> VersionView | None:
-    stables = [v for v in views if plan.phase(v) in STABLE_PHASES]
-    return max(stables, key=lambda v: v.semver, default=None)
-
-
-def _canary(plan: Plan, views: Sequence[VersionView]) -> VersionView | None:
-    canaries = [v for v in views if plan.phase(v) in CANARY_PHASES]
-    return max(canaries, key=lambda v: v.semver, default=None)
 
 
 def _handle_requests(plan: Plan, views: Sequence[VersionView]) -> None:
@@ -153,17 +167,17 @@ def _weight(view: VersionView) -> int:
 
 
 def _retry(plan: Plan, views: Sequence[VersionView], view: VersionView) -> None:
-    stable = _stable(plan, views)
+    stable = stable_in(plan, views)
     if stable is not None and view.semver <= stable.semver:
         plan.event(view, "Warning", "RequestIgnored", f"retry: {stable.spec.version} is newer")
         return
-    current = _canary(plan, views)
+    current = canary_in(plan, views)
+    if current is not None and current.name != view.name and current.semver > view.semver:
+        plan.event(view, "Warning", "RequestIgnored", f"retry: {current.spec.version} rolls out")
+        return
+    if assess_admission(plan, view) is not Gate.PASS:
+        return
     if current is not None and current.name != view.name:
-        if current.semver > view.semver:
-            plan.event(
-                view, "Warning", "RequestIgnored", f"retry: {current.spec.version} rolls out"
-            )
-            return
         plan.move(current, Phase.SUPERSEDED, 0, f"superseded by {view.spec.version}")
     _start(plan, view, "retried by hand")
 
@@ -186,31 +200,35 @@ def _admit_new_versions(plan: Plan, views: Sequence[VersionView]) -> None:
     if not pending:
         return
     newest, older = pending[0], pending[1:]
-    stable, canary = _stable(plan, views), _canary(plan, views)
+    stable, canary = stable_in(plan, views), canary_in(plan, views)
     serving = [v for v in (canary, stable) if v is not None]
     if not serving:
         plan.move(newest, Phase.STABLE, 100, "first version of the prompt")
     elif newest.semver > max(v.semver for v in serving):
-        if canary is not None:
-            plan.move(canary, Phase.SUPERSEDED, 0, f"superseded by {newest.spec.version}")
-        if newest.spec.rollout.steps:
-            base = stable.spec.version if stable is not None else "nothing"
-            _start(plan, newest, f"rolling out over {base}")
-        else:
-            _promote(plan, views, newest, "no rollout steps: promoted at once")
+        steps = newest.spec.rollout.steps
+        if assess_admission(plan, newest) is Gate.PASS and (
+            steps or assess_promotion(plan, newest) is Gate.PASS
+        ):
+            if canary is not None:
+                plan.move(canary, Phase.SUPERSEDED, 0, f"superseded by {newest.spec.version}")
+            if steps:
+                base = stable.spec.version if stable is not None else "nothing"
+                _start(plan, newest, f"rolling out over {base}")
+            else:
+                _promote(plan, views, newest, "no rollout steps: promoted at once")
     else:
         older = pending
     for view in older:
         plan.move(view, Phase.SUPERSEDED, 0, "older than the version being served")
 
 
-def _progress_canary(
+def _progresscanary_in(
     plan: Plan, views: Sequence[VersionView], assessment: Assessment | None
 ) -> None:
-    canary = _canary(plan, views)
+    canary = canary_in(plan, views)
     if canary is None:
         return
-    if _stable(plan, views) is None:  # paused or not: it alone serves, so it takes 100
+    if stable_in(plan, views) is None:  # paused or not: it alone serves, so it takes 100
         _promote(plan, views, canary, "no stable version left: promoted")
         return
     if plan.phase(canary) is not Phase.PROGRESSING:
@@ -247,14 +265,18 @@ def _progress_canary(
     else:
         plan.patch(canary, consecutive_failures=0, consecutive_errors=0)
         if pause_over(canary, plan.now):
-            _advance(plan, views, canary, "analysis passed")
+            _advance(plan, views, canary, "analysis passed", gated=True)
 
 
-def _advance(plan: Plan, views: Sequence[VersionView], view: VersionView, why: str) -> None:
+def _advance(
+    plan: Plan, views: Sequence[VersionView], view: VersionView, why: str, gated: bool = False
+) -> None:
+    """The next step, or promotion after the last (once confirm-promotion says yes, if `gated`)."""
     steps = view.spec.rollout.steps
     index = (view.status.step_index or 0) + 1
     if index >= len(steps):
-        _promote(plan, views, view, f"{why}: all {len(steps)} steps done")
+        if not gated or assess_promotion(plan, view) is Gate.PASS:
+            _promote(plan, views, view, f"{why}: all {len(steps)} steps done")
         return
     plan.move(view, Phase.PROGRESSING, steps[index].weight, f"{why}: step {index + 1}")
     plan.patch(view, step_index=index, step_started_at=plan.now)
@@ -267,20 +289,3 @@ def _promote(plan: Plan, views: Sequence[VersionView], view: VersionView, why: s
             plan.move(other, Phase.SUPERSEDED, 0, f"superseded by {view.spec.version}")
     plan.move(view, Phase.PROMOTED, 100, why)
     plan.patch(view, step_index=len(view.spec.rollout.steps))
-
-
-def _balance_weights(plan: Plan, views: Sequence[VersionView]) -> None:
-    """The stable version takes whatever the canary does not."""
-    stable = _stable(plan, views)
-    if stable is None:
-        return
-    canary = _canary(plan, views)
-    canary_weight = 0
-    if canary is not None:
-        planned = plan.planned(canary)
-        canary_weight = (planned.weight or 0) if planned.has("weight") else _weight(canary)
-    wanted = 100 - canary_weight
-    planned = plan.planned(stable)
-    current_weight = planned.weight if planned.has("weight") else stable.status.weight
-    if current_weight != wanted:
-        plan.patch(stable, weight=wanted)

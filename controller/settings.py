@@ -68,6 +68,11 @@ class ControllerSettings(BaseSettings):
     notify_backoff_seconds: float = Field(
         default=1.0, gt=0, le=60, description="First retry delay; doubles up to 60 s."
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the HMAC-SHA256 signature of webhook calls "
+        "(X-Prompt-Rollouts-Signature); unset sends them unsigned.",
+    )
 
     @field_validator("notify_webhook_urls")
     @classmethod

@@ -52,6 +52,8 @@ class StatusPatch(BaseModel):
     last_analysis: dict[str, Any] | None = None
     #: The quality verdict in one line (controller.analysis.Assessment.quality_summary).
     quality: str | None = None
+    #: The whole status.gates list (WebhookResult objects, camelCase): a list is replaced.
+    gates: list[dict[str, Any]] | None = None
 
     @field_serializer("step_started_at")
     def _rfc3339(self, value: datetime | None) -> str | None:

@@ -30,6 +30,7 @@ _VALUE_KEYWORDS = (
     "pattern",
     "minItems",
     "maxItems",
+    "maxProperties",
 )
 _DROPPED = frozenset({"title", "examples"})
 _HANDLED = frozenset(

@@ -60,6 +60,9 @@ __all__ = [
     "Scalar",
     "Variable",
     "VariableType",
+    "Webhook",
+    "WebhookResult",
+    "WebhookType",
     "value_matches_type",
 ]
 
@@ -423,6 +426,36 @@ class Analysis(_Model):
     )
 
 
+class WebhookType(StrEnum):
+    """When a webhook is called (as in Flagger)."""
+
+    PRE_ROLLOUT = "pre-rollout"
+    CONFIRM_ROLLOUT = "confirm-rollout"
+    CONFIRM_PROMOTION = "confirm-promotion"
+    POST_ROLLOUT = "post-rollout"
+    ROLLBACK = "rollback"
+
+
+class Webhook(_Model):
+    """A gate or a notice: a signed JSON POST at one point of the rollout."""
+
+    name: str = Field(pattern=DNS_LABEL_PATTERN, max_length=63, description="Webhook name.")
+    type: WebhookType = Field(description="When it is called, and what its answer does.")
+    url: str = Field(
+        pattern=r"^https?://[^\s/?#]+[^\s]*$",
+        max_length=2048,
+        description="http(s) URL the JSON body is POSTed to.",
+    )
+    timeout_seconds: int = Field(
+        default=10, ge=1, le=60, description="Deadline of one call, retries included."
+    )
+    metadata: dict[str, Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Strings passed to the webhook as `metadata`.",
+    )
+
+
 def _default_steps() -> list[RolloutStep]:
     return [RolloutStep(weight=10, pause="1m"), RolloutStep(weight=50, pause="1m")]
 
@@ -436,6 +469,31 @@ class Rollout(_Model):
         description="Canary steps; after the last one the version is promoted to 100%.",
     )
     analysis: Analysis = Field(default_factory=Analysis, description="Automatic rollback checks.")
+    webhooks: list[Webhook] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Gates and notices called during the rollout (docs/rollouts.md, Gates).",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            # A real API server refuses duplicate keys of a map list itself; the rule says why.
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.all(w, self.exists_one(x, x.name == w.name))",
+                    "message": "webhook names must be unique",
+                }
+            ],
+        },
+    )
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_webhooks(cls, webhooks: list[Webhook]) -> list[Webhook]:
+        names = [hook.name for hook in webhooks]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"webhook names must be unique, repeated: {', '.join(twice)}")
+        return webhooks
 
     @field_validator("steps")
     @classmethod
@@ -543,6 +601,21 @@ class PromptVersionStatus(_Model):
         description="The quality checks' verdict and its reason in one line, from the latest "
         "analysis that measured them (e.g. 'Failed: unknown rate 31 % vs 12 % stable, ...').",
     )
+    gates: list[WebhookResult] = Field(
+        default_factory=list, description="The latest outcome of each webhook, by name."
+    )
+
+
+class WebhookResult(_Model):
+    """The latest outcome of one webhook of this version."""
+
+    name: str = Field(description="The webhook's name.")
+    type: WebhookType = Field(description="The webhook's type.")
+    result: Literal["Succeeded", "Failed"] = Field(
+        description="Succeeded: a 2xx answer; Failed: anything else (a gate holds or stops)."
+    )
+    message: str = Field(default="", max_length=1024, description="HTTP status or error.")
+    time: str = Field(description="RFC 3339 time of the call.")
 
 
 class ObjectMeta(BaseModel):

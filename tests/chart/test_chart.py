@@ -296,6 +296,16 @@ def test_defaults_controller_is_standalone_and_namespaced(helm: Helm) -> None:
     assert ports == {"health": 8080, "metrics": 8081}
 
 
+def test_webhook_signing_key_comes_from_a_secret(helm: Helm) -> None:
+    assert "WEBHOOK_SECRET" not in env_of(container(helm.install(name="unsigned"), "controller"))
+    values = {"controller": {"webhooks": {"existingSecret": "rollout-webhooks"}}}
+    controller = container(helm.install(values), "controller")
+    assert env_of(controller)["WEBHOOK_SECRET"] == {
+        "name": "WEBHOOK_SECRET",
+        "valueFrom": {"secretKeyRef": {"name": "rollout-webhooks", "key": "webhook-secret"}},
+    }
+
+
 def test_defaults_rbac_is_namespaced_least_privilege(helm: Helm) -> None:
     release = helm.install()
     assert rules_of(release, "Role", "-controller") == CONTROLLER_RULES
@@ -647,6 +657,11 @@ REJECTED = [
         {"networkPolicy": {"metricsFrom": []}},
         "at '/networkPolicy/metricsFrom'",
         id="metrics-from-everyone",
+    ),
+    pytest.param(
+        {"controller": {"webhooks": {"secret": "literal-key"}}},
+        "additional properties 'secret' not allowed",
+        id="webhook-key-as-a-literal",
     ),
     pytest.param(
         {"serverr": {}},

@@ -21,6 +21,7 @@ from api.v1alpha1 import (
     Rollout,
     RolloutStep,
     Variable,
+    Webhook,
 )
 from service.answering.outcome import Outcome
 from service.http.problems import _MAPPING, _TYPE_PREFIX
@@ -48,6 +49,7 @@ SPEC_PARTS: list[type[BaseModel]] = [
     Rollout,
     RolloutStep,
     Analysis,
+    Webhook,
 ]
 
 

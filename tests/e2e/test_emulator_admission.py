@@ -120,3 +120,45 @@ def test_status_writes_are_checked_against_the_status_schema(cluster: KubeCluste
     )
     assert pruned.status_code == 200, pruned.text
     assert pruned.json()["status"] == {"weight": 10}
+
+
+def _hook(**fields: Any) -> dict[str, Any]:
+    return {"name": "gate", "type": "pre-rollout", "url": "https://gate.example.com/", **fields}
+
+
+@pytest.mark.parametrize(
+    ("hooks", "cause"),
+    [
+        ([_hook(url="ftp://gate.example.com/")], "spec.rollout.webhooks[0].url: Invalid value"),
+        ([_hook(url="gate.example.com")], "spec.rollout.webhooks[0].url: Invalid value"),
+        ([_hook(type="before")], "spec.rollout.webhooks[0].type: Invalid value: 'before'"),
+        ([_hook(timeoutSeconds=0)], "webhooks[0].timeoutSeconds: Invalid value: 0 is less"),
+        ([_hook(timeoutSeconds=61)], "webhooks[0].timeoutSeconds: Invalid value: 61 is greater"),
+        ([_hook(metadata={"n": 1})], "spec.rollout.webhooks[0].metadata.n: Invalid value"),
+        ([_hook(name="Not_A_Label")], "spec.rollout.webhooks[0].name: Invalid value"),
+        ([_hook(), _hook(type="rollback")], "spec.rollout.webhooks: Invalid value: webhook names"),
+        ([{"name": "gate", "type": "rollback"}], "'url' is a required property"),
+    ],
+    ids=[
+        "ftp-url",
+        "no-scheme",
+        "unknown-type",
+        "timeout-zero",
+        "timeout-over-60",
+        "metadata-not-string",
+        "name-not-a-label",
+        "duplicate-names",
+        "missing-url",
+    ],
+)
+def test_bad_webhooks_are_rejected_with_the_field(hooks: list[dict[str, Any]], cause: str) -> None:
+    body = _changed(lambda b: b["spec"].setdefault("rollout", {}).update(webhooks=hooks))
+    with pytest.raises(InvalidObjectError) as caught:
+        admit(SCHEMA, body)
+    assert any(cause in c for c in caught.value.causes), caught.value.causes
+
+
+def test_good_webhooks_are_admitted() -> None:
+    hooks = [_hook(), _hook(name="ok", type="confirm-promotion", metadata={"team": "qa"})]
+    body = _changed(lambda b: b["spec"].setdefault("rollout", {}).update(webhooks=hooks))
+    assert admit(SCHEMA, body)["spec"]["rollout"]["webhooks"] == hooks

@@ -37,6 +37,7 @@ __all__ = [
     "FAST_ANALYSIS",
     "FAST_STEPS",
     "STABLE_MODEL",
+    "WEBHOOK_SECRET",
     "ControllerProcess",
     "LoadDriver",
     "PromptRollout",
@@ -51,6 +52,8 @@ STABLE_MODEL, CANARY_MODEL = "gpt-4o-mini", "gpt-4.1-nano"
 PROMPT_LABEL = "promptrollouts.io/prompt"
 REQUEST_ANNOTATION = "promptrollouts.io/request"
 T = TypeVar("T")
+#: The key the e2e controller signs webhook calls with (tests/e2e/test_gates.py verifies it).
+WEBHOOK_SECRET = "e2e-webhook-secret"
 QUESTION = "How long do refunds take?"
 USER_TEMPLATE = "CONTEXT:\n[1] (faq.md) Refunds take five days.\n\nQUESTION: {{ question }}"
 FAST_STEPS: list[dict[str, Any]] = [{"weight": 20, "pause": "2s"}, {"weight": 50, "pause": "2s"}]
@@ -366,4 +369,5 @@ def controller_env(kube: KubeCluster, prometheus: str) -> dict[str, str]:
         "PROMETHEUS_URL": prometheus,
         "CONTROLLER_METRICS_PORT": "0",
         "CONTROLLER_TICK_SECONDS": "1",
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
