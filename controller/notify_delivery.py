@@ -22,7 +22,8 @@ import httpx
 
 from controller.metrics import ControllerMetrics
 from controller.notify_config import describe_endpoint
-from controller.notify_events import SIGNATURE_HEADER, render_body, sign_body
+from controller.notify_events import render_body
+from controller.signing import SIGNATURE_HEADER, sign_body
 
 __all__ = ["Delivery", "Notifier", "decide_backoff"]
 

@@ -3,14 +3,12 @@
 :func:`decide_transitions` reads the changes :func:`controller.rollout.decide` is about to
 write: a change that sets a phase other than the version's current one is a transition.
 :func:`build_event` turns one into the JSON event, :func:`render_body` into the exact
-bytes sent (``json`` or a Slack incoming-webhook payload) and :func:`sign_body` into the
-``X-Prompt-Rollouts-Signature`` header value. Nothing here reads a clock or the network.
+bytes sent (``json`` or a Slack incoming-webhook payload), which
+:mod:`controller.signing` signs. Nothing here reads a clock or the network.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,15 +22,12 @@ from controller.status import Change
 from controller.versions import UnreadableVersion, VersionView
 
 __all__ = [
-    "SIGNATURE_HEADER",
     "Transition",
     "build_event",
     "decide_transitions",
     "render_body",
-    "sign_body",
 ]
 
-SIGNATURE_HEADER = "X-Prompt-Rollouts-Signature"
 #: What of status.lastAnalysis an event carries (the PromQL queries stay in status).
 _ANALYSIS_KEYS = ("time", "verdict", "reasons", "values", "error")
 
@@ -162,8 +157,3 @@ def render_body(event: Mapping[str, Any], format: Literal["json", "slack"]) -> b
     else:
         payload = event
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def sign_body(body: bytes, secret: str) -> str:
-    """``sha256=<hex HMAC-SHA256 of body>``: the signature header's value."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

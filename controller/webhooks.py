@@ -11,8 +11,6 @@ HTTP status or error class, never its URL (a URL may carry a token).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Sequence
@@ -21,10 +19,10 @@ from typing import Any
 import httpx
 
 from controller.gate_calls import GateCall, GateOutcome
+from controller.signing import SIGNATURE_HEADER, sign_body
 
-__all__ = ["SIGNATURE_HEADER", "build_body", "build_signature", "call_webhook", "call_webhooks"]
+__all__ = ["build_body", "call_webhook", "call_webhooks"]
 
-SIGNATURE_HEADER = "X-Prompt-Rollouts-Signature"
 _FIRST_BACKOFF = 0.2
 _MAX_BACKOFF = 2.0
 
@@ -32,11 +30,6 @@ _MAX_BACKOFF = 2.0
 def build_body(payload: dict[str, Any]) -> bytes:
     """The exact bytes sent (and signed)."""
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-
-
-def build_signature(body: bytes, secret: str) -> str:
-    """The signature header's value: ``sha256=`` and the hex HMAC-SHA256 of `body`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def _retryable(status: int) -> bool:
@@ -48,7 +41,7 @@ async def call_webhook(http: httpx.AsyncClient, call: GateCall, secret: str | No
     body = build_body(call.payload)
     headers = {"Content-Type": "application/json", "User-Agent": "prompt-rollouts-controller"}
     if secret:
-        headers[SIGNATURE_HEADER] = build_signature(body, secret)
+        headers[SIGNATURE_HEADER] = sign_body(body, secret)
     budget = float(call.hook.timeout_seconds)
     deadline = time.monotonic() + budget
     backoff, attempts, last = _FIRST_BACKOFF, 0, "no answer"

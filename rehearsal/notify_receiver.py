@@ -9,8 +9,6 @@ Its load is bounded: bodies over 1 MiB are refused, at most 10,000 requests are 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import threading
 import time
@@ -20,20 +18,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["NotificationReceiver", "ReceivedNotification", "verify_signature"]
+from controller.signing import SIGNATURE_HEADER, verify_signature
 
-SIGNATURE_HEADER = "X-Prompt-Rollouts-Signature"
+__all__ = ["NotificationReceiver", "ReceivedNotification"]
+
 MAX_BODY = 1 << 20
 MAX_KEPT = 10_000
-
-
-def verify_signature(body: bytes, header: str | None, secret: str) -> bool:
-    """Whether `header` is ``sha256=<hex HMAC-SHA256 of body with secret>`` (constant time)."""
-    if not header or not header.startswith("sha256="):
-        return False
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    # Bytes: compare_digest refuses non-ASCII str, and a header may carry any byte.
-    return hmac.compare_digest(header.encode("utf-8", "surrogateescape"), expected.encode())
 
 
 @dataclass(frozen=True)

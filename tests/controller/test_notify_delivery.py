@@ -14,8 +14,9 @@ import pytest
 
 from controller.metrics import ControllerMetrics
 from controller.notify_delivery import Notifier
+from controller.signing import verify_signature
 from rehearsal.net import free_port
-from rehearsal.notify_receiver import NotificationReceiver, verify_signature
+from rehearsal.notify_receiver import NotificationReceiver
 
 pytestmark = pytest.mark.integration
 SECRET = "s3cret-for-tests"

@@ -25,10 +25,10 @@ from controller.notify_events import (
     build_event,
     decide_transitions,
     render_body,
-    sign_body,
 )
 from controller.rollout import UnreadableVersion, decide
 from controller.settings import ControllerSettings
+from controller.signing import sign_body
 from tests.controller.test_rollout import BASE, FAILING, HEALTHY, T0, apply, canary_at, pv
 
 ANALYSIS = BASE.rollout.analysis

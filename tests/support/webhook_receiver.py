@@ -8,8 +8,6 @@ delay (`hang`); every request is recorded with its JSON body and whether its
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import threading
 from collections.abc import Iterator
@@ -17,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from controller.signing import verify_signature
 
 __all__ = ["Received", "WebhookReceiver", "run_webhook_receiver"]
 
@@ -60,8 +60,7 @@ class WebhookReceiver:
 
     def verify(self, body: bytes, header: str | None) -> bool:
         """Whether `header` signs `body` with the secret."""
-        expected = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
-        return header is not None and hmac.compare_digest(expected, header)
+        return verify_signature(body, header, self.secret)
 
     def _handle(self, path: str, body: bytes, header: str | None) -> int:
         with self._lock:
