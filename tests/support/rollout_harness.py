@@ -149,7 +149,10 @@ class LoadDriver:
     rate: float = 20.0
     users: int = 100
     max_in_flight: int = 32
-    max_seconds: float = 120.0
+    #: A safety cap for a driver nobody stopped, longer than any test's worst case: a
+    #: driver that stopped by itself mid-test starved the canary's analysis (0 requests in
+    #: the window) on a loaded machine, where the restart test ran past 120 s.
+    max_seconds: float = 600.0
     answers: list[Answer] = field(default_factory=list, init=False)
     dropped: int = field(default=0, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
