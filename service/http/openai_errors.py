@@ -5,7 +5,8 @@ middleware alike: 401 and quota 429 from access control, 413 from the body limit
 load shedding, 422 from validation). On ``/v1/chat/completions`` and ``/v1/models`` this
 middleware, the outermost one, rewrites such a body into the OpenAI error object
 (:func:`service.http.openai_shapes.build_error`), keeping the status and every other
-header (``Retry-After``, ``WWW-Authenticate``, ``X-Request-ID``). Other responses (and
+header (``Retry-After``, ``WWW-Authenticate``, ``X-Request-ID``); a 500 or 502 also gets
+``x-should-retry: false``. Other responses (and
 every response on other paths) pass through untouched, unbuffered.
 """
 
@@ -23,6 +24,11 @@ __all__ = ["OPENAI_PATHS", "OpenAIErrorMiddleware", "is_openai_path"]
 
 #: Paths that speak the OpenAI wire format (``/v1/models/<id>`` too).
 OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
+#: Statuses a retry cannot change (a template that fails to render, a model upstream that
+#: refuses the request): ``x-should-retry: false`` stops the OpenAI SDKs' own retries.
+#: Every other status keeps the SDK's rules (it retries 408, 409, 429 and 5xx, honouring
+#: ``Retry-After``).
+_FINAL_STATUSES = frozenset({500, 502})
 
 
 def is_openai_path(path: str) -> bool:
@@ -77,6 +83,8 @@ class OpenAIErrorMiddleware:
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
                 ]
+                if status in _FINAL_STATUSES:
+                    headers.append((b"x-should-retry", b"false"))
                 await send({**start, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return

@@ -27,12 +27,11 @@ __all__ = [
 
 MODEL_PREFIX = "prompts/"
 
-#: HTTP status → OpenAI error ``type``; any other 4xx is ``invalid_request_error``, 5xx
-#: ``server_error``.
+#: HTTP status → OpenAI error ``type``; any other 4xx (404 included, as OpenAI answers an
+#: unknown model) is ``invalid_request_error``, any 5xx ``server_error``.
 _ERROR_TYPES: dict[int, str] = {
     401: "authentication_error",
     403: "permission_error",
-    404: "not_found_error",
     409: "conflict_error",
     429: "rate_limit_error",
 }

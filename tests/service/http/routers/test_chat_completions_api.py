@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from openai import OpenAI
 
 from fakemodel.app import FakeModelState, create_fake_model_app
 from service.app import create_app
+from service.http.auth import hash_key
 from tests.support.servers import serve_in_thread
 
 from .conftest import build_settings
@@ -153,7 +155,10 @@ def test_text_content_parts_are_joined_into_the_question(
     client: OpenAI, fake: tuple[str, FakeModelState]
 ) -> None:
     seen = len(_upstream_prompts(fake[0]))
-    parts: Any = [{"type": "text", "text": "How long"}, {"type": "text", "text": "do refunds take?"}]
+    parts: Any = [
+        {"type": "text", "text": "How long"},
+        {"type": "text", "text": "do refunds take?"},
+    ]
     client.chat.completions.create(
         model="prompts/faq@1.0.0", messages=[{"role": "user", "content": parts}]
     )
@@ -174,9 +179,7 @@ def test_variables_come_from_metadata_and_variables_which_wins(
     client: OpenAI, fake: tuple[str, FakeModelState]
 ) -> None:
     seen = len(_upstream_prompts(fake[0]))
-    client.chat.completions.create(
-        model="prompts/faq", messages=ASK, metadata={"tone": "formal"}
-    )
+    client.chat.completions.create(model="prompts/faq", messages=ASK, metadata={"tone": "formal"})
     client.chat.completions.create(
         model="prompts/faq",
         messages=ASK,
@@ -206,9 +209,7 @@ def test_metadata_values_are_strings_and_typed_by_the_version(client: OpenAI) ->
     assert "tone: must be one of" in caught.value.message
 
 
-def test_user_is_the_sticky_routing_key_shared_with_answers(
-    client: OpenAI, service: str
-) -> None:
+def test_user_is_the_sticky_routing_key_shared_with_answers(client: OpenAI, service: str) -> None:
     versions: dict[str, str] = {}
     for index in range(24):
         user = f"user-{index}"
@@ -301,7 +302,13 @@ def test_messages_the_facade_cannot_use_are_422_naming_the_field(
 
 @pytest.mark.parametrize(
     "model",
-    ["gpt-4o-mini", "prompts/../orders", "prompts/faq/../../admin", "prompts/FAQ", "prompts/faq@v1"],
+    [
+        "gpt-4o-mini",
+        "prompts/../orders",
+        "prompts/faq/../../admin",
+        "prompts/FAQ",
+        "prompts/faq@v1",
+    ],
 )
 def test_model_strings_that_name_no_prompt_are_422_before_any_lookup(
     client: OpenAI, fake: tuple[str, FakeModelState], model: str
@@ -463,22 +470,24 @@ def test_models_lists_every_servable_prompt(client: OpenAI) -> None:
 def secured(
     prompts_dir: Path, fake: tuple[str, FakeModelState], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    from service.http.auth import hash_key
-
     keys = tmp_path_factory.mktemp("facade-keys") / "keys.yaml"
     keys.write_text(
         f"- {{id: faq, sha256: {hash_key('pr_faq-only')}, tenant: shop, prompts: [faq]}}\n"
         f"- {{id: burst, sha256: {hash_key('pr_burst')}, tenant: burst, prompts: ['*']}}\n"
     )
-    settings = _settings(prompts_dir, fake[0], auth_mode="api-key", api_keys_file=keys, tenant_rpm=3)
+    settings = _settings(
+        prompts_dir, fake[0], auth_mode="api-key", api_keys_file=keys, tenant_rpm=3
+    )
     with serve_in_thread(create_app(settings)) as url:
         yield url
 
 
 def test_keys_are_required_and_scoped_to_prompts(secured: str) -> None:
-    with OpenAI(base_url=f"{secured}/v1", api_key="pr_wrong", max_retries=0) as wrong:
-        with pytest.raises(openai.AuthenticationError) as caught:
-            wrong.chat.completions.create(model="prompts/faq", messages=ASK)
+    with (
+        OpenAI(base_url=f"{secured}/v1", api_key="pr_wrong", max_retries=0) as wrong,
+        pytest.raises(openai.AuthenticationError) as caught,
+    ):
+        wrong.chat.completions.create(model="prompts/faq", messages=ASK)
     assert caught.value.code == "invalid_api_key"
     with OpenAI(base_url=f"{secured}/v1", api_key="pr_faq-only", max_retries=0) as scoped:
         assert [m.id for m in scoped.models.list().data] == ["prompts/faq"]
@@ -496,3 +505,46 @@ def test_the_tenant_quota_is_429_with_retry_after(secured: str) -> None:
             sdk.chat.completions.create(model="prompts/orders", messages=ASK)
     assert caught.value.type == "rate_limit_error"
     assert int(caught.value.response.headers["retry-after"]) > 0
+
+
+def test_load_shedding_is_503_with_retry_after(
+    prompts_dir: Path, fake: tuple[str, FakeModelState]
+) -> None:
+    httpx.post(f"{fake[0]}/admin/faults", json={"latency_ms": 800}).raise_for_status()
+    app = create_app(_settings(prompts_dir, fake[0], max_inflight=1))
+    with (
+        serve_in_thread(app) as url,
+        OpenAI(base_url=f"{url}/v1", api_key="sk-unused", max_retries=0) as sdk,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        slow = pool.submit(sdk.chat.completions.create, model="prompts/orders", messages=ASK)
+        deadline = time.monotonic() + 5
+        while not _upstream_busy(fake[0]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with pytest.raises(openai.InternalServerError) as caught:
+            sdk.chat.completions.create(model="prompts/orders", messages=ASK)
+        assert slow.result().choices
+    assert caught.value.status_code == 503
+    assert caught.value.code == "overloaded"
+    assert caught.value.response.headers["retry-after"] == "1"
+
+
+def _upstream_busy(fake_url: str) -> bool:
+    """Whether the fake model holds a chat request it has not answered yet."""
+    records = httpx.get(f"{fake_url}/admin/requests").json()
+    return bool(records) and records[-1]["response_status"] is None
+
+
+def test_an_upstream_that_refuses_is_502_and_the_sdk_does_not_retry(
+    service: str, fake: tuple[str, FakeModelState]
+) -> None:
+    httpx.post(f"{fake[0]}/admin/faults", json={"status": 401}).raise_for_status()
+    seen = len(_upstream_prompts(fake[0]))
+    with (
+        OpenAI(base_url=f"{service}/v1", api_key="sk-unused", max_retries=2) as sdk,
+        pytest.raises(openai.APIStatusError) as caught,
+    ):
+        sdk.chat.completions.create(model="prompts/orders", messages=ASK)
+    assert caught.value.status_code == 502
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert len(_upstream_prompts(fake[0], seen)) == 1
