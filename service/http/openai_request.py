@@ -11,7 +11,10 @@ What maps where (docs/api.md, "OpenAI-compatible endpoint"):
 - the last message, a ``user`` one, is the question; earlier ``user``/``assistant`` turns
   become the string variable ``history`` (one ``role: text`` line per turn);
 - ``metadata`` (string values, as in the OpenAI API) and ``variables`` (any JSON scalar)
-  are the prompt's variables; ``variables`` wins on a name given in both;
+  are the prompt's variables; ``variables`` wins on a name given in both. A metadata string
+  is converted to the variable's declared type when every version that may answer declares
+  it alike (``"80"`` → 80 for an integer, ``"true"``/``"false"`` for a boolean); otherwise
+  it stays a string and the version's own rules judge it;
 - ``user`` is the sticky routing key; ``system``/``developer`` messages are refused (the
   prompt version owns the system message), and so are features a prompt cannot honour
   (``n`` > 1, client tools, non-text response formats, log probabilities, audio).
@@ -22,12 +25,14 @@ ignored: the version owns its model settings. Unknown fields are ignored, as new
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.v1alpha1 import SEMVER_PATTERN
+from api.v1alpha1 import SEMVER_PATTERN, Scalar, VariableType
 from service.answering.schemas import AnswerRequest
 
 __all__ = [
@@ -38,6 +43,8 @@ __all__ = [
     "ChatMessage",
     "ChatRequestError",
     "build_answer_request",
+    "decide_metadata_value",
+    "decide_variable_types",
     "parse_model",
 ]
 
@@ -183,8 +190,26 @@ def _turns(messages: list[ChatMessage]) -> list[tuple[str, str]]:
     return turns
 
 
-def _variables(body: ChatCompletionRequest) -> dict[str, Any]:
-    """``metadata`` (strings only) overlaid by ``variables``."""
+_INTEGER = re.compile(r"[-+]?\d{1,18}")
+
+
+def decide_metadata_value(text: str, kind: VariableType | None) -> Scalar:
+    """A metadata string as a value of the declared type, when it reads as one (else as is)."""
+    if kind is VariableType.INTEGER and _INTEGER.fullmatch(text.strip()):
+        return int(text)
+    if kind is VariableType.NUMBER:
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return number if math.isfinite(number) else text
+    if kind is VariableType.BOOLEAN and text in ("true", "false"):
+        return text == "true"
+    return text
+
+
+def _variables(body: ChatCompletionRequest, types: Mapping[str, VariableType]) -> dict[str, Any]:
+    """``metadata`` (strings only, typed by `types`) overlaid by ``variables``."""
     merged: dict[str, Any] = {}
     for name, value in (body.metadata or {}).items():
         if not isinstance(value, str):
@@ -193,7 +218,7 @@ def _variables(body: ChatCompletionRequest) -> dict[str, Any]:
                 "metadata values are strings (as in the OpenAI API); send numbers, booleans "
                 "and null in the `variables` field instead",
             )
-        merged[name] = value
+        merged[name] = decide_metadata_value(value, types.get(name))
     merged.update(body.variables or {})
     return merged
 
@@ -210,12 +235,19 @@ def _answer_field_loc(loc: tuple[str | int, ...], question_index: int) -> tuple[
     return places.get(head, loc)
 
 
-def build_answer_request(body: ChatCompletionRequest) -> AnswerRequest:
-    """The /v1/answers request a chat completion request stands for; ChatRequestError if none."""
+def build_answer_request(
+    body: ChatCompletionRequest,
+    types: Callable[[str, str | None], Mapping[str, VariableType]] = lambda _p, _v: {},
+) -> AnswerRequest:
+    """The /v1/answers request a chat completion request stands for; ChatRequestError if none.
+
+    `types(prompt, version)` gives the variable types every version that may answer agrees
+    on (metadata strings are converted to them).
+    """
     _refuse_unsupported(body)
     prompt, version = parse_model(body.model)
     turns = _turns(body.messages)
-    variables = _variables(body)
+    variables = _variables(body, types(prompt, version) if body.metadata else {})
     if len(turns) > 1:
         if HISTORY_VARIABLE in variables:
             raise ChatRequestError(
@@ -237,3 +269,16 @@ def build_answer_request(body: ChatCompletionRequest) -> AnswerRequest:
         loc = _answer_field_loc(tuple(first["loc"]), len(turns) - 1)
         message = str(first["msg"]).removeprefix("Value error, ")
         raise ChatRequestError(loc, message) from error
+
+
+def decide_variable_types(
+    declarations: Iterable[Mapping[str, VariableType]],
+) -> dict[str, VariableType]:
+    """The variables every one of `declarations` declares, with the type they agree on."""
+    agreed: dict[str, VariableType] | None = None
+    for declared in declarations:
+        if agreed is None:
+            agreed = dict(declared)
+        else:
+            agreed = {n: t for n, t in agreed.items() if declared.get(n) is t}
+    return agreed or {}

@@ -20,14 +20,17 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
+from api.v1alpha1 import VariableType
 from prompting.errors import VariableError, VariableProblem
 from service.answering.schemas import AnswerRequest, AnswerResponse
+from service.catalog.registry import PromptRegistry, ServedVersion
 from service.dependencies import (
     AnswerServiceDep,
     CallerDep,
     FeedbackDep,
     IdempotencyDep,
     MetricsDep,
+    RegistryDep,
     RequestIdDep,
 )
 from service.http.access import require_prompt
@@ -37,6 +40,7 @@ from service.http.openai_request import (
     ChatCompletionRequest,
     ChatRequestError,
     build_answer_request,
+    decide_variable_types,
 )
 from service.http.openai_shapes import build_completion
 
@@ -76,6 +80,18 @@ def _explain_history(error: VariableError) -> VariableError:
     return VariableError(problems)
 
 
+def _types(registry: PromptRegistry, prompt: str, version: str | None) -> dict[str, VariableType]:
+    """The variable types the versions that may answer (the pinned one, or those taking
+    traffic) agree on."""
+    return decide_variable_types(
+        {v.name: v.type for v in served.resource.spec.variables}
+        for served in registry.versions()
+        if isinstance(served, ServedVersion)
+        and served.prompt == prompt
+        and (served.version == version if version else served.weight > 0)
+    )
+
+
 def _completion_response(answer: AnswerResponse) -> Response:
     completion = build_completion(answer, int(time.time()))
     return Response(
@@ -95,6 +111,7 @@ async def create_chat_completion(
     metrics: MetricsDep,
     request_id: RequestIdDep,
     caller: CallerDep,
+    registry: RegistryDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -109,7 +126,7 @@ async def create_chat_completion(
         # The streaming branch goes here: `return StreamingResponse(...)`.
         raise HTTPException(400, _STREAMING)
     try:
-        ask = build_answer_request(body)
+        ask = build_answer_request(body, lambda prompt, version: _types(registry, prompt, version))
     except ChatRequestError as error:
         raise _invalid(error) from error
     require_prompt(caller, ask.prompt, metrics)

@@ -6,12 +6,15 @@ from typing import Any
 
 import pytest
 
+from api.v1alpha1 import VariableType
 from service.answering.outcome import Outcome
 from service.answering.schemas import AnswerResponse, Citation, Usage
 from service.http.openai_request import (
     ChatCompletionRequest,
     ChatRequestError,
     build_answer_request,
+    decide_metadata_value,
+    decide_variable_types,
     parse_model,
 )
 from service.http.openai_shapes import build_completion, build_error, build_model_list
@@ -88,6 +91,43 @@ def test_variables_win_over_metadata_and_history_is_one_line_per_turn() -> None:
         "count": 2,
         "history": "user: Hi\nassistant: Hello!",
     }
+
+
+S, INT, N, B = VariableType.STRING, VariableType.INTEGER, VariableType.NUMBER, VariableType.BOOLEAN
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "expected"),
+    [
+        ("80", INT, 80),
+        ("-3", INT, -3),
+        ("8.0", INT, "8.0"),
+        ("1" * 19, INT, "1" * 19),
+        ("eighty", INT, "eighty"),
+        ("2.5", N, 2.5),
+        ("nan", N, "nan"),
+        ("inf", N, "inf"),
+        ("true", B, True),
+        ("false", B, False),
+        ("True", B, "True"),
+        ("80", S, "80"),
+        ("80", None, "80"),
+    ],
+)
+def test_metadata_strings_convert_only_when_they_read_as_the_type(
+    text: str, kind: VariableType | None, expected: object
+) -> None:
+    value = decide_metadata_value(text, kind)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_metadata_is_typed_only_where_every_candidate_version_agrees() -> None:
+    agreed = decide_variable_types([{"a": INT, "b": S, "c": INT}, {"a": INT, "b": INT}])
+    assert agreed == {"a": INT}
+    body = _request(metadata={"a": "1", "b": "2"})
+    ask = build_answer_request(body, lambda prompt, version: agreed)
+    assert ask.variables == {"a": 1, "b": "2"}
+    assert decide_variable_types([]) == {}
 
 
 def test_a_single_message_sends_no_history() -> None:

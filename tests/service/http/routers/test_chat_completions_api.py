@@ -191,17 +191,22 @@ def test_variables_come_from_metadata_and_variables_which_wins(
     assert "TONE: friendly COUNT: 3" in second
 
 
-def test_metadata_values_are_strings_and_typed_by_the_version(client: OpenAI) -> None:
+def test_metadata_strings_take_the_declared_type_or_are_refused_by_it(
+    client: OpenAI, fake: tuple[str, FakeModelState]
+) -> None:
+    seen = len(_upstream_prompts(fake[0]))
+    client.chat.completions.create(model="prompts/faq", messages=ASK, metadata={"count": "3"})
+    assert "COUNT: 3\n" in _upstream_prompts(fake[0], seen)[0]
+    with pytest.raises(openai.UnprocessableEntityError) as caught:
+        client.chat.completions.create(model="prompts/faq", messages=ASK, metadata={"count": "3.5"})
+    assert "count: must be an integer, got str" in caught.value.message
+    assert caught.value.param == "variables.count"
     with pytest.raises(openai.UnprocessableEntityError) as caught:
         client.chat.completions.create(
             model="prompts/faq", messages=ASK, extra_body={"metadata": {"count": 3}}
         )
     assert "metadata values are strings" in caught.value.message
     assert caught.value.param == "metadata.count"
-    with pytest.raises(openai.UnprocessableEntityError) as caught:
-        client.chat.completions.create(model="prompts/faq", messages=ASK, metadata={"count": "3"})
-    assert "count: must be an integer, got str" in caught.value.message
-    assert caught.value.param == "variables.count"
     with pytest.raises(openai.UnprocessableEntityError) as caught:
         client.chat.completions.create(
             model="prompts/faq", messages=ASK, extra_body={"variables": {"tone": "rude"}}
