@@ -122,14 +122,14 @@ async def create_chat_completion(
     ] = None,
 ) -> Response:
     """Answer the last user message with the prompt named by `model` (OpenAI wire format)."""
-    if body.stream:
-        # The streaming branch goes here: `return StreamingResponse(...)`.
-        raise HTTPException(400, _STREAMING)
     try:
         ask = build_answer_request(body, lambda prompt, version: _types(registry, prompt, version))
     except ChatRequestError as error:
         raise _invalid(error) from error
     require_prompt(caller, ask.prompt, metrics)
+    if body.stream:
+        # Validated and authorised: the streaming branch goes here (`return StreamingResponse`).
+        raise HTTPException(400, _STREAMING)
     received_at = request.scope.get("state", {}).get("received_at")
     with_history = len(body.messages) > 1
 

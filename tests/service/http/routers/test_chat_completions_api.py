@@ -8,9 +8,12 @@ routing file, and ``orders`` 1.0.0.
 
 from __future__ import annotations
 
+import io
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,11 @@ import httpx
 import openai
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 from openai import OpenAI
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from fakemodel.app import FakeModelState, create_fake_model_app
 from service.app import create_app
@@ -553,3 +560,29 @@ def test_an_upstream_that_refuses_is_502_and_the_sdk_does_not_retry(
     assert caught.value.status_code == 502
     assert caught.value.response.headers["x-should-retry"] == "false"
     assert len(_upstream_prompts(fake[0], seen)) == 1
+
+
+def test_spans_and_the_request_log_are_those_of_answers(
+    prompts_dir: Path, fake: tuple[str, FakeModelState]
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = create_app(_settings(prompts_dir, fake[0]), tracer_provider=provider)
+    try:
+        with TestClient(app) as client, redirect_stdout(io.StringIO()) as out:
+            response = client.post(
+                "/v1/chat/completions",
+                json={"model": "prompts/orders", "messages": ASK, "user": "u-9"},
+            )
+    finally:
+        provider.shutdown()
+    assert response.status_code == 200, response.text
+    request_id = response.json()["prompt_rollouts"]["request_id"]
+    names = {span.name for span in exporter.get_finished_spans()}
+    assert {"answer orders", "chat gpt-4o-mini"} <= names
+    events = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    logged = [e for e in events if e.get("event") == "request"]
+    assert [(e["request_id"], e["prompt"], e["outcome"]) for e in logged] == [
+        (request_id, "orders", "answered")
+    ]
