@@ -522,7 +522,7 @@ def test_the_tenant_quota_is_429_with_retry_after(secured: str) -> None:
 def test_load_shedding_is_503_with_retry_after(
     prompts_dir: Path, fake: tuple[str, FakeModelState]
 ) -> None:
-    httpx.post(f"{fake[0]}/admin/faults", json={"latency_ms": 800}).raise_for_status()
+    httpx.post(f"{fake[0]}/admin/faults", json={"latency_ms": 1500}).raise_for_status()
     app = create_app(_settings(prompts_dir, fake[0], max_inflight=1))
     with (
         serve_in_thread(app) as url,
