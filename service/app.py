@@ -22,8 +22,9 @@ from service.http.middleware import (
     HeaderCheckMiddleware,
     RequestIdMiddleware,
 )
+from service.http.openai_errors import OpenAIErrorMiddleware
 from service.http.problems import install_problem_handlers
-from service.http.routers import answers, feedback, health, prompts
+from service.http.routers import answers, chat_completions, feedback, health, models, prompts
 from service.http.shedding import InflightLimiter, LoadSheddingMiddleware
 from service.resources import open_resources
 from service.settings import Settings
@@ -94,8 +95,8 @@ def create_app(
         if resources is not None:
             resources.metrics.shed_requests.inc()
 
-    # Outermost last: request id → header check → access (key, quota) → body read (size,
-    # time) → shedding → cancel on disconnect.
+    # Outermost last: OpenAI error shapes (OpenAI paths only) → request id → header check →
+    # access (key, quota) → body read (size, time) → shedding → cancel on disconnect.
     app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(LoadSheddingMiddleware, limiter=limiter, on_shed=count_shed)
     app.add_middleware(
@@ -106,7 +107,10 @@ def create_app(
     app.add_middleware(AccessMiddleware)
     app.add_middleware(HeaderCheckMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(OpenAIErrorMiddleware)
     app.include_router(answers.router)
+    app.include_router(chat_completions.router)
+    app.include_router(models.router)
     app.include_router(feedback.router)
     app.include_router(prompts.router)
     app.include_router(health.router)

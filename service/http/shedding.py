@@ -19,7 +19,7 @@ __all__ = ["SHED_PATHS", "SHED_RETRY_AFTER_SECONDS", "InflightLimiter", "LoadShe
 
 _log = logging.getLogger(__name__)
 #: The endpoints that answer questions (and so may be shed).
-SHED_PATHS = frozenset({"/v1/answers"})
+SHED_PATHS = frozenset({"/v1/answers", "/v1/chat/completions"})
 #: What a shed request is told to wait before retrying.
 SHED_RETRY_AFTER_SECONDS = 1
 

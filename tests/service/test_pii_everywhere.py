@@ -3,9 +3,10 @@
 Property test: Hypothesis draws disguised canaries (see ``pii_canaries``) and sends them
 through the real app (its lifespan, the extractive answerer, an in-memory Qdrant) in
 every place a caller controls: variable names and values, the question, query strings,
-the path, headers (User-Agent, Referer, X-Request-ID) and the texts error messages
-quote. Every JSON log line (keys and values) and every finished span (name, attributes,
-events, status) is then searched for each canary's marker.
+the path, headers (User-Agent, Referer, X-Request-ID), the texts error messages
+quote, and the OpenAI-compatible façade's metadata, earlier turns, ``user`` and ``model``.
+Every JSON log line (keys and values) and every finished span (name, attributes, events,
+status) is then searched for each canary's marker.
 
 With ``LOG_CONTENT=full`` the operator asked for raw content: the request event's
 ``messages``, ``response`` and ``variables`` values are exempt, nothing else is.
@@ -127,6 +128,15 @@ def send_everywhere(client: TestClient, canary: Canary) -> None:
     client.post("/v1/answers", content=f'{{"prompt": "{text}"'.encode(), headers=headers)
     client.get(f"/v1/{quoted}", params={"email": text})
     client.get("/v1/prompts", params={text: text}, headers={"Idempotency-Key": quoted})
+    # The OpenAI-compatible façade: metadata, the question, earlier turns, the model string.
+    turns = [{"role": "user", "content": text}, {"role": "assistant", "content": text}]
+    ask = [{"role": "user", "content": question["question"]}]
+    chat = {"model": "prompts/policy-qa", "messages": ask, "user": text}
+    client.post(
+        "/v1/chat/completions",
+        json={**chat, "messages": [*turns, *ask], "metadata": {"tone": text}},
+    )
+    client.post("/v1/chat/completions", json={**chat, "model": f"prompts/{text}"})
 
 
 @settings(
