@@ -81,11 +81,11 @@ def prometheus(service: str) -> Iterator[str]:
 
 @pytest.fixture(scope="package")
 def controller(
-    kube: KubeCluster, prometheus: str, tmp_path_factory: pytest.TempPathFactory
+    kube: KubeCluster, prometheus: str, service: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControllerProcess]:
     """The controller, as a subprocess; tests may kill and restart it (but must leave it up)."""
     process = ControllerProcess(
-        controller_env(kube, prometheus), tmp_path_factory.mktemp("controller"), ROOT
+        controller_env(kube, prometheus, service), tmp_path_factory.mktemp("controller"), ROOT
     )
     with process:
         yield process
