@@ -469,8 +469,14 @@ def test_bundled_scenario(helm: Helm, cluster: HelmCluster) -> None:
     server_policy = release.one("NetworkPolicy", "-server")
     rule, metrics_rule = server_policy["spec"]["ingress"]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    controller_pods = {
+        "app.kubernetes.io/name": "prompt-rollouts",
+        "app.kubernetes.io/instance": RELEASE,
+        "app.kubernetes.io/component": "controller",
+    }
     assert rule["from"] == [
         {"podSelector": {"matchLabels": {f"{FULLNAME}-client": "true"}}},
+        {"podSelector": {"matchLabels": controller_pods}},  # its eval gates ask the server
         *monitoring,
     ]
     assert metrics_rule == {"ports": [{"port": "metrics", "protocol": "TCP"}], "from": monitoring}
