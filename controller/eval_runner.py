@@ -86,6 +86,15 @@ async def fetch_evalset(kube: KubeSession, namespace: str, name: str, key: str) 
         raise EvalGateError(f"the eval set in {where} key {key!r} is invalid: {problems}") from None
 
 
+def _shown(url: str) -> str:
+    """`url` without credentials or query, as it may appear in status and Events."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "SERVICE_URL"
+    return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
+
+
 def _headers(target: EvalTarget) -> dict[str, str]:
     return {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
 
@@ -109,12 +118,12 @@ async def _wait_served(
             if not missing:
                 return
             problem = (
-                f"the service at {target.service_url} does not serve {prompt} "
+                f"the service at {_shown(target.service_url)} does not serve {prompt} "
                 f"{', '.join(missing)} (loaded: {', '.join(sorted(loaded)) or 'none'})"
             )
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
             why = str(error) or type(error).__name__
-            problem = f"the service at {target.service_url} cannot be reached: {why}"
+            problem = f"the service at {_shown(target.service_url)} cannot be reached: {why}"
         if time.monotonic() + _POLL_SECONDS > deadline:
             raise EvalGateError(f"{problem}, after waiting {bound:g} s")
         await asyncio.sleep(_POLL_SECONDS)
@@ -180,7 +189,7 @@ async def _evaluate(
     versions = [call.candidate] + ([call.baseline] if call.baseline else [])
     await _wait_served(http, target, call.prompt, versions, gate.timeout_seconds / 3)
     results = await _run_cases(http, target, evalset, versions)
-    return build_eval_outcome(call, evalset, results, target.service_url)
+    return build_eval_outcome(call, evalset, results, _shown(target.service_url))
 
 
 async def _write_report(kube: KubeSession, target: EvalTarget, call: EvalCall, report: str) -> str:

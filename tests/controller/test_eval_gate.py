@@ -20,6 +20,7 @@ from controller.eval_gate import (
     build_report_configmap,
     decide_eval_verdict,
 )
+from controller.eval_runner import _shown
 from controller.rollout import Change, VersionView, decide_with_evals, parse_request
 from prompting.evals.comparison import compare
 from prompting.evals.evalset import EvalSet, parse_evalset
@@ -274,3 +275,15 @@ def test_a_first_version_becomes_stable_without_a_run() -> None:
     changes, asked = settle([version("1.0.0", None, None)], None)
     assert asked == []
     assert changes["policy-qa-1-0-0"].status.phase is Phase.STABLE
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("http://user:token@svc.ns.svc:8000/base?key=s3cret#x", "http://svc.ns.svc:8000/base"),
+    ],
+    ids=["plain", "credentials-and-query"],
+)
+def test_the_service_url_is_shown_without_credentials(url: str, shown: str) -> None:
+    assert _shown(url) == shown
