@@ -22,7 +22,7 @@ from service.app import create_app
 from service.settings import Settings
 from tests.support.kube import KubeCluster, run_kube_emulator
 from tests.support.prometheus import PROMETHEUS, run_prometheus
-from tests.support.rollout_harness import ControllerProcess, PromptRollout, controller_env
+from tests.support.rollout_harness import ControllerProcess, PromptRollout, controller_env, poll
 from tests.support.servers import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +88,12 @@ def controller(
         controller_env(kube, prometheus, service), tmp_path_factory.mktemp("controller"), ROOT
     )
     with process:
+        # Under load kopf takes tens of seconds to import and start: tests' waits begin after.
+        poll(
+            lambda: "Activity 'configure' succeeded" in process.log_tail(200) or None,
+            90,
+            lambda: f"the controller to start; its log:\n{process.log_tail()}",
+        )
         yield process
 
 
