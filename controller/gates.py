@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
 from api.v1alpha1 import Phase, Webhook, WebhookType
 from controller.conditions import format_time, parse_time
 from controller.durations import parse_duration
-from controller.gate_calls import GateCall, GateOutcome, GateResults, build_payload
+from controller.eval_gate import assess_eval_gate
+from controller.gate_calls import Gate, GateCall, GateOutcome, GateResults, build_payload
 from controller.plan import Plan
 from controller.status import Change
 from controller.versions import VersionView
@@ -49,18 +49,11 @@ PROMOTION_STAGES = ((WebhookType.CONFIRM_PROMOTION,),)
 _HOLDING = frozenset({WebhookType.CONFIRM_ROLLOUT, WebhookType.CONFIRM_PROMOTION})
 
 
-class Gate(Enum):
-    """A gate's verdict on a version."""
-
-    PASS = "pass"  # noqa: S105 - a verdict, not a password; every webhook said yes (or there are none)
-    WAIT = "wait"  # an answer is not known yet: the kopf layer calls and decides again
-    HOLD = "hold"  # a confirm-* webhook said no: stay where it is
-    STOP = "stop"  # a pre-rollout webhook failed: the version is stopped
-
-
 def assess_admission(plan: Plan, view: VersionView) -> Gate:
     """Whether `view` may start its rollout; records outcomes (and stops it on STOP)."""
     gate, why = _assess(plan, view, ADMISSION_STAGES)
+    if gate is Gate.PASS:  # the webhooks let it start: then the eval gate (controller.eval_gate)
+        gate, why = assess_eval_gate(plan, view)
     if gate is Gate.STOP:
         plan.move(view, Phase.ABORTED, 0, why, warning=True)
     elif gate is Gate.HOLD and why != (plan.planned(view).message or view.status.message):

@@ -26,12 +26,14 @@ from prometheus_client import start_http_server
 from api.client import KubeError, PromptVersionClient, open_session
 from api.v1alpha1 import GROUP, VERSION, Phase
 from controller.analysis import Assessment, assess
+from controller.eval_gate import EvalCall, EvalOutcome
+from controller.eval_runner import EvalTarget, run_eval_gate
 from controller.gates import GateOutcome, build_notice_changes, build_notices
 from controller.metrics import ControllerMetrics
 from controller.notify import build_notifier, submit_transition
 from controller.notify_events import Transition, decide_transitions
 from controller.prometheus import PrometheusClient, fetch_measurement
-from controller.rollout import AnalysisTarget, Change, decide_analysis, decide_with_gates
+from controller.rollout import AnalysisTarget, Change, decide_analysis, decide_with_evals
 from controller.settings import ControllerSettings
 from controller.versions import UnreadableVersion, VersionView
 from controller.views import build_views, choose_actor
@@ -43,8 +45,9 @@ PLURAL = "promptversions"
 #: Read once at import: kopf fixes timer intervals when handlers are registered.
 _TICK = ControllerSettings().controller_tick_seconds
 _log = logging.getLogger(__name__)
-#: Rounds of webhook calls in one decision: confirm-rollout, pre-rollout, confirm-promotion.
-_GATE_ROUNDS = 4
+#: Rounds of calls in one decision: confirm-rollout, pre-rollout, the eval gate,
+#: confirm-promotion, and the decision that uses them all.
+_GATE_ROUNDS = 5
 #: Phases that end a rollout, counted in promptrollouts_rollouts_total.
 _ENDED = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.ABORTED, Phase.SUPERSEDED})
 
@@ -134,7 +137,7 @@ async def _reconcile_prompt(
     by_name = {str(b["metadata"]["name"]): b for b in bodies}
     views, unreadable = build_views(bodies, memo.servable)
     assessment = await _analyse(prompt, decide_analysis(views, now), now, memo)
-    changes = await _decide(views, assessment, now, unreadable, memo)
+    changes = await _decide(views, assessment, now, unreadable, memo, (namespace, by_name))
     transitions = decide_transitions(views, unreadable, changes, now)
     client = PromptVersionClient(memo.kube, namespace)
     await _apply(prompt, namespace, changes, by_name, client, memo, transitions)
@@ -152,17 +155,49 @@ async def _decide(
     now: datetime,
     unreadable: list[UnreadableVersion],
     memo: kopf.Memo,
+    where: tuple[str | None, Mapping[str, kopf.Body]],
 ) -> list[Change]:
-    """Decide; while the decision asks for webhooks, call them (bounded) and decide again."""
+    """Decide; while the decision asks for webhooks or eval runs, make them (bounded) and
+    decide again with their outcomes."""
     results: dict[tuple[str, str], GateOutcome] = {}
+    evals: dict[str, EvalOutcome] = {}
     for _ in range(_GATE_ROUNDS):
-        changes, calls = decide_with_gates(views, assessment, now, unreadable, results)
-        if not calls:
+        changes, calls, eval_calls = decide_with_evals(
+            views, assessment, now, unreadable, results, evals
+        )
+        if not calls and not eval_calls:
             break
         for call, outcome in await call_webhooks(memo.http, calls, memo.webhook_secret):
             results[(call.name, call.hook.name)] = outcome
             _log.info("webhook %s of %s: %s", call.hook.name, call.name, outcome.message)
+        for eval_call in eval_calls:
+            evals[eval_call.name] = await _run_eval(eval_call, where, memo)
+        if eval_calls:  # a run takes seconds: the next step starts when it ends
+            now = datetime.now(UTC)
     return changes
+
+
+async def _run_eval(
+    call: EvalCall, where: tuple[str | None, Mapping[str, kopf.Body]], memo: kopf.Memo
+) -> EvalOutcome:
+    """One eval gate run (bounded by its timeoutSeconds), logged."""
+    config: ControllerSettings = memo.settings
+    if not config.service_url:
+        outcome = EvalOutcome(False, "SERVICE_URL is not set: the controller cannot run eval gates")
+    else:
+        namespace, by_name = where
+        metadata = by_name[call.name].get("metadata") if call.name in by_name else None
+        key = config.service_api_key
+        target = EvalTarget(
+            service_url=config.service_url,
+            namespace=namespace or memo.kube.namespace,
+            owner_uid=str(metadata["uid"]) if metadata and metadata.get("uid") else None,
+            api_key=key.get_secret_value() if key is not None else None,
+        )
+        outcome = await run_eval_gate(memo.kube, memo.http, target, call)
+    verdict = "passed" if outcome.passed else "failed"
+    _log.info("eval gate of %s %s: %s (%s)", call.prompt, call.candidate, verdict, outcome.reason)
+    return outcome
 
 
 async def _apply(

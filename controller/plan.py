@@ -11,7 +11,7 @@ from typing import Any
 from api.v1alpha1 import Phase
 from controller.conditions import parse_time, read_conditions
 from controller.durations import parse_duration
-from controller.gate_calls import GateCall, GateResults
+from controller.gate_calls import EvalCall, EvalResults, GateCall, GateResults
 from controller.status import (
     CANARY_PHASES,
     STABLE_PHASES,
@@ -35,7 +35,11 @@ class Plan:
     """Accumulates changes for one decision, keyed by object name."""
 
     def __init__(
-        self, views: Sequence[VersionView], now: datetime, gate_results: GateResults | None = None
+        self,
+        views: Sequence[VersionView],
+        now: datetime,
+        gate_results: GateResults | None = None,
+        eval_results: EvalResults | None = None,
     ) -> None:
         self.views = {v.name: v for v in views}
         self.now = now
@@ -43,6 +47,9 @@ class Plan:
         #: Webhook outcomes known this tick, and the webhooks still to call (controller.gates).
         self.gate_results: GateResults = gate_results or {}
         self.gate_calls: list[GateCall] = []
+        #: Eval gate outcomes known this tick, and the eval runs still to make (eval_gate).
+        self.eval_results: EvalResults = eval_results or {}
+        self.eval_calls: list[EvalCall] = []
 
     def patch(self, view: VersionView, **status: Any) -> Change:
         """Set status fields (snake_case) of `view`'s one patch."""

@@ -1,10 +1,9 @@
 """The rollout state machine (pure): all versions of one prompt + an analysis verdict → patches.
 
-One call of :func:`decide` looks at every PromptVersion of one logical prompt and
-returns the status changes to make, each with the Event that explains it. Time is
-passed in; nothing here reads a clock, a cluster or Prometheus. The views it reads and
-the choice of what to analyse are in :mod:`controller.versions`; the typed status patch
-and the one way to mark a version Invalid are in :mod:`controller.status`.
+One call of :func:`decide` looks at every PromptVersion of one logical prompt and returns
+the status changes to make, each with the Event that explains it. Time is passed in;
+nothing here reads a clock, a cluster or Prometheus. The views and the choice of what to
+analyse are in :mod:`controller.versions`; the status patch in :mod:`controller.status`.
 
 ::
 
@@ -27,6 +26,7 @@ from datetime import datetime
 from api.v1alpha1 import Phase
 from controller.analysis import Assessment, Verdict
 from controller.conditions import format_time, read_conditions
+from controller.gate_calls import EvalCall, EvalResults
 from controller.gates import Gate, GateCall, GateResults, assess_admission, assess_promotion
 from controller.plan import (
     Plan,
@@ -58,7 +58,7 @@ from controller.versions import (
     stable_of,
 )
 
-# Names from controller.versions and controller.status are re-exported: callers import them here.
+# Names from controller.versions and .status are re-exported: callers import them here.
 __all__ = [
     "REQUEST_ANNOTATION",
     "STABLE_PHASES",
@@ -73,6 +73,7 @@ __all__ = [
     "canary_of",
     "decide",
     "decide_analysis",
+    "decide_with_evals",
     "decide_with_gates",
     "format_time",
     "parse_request",
@@ -98,19 +99,27 @@ def decide_with_gates(
     unreadable: Sequence[UnreadableVersion] = (),
     gates: GateResults | None = None,
 ) -> tuple[list[Change], list[GateCall]]:
-    """Every status change one prompt's versions need now, and the webhooks to call first.
+    """The changes and the webhooks to call first (see :func:`decide_with_evals`)."""
+    return decide_with_evals(views, assessment, now, unreadable, gates)[:2]
 
-    `assessment` is the result of the canary's analysis when one was due and ran
-    (see :func:`decide_analysis`), else None. `unreadable` are the objects whose spec
-    could not be read: they are marked Invalid and take no part in the rollout. `gates`
-    are the webhook outcomes known so far; when the calls returned are not empty, call
-    them and decide again with their outcomes added (controller.gates).
+
+def decide_with_evals(
+    views: Sequence[VersionView],
+    assessment: Assessment | None,
+    now: datetime,
+    unreadable: Sequence[UnreadableVersion] = (),
+    gates: GateResults | None = None,
+    evals: EvalResults | None = None,
+) -> tuple[list[Change], list[GateCall], list[EvalCall]]:
+    """Every status change one prompt's versions need now, and the webhooks and eval runs
+    to make first: make them and decide again with their outcomes added to `gates`/`evals`.
+
+    `assessment` is the canary's analysis when one was due and ran (:func:`decide_analysis`).
     """
-    plan = Plan(views, now, gates)
-    for version in unreadable:
+    plan = Plan(views, now, gates, evals)
+    for version in unreadable:  # marked Invalid; they take no part in the rollout
         message = f"invalid spec: {version.reason}"
-        change = decide_invalid(version.name, version.phase, version.conditions, message, now)
-        if change is not None:
+        if change := decide_invalid(version.name, version.phase, version.conditions, message, now):
             plan.changes[version.name] = change
     valid = _mark_invalid(plan, views)
     _handle_requests(plan, valid)
@@ -118,7 +127,7 @@ def decide_with_gates(
     _progresscanary_in(plan, valid, assessment)
     balance_weights(plan, valid)
     changes = [c for c in plan.changes.values() if c.status.model_fields_set or c.events]
-    return changes, plan.gate_calls
+    return changes, plan.gate_calls, plan.eval_calls
 
 
 def _mark_invalid(plan: Plan, views: Sequence[VersionView]) -> list[VersionView]:

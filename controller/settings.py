@@ -74,6 +74,18 @@ class ControllerSettings(BaseSettings):
         "(X-Prompt-Rollouts-Signature); unset sends them unsigned.",
     )
 
+    service_url: str = Field(
+        default="",
+        pattern=r"^(https?://[^\s/?#]+[^\s]*)?$",
+        description="Base URL of the answering service the eval gates ask "
+        "(spec.rollout.evalGate); empty fails every eval gate with that reason.",
+    )
+    service_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key the eval gates send to the service (Authorization: Bearer), "
+        "when it runs with AUTH_MODE=api-key.",
+    )
+
     @field_validator("notify_webhook_urls")
     @classmethod
     def _urls(cls, value: str) -> str:

@@ -54,6 +54,8 @@ class StatusPatch(BaseModel):
     quality: str | None = None
     #: The whole status.gates list (WebhookResult objects, camelCase): a list is replaced.
     gates: list[dict[str, Any]] | None = None
+    #: The eval gate's result (api.v1alpha1.EvalGateResult, camelCase): replaced whole.
+    eval_gate: dict[str, Any] | None = None
 
     @field_serializer("step_started_at")
     def _rfc3339(self, value: datetime | None) -> str | None:

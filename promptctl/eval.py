@@ -23,17 +23,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from promptctl.evals.comparison import Comparison, compare
-from promptctl.evals.evalset import EvalSet, EvalSetError, parse_evalset
-from promptctl.evals.gates import Gate, Verdict, assess_gate
 from promptctl.evals.reports.document import ReportError, build_document, parse_baseline
 from promptctl.evals.reports.html import render_html
 from promptctl.evals.reports.junit import render_junit
-from promptctl.evals.reports.markdown import render_report, render_verdict
-from promptctl.evals.reports.meta import ReportMeta
 from promptctl.evals.runner import EvalInputError, open_client, open_measurer, run_evalset
-from promptctl.evals.scoring import CaseResult
 from promptctl.evals.specdiff import SpecError, build_spec_diff, find_version, render_spec_diff
+from prompting.evals.comparison import Comparison, compare
+from prompting.evals.evalset import EvalSet, EvalSetError, parse_evalset
+from prompting.evals.gates import Gate, Verdict, assess_gate
+from prompting.evals.markdown import render_report, render_verdict
+from prompting.evals.meta import ReportMeta
+from prompting.evals.scoring import CaseResult
 
 __all__ = ["eval_command"]
 

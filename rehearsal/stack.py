@@ -164,6 +164,7 @@ def run_stack(
                 **_base_env(),
                 **kube.env,
                 "PROMETHEUS_URL": prometheus_url,
+                "SERVICE_URL": service_url,  # what eval gates ask (spec.rollout.evalGate)
                 "CONTROLLER_METRICS_PORT": "0",
                 "CONTROLLER_TICK_SECONDS": "1",
                 **(controller_env or {}),

@@ -30,6 +30,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from api.v1alpha1.evalgate import EvalGate, EvalGateResult
+
 __all__ = [
     "API_VERSION",
     "DEFAULT_EMPTY_ANSWER",
@@ -486,6 +488,12 @@ class Rollout(_Model):
         },
     )
 
+    eval_gate: EvalGate | None = Field(
+        default=None,
+        description="An eval set (ConfigMap) the canary must pass before any traffic "
+        "(docs/rollouts.md, Eval gate).",
+    )
+
     @field_validator("webhooks")
     @classmethod
     def _unique_webhooks(cls, webhooks: list[Webhook]) -> list[Webhook]:
@@ -603,6 +611,9 @@ class PromptVersionStatus(_Model):
     )
     gates: list[WebhookResult] = Field(
         default_factory=list, description="The latest outcome of each webhook, by name."
+    )
+    eval_gate: EvalGateResult | None = Field(
+        default=None, description="The eval gate's outcome for this version's latest start."
     )
 
 

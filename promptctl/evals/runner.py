@@ -4,7 +4,7 @@ Every request is ``POST /v1/answers`` with the version pinned in the body, eithe
 in-process service (``create_app(Settings())`` with its lifespan) or to a running one
 (``--url``). ``similar_to`` is measured with the embedded MiniLM model (offline),
 ``llm_rubric`` by a judge model through the resilient client; everything else is pure
-(``promptctl.evals.graders``).
+(``prompting.evals.graders``).
 
 Errors::
 
@@ -24,11 +24,11 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from promptctl.evals.evalset import Checks, EvalCase, EvalSet
-from promptctl.evals.gates import assess_servability
-from promptctl.evals.graders import measure_key
 from promptctl.evals.judge import call_judge
-from promptctl.evals.scoring import CaseResult, RunResult, required_runs, score_run
+from prompting.evals.evalset import Checks, EvalCase, EvalSet
+from prompting.evals.gates import assess_servability
+from prompting.evals.graders import measure_key
+from prompting.evals.scoring import CaseResult, RunResult, required_runs, score_run
 from service.app import create_app
 from service.errors import EmbeddingError, ServiceError
 from service.llm import ChatModel, OpenAIChatModel, ResilientChatModel

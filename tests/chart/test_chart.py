@@ -76,6 +76,7 @@ CONTROLLER_RULES = [
         "verbs": ["patch"],
     },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]},
 ]
 SERVER_RULES = [
     {
@@ -292,6 +293,9 @@ def test_defaults_controller_is_standalone_and_namespaced(helm: Helm) -> None:
     env = {name: entry["value"] for name, entry in env_of(controller).items()}
     assert env["PROMETHEUS_URL"] == "http://prometheus-operated.monitoring.svc:9090"
     assert env["CONTROLLER_METRICS_PORT"] == "8081"
+    # The eval gates ask this release's server Service; no API key unless a Secret is named.
+    assert env["SERVICE_URL"] == f"http://{FULLNAME}-server.{NAMESPACE}.svc:8000"
+    assert "SERVICE_API_KEY" not in env_of(controller)
     ports = {p["name"]: p["containerPort"] for p in controller["ports"]}
     assert ports == {"health": 8080, "metrics": 8081}
 
@@ -465,8 +469,14 @@ def test_bundled_scenario(helm: Helm, cluster: HelmCluster) -> None:
     server_policy = release.one("NetworkPolicy", "-server")
     rule, metrics_rule = server_policy["spec"]["ingress"]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    controller_pods = {
+        "app.kubernetes.io/name": "prompt-rollouts",
+        "app.kubernetes.io/instance": RELEASE,
+        "app.kubernetes.io/component": "controller",
+    }
     assert rule["from"] == [
         {"podSelector": {"matchLabels": {f"{FULLNAME}-client": "true"}}},
+        {"podSelector": {"matchLabels": controller_pods}},  # its eval gates ask the server
         *monitoring,
     ]
     assert metrics_rule == {"ports": [{"port": "metrics", "protocol": "TCP"}], "from": monitoring}

@@ -22,7 +22,7 @@ from service.app import create_app
 from service.settings import Settings
 from tests.support.kube import KubeCluster, run_kube_emulator
 from tests.support.prometheus import PROMETHEUS, run_prometheus
-from tests.support.rollout_harness import ControllerProcess, PromptRollout, controller_env
+from tests.support.rollout_harness import ControllerProcess, PromptRollout, controller_env, poll
 from tests.support.servers import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,13 +81,19 @@ def prometheus(service: str) -> Iterator[str]:
 
 @pytest.fixture(scope="package")
 def controller(
-    kube: KubeCluster, prometheus: str, tmp_path_factory: pytest.TempPathFactory
+    kube: KubeCluster, prometheus: str, service: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControllerProcess]:
     """The controller, as a subprocess; tests may kill and restart it (but must leave it up)."""
     process = ControllerProcess(
-        controller_env(kube, prometheus), tmp_path_factory.mktemp("controller"), ROOT
+        controller_env(kube, prometheus, service), tmp_path_factory.mktemp("controller"), ROOT
     )
     with process:
+        # Under load kopf takes tens of seconds to import and start: tests' waits begin after.
+        poll(
+            lambda: "Activity 'configure' succeeded" in process.log_tail(200) or None,
+            90,
+            lambda: f"the controller to start; its log:\n{process.log_tail()}",
+        )
         yield process
 
 

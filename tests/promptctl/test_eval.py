@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from fakemodel.app import FakeModelState, create_fake_model_app
 from fakemodel.faults import Faults
-from promptctl.evals.evalset import parse_evalset
 from promptctl.main import app
+from prompting.evals.evalset import parse_evalset
 from tests.support.servers import serve_in_thread
 
 pytestmark = pytest.mark.integration

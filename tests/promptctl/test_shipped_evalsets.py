@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from promptctl.evals.evalset import EvalSet, parse_evalset
 from promptctl.evals.runner import Measurer
-from promptctl.evals.scoring import score_run
+from prompting.evals.evalset import EvalSet, parse_evalset
+from prompting.evals.scoring import score_run
 from service.app import create_app
 from service.retrieval.embeddings import OnnxMiniLMEmbedder
 from service.settings import Settings

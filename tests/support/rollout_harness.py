@@ -364,12 +364,14 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def controller_env(kube: KubeCluster, prometheus: str) -> dict[str, str]:
-    """The controller's environment: the emulator's kubeconfig, Prometheus, no /metrics."""
+def controller_env(kube: KubeCluster, prometheus: str, service: str = "") -> dict[str, str]:
+    """The controller's environment: the emulator's kubeconfig, Prometheus, the service the
+    eval gates ask, no /metrics."""
     return {
         **os.environ,
         **kube.env,
         "PROMETHEUS_URL": prometheus,
+        "SERVICE_URL": service,
         "CONTROLLER_METRICS_PORT": "0",
         "CONTROLLER_TICK_SECONDS": "1",
         "WEBHOOK_SECRET": WEBHOOK_SECRET,

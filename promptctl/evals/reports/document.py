@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from promptctl.evals.comparison import Comparison, VersionSummary
-from promptctl.evals.gates import Verdict
-from promptctl.evals.reports.meta import ReportMeta
-from promptctl.evals.scoring import CaseResult
+from prompting.evals.comparison import Comparison, VersionSummary
+from prompting.evals.gates import Verdict
+from prompting.evals.meta import ReportMeta
+from prompting.evals.scoring import CaseResult
 
 __all__ = ["FORMAT", "ReportError", "build_document", "parse_baseline"]
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from html import escape
 
-from promptctl.evals.comparison import CaseComparison, CaseStatus, Comparison
-from promptctl.evals.gates import Verdict
 from promptctl.evals.reports.charts import render_grouped_bars, render_histogram
-from promptctl.evals.reports.markdown import render_verdict
-from promptctl.evals.reports.meta import ReportMeta
 from promptctl.evals.reports.worddiff import render_word_diff
-from promptctl.evals.scoring import CaseResult
+from prompting.evals.comparison import CaseComparison, CaseStatus, Comparison
+from prompting.evals.gates import Verdict
+from prompting.evals.markdown import render_verdict
+from prompting.evals.meta import ReportMeta
+from prompting.evals.scoring import CaseResult
 
 __all__ = ["render_html"]
 

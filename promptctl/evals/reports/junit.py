@@ -14,8 +14,8 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 
-from promptctl.evals.reports.meta import ReportMeta
-from promptctl.evals.scoring import CaseResult
+from prompting.evals.meta import ReportMeta
+from prompting.evals.scoring import CaseResult
 
 __all__ = ["render_junit"]
 

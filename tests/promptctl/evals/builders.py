@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from promptctl.evals.evalset import EvalCase
-from promptctl.evals.graders import Measured
-from promptctl.evals.scoring import CaseResult, RunResult, score_run
+from prompting.evals.evalset import EvalCase
+from prompting.evals.graders import Measured
+from prompting.evals.scoring import CaseResult, RunResult, score_run
 
 
 def answer(**overrides: Any) -> dict[str, Any]:

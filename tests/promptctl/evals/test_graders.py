@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from promptctl.evals.evalset import CHECK_NAMES, EvalCase, EvalSetError, parse_evalset
-from promptctl.evals.graders import assess_checks
+from prompting.evals.evalset import CHECK_NAMES, EvalCase, EvalSetError, parse_evalset
+from prompting.evals.graders import assess_checks
 from tests.promptctl.evals.builders import answer, case, score_case
 
 JSON_ANSWER = answer(answer='{"summary": "Refund within 14 days", "next_action": "refund"}')

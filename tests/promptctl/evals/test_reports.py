@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 from junitparser import Error, Failure, JUnitXml, TestSuite
 
-from promptctl.evals.comparison import Comparison, compare
-from promptctl.evals.gates import Gate, assess_gate
 from promptctl.evals.reports.charts import build_bins
 from promptctl.evals.reports.document import FORMAT, ReportError, build_document, parse_baseline
 from promptctl.evals.reports.html import render_html
 from promptctl.evals.reports.junit import render_junit
-from promptctl.evals.reports.markdown import COMMENT_MARKER, render_report
-from promptctl.evals.reports.meta import ReportMeta
 from promptctl.evals.reports.worddiff import render_word_diff
-from promptctl.evals.scoring import CaseResult, RunResult
+from prompting.evals.comparison import Comparison, compare
+from prompting.evals.gates import Gate, assess_gate
+from prompting.evals.markdown import COMMENT_MARKER, render_report
+from prompting.evals.meta import ReportMeta
+from prompting.evals.scoring import CaseResult, RunResult
 from tests.promptctl.evals.builders import result, run
 
 META = ReportMeta(

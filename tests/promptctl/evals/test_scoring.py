@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from promptctl.evals.comparison import CaseStatus, assess_change, compare
-from promptctl.evals.evalset import EvalCase, EvalSetError, parse_evalset
-from promptctl.evals.gates import Gate, assess_gate, assess_servability
-from promptctl.evals.reports.markdown import render_report
-from promptctl.evals.reports.meta import ReportMeta
-from promptctl.evals.scoring import CaseResult, RunResult
+from prompting.evals.comparison import CaseStatus, assess_change, compare
+from prompting.evals.evalset import EvalCase, EvalSetError, parse_evalset
+from prompting.evals.gates import Gate, assess_gate, assess_servability
+from prompting.evals.markdown import render_report
+from prompting.evals.meta import ReportMeta
+from prompting.evals.scoring import CaseResult, RunResult
 from tests.promptctl.evals.builders import answer, case, result, score_case
 
 SHIPPED = Path(__file__).resolve().parents[3] / "evals" / "policy-qa.yaml"

@@ -20,7 +20,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from promptctl.evals.evalset import Checks, Expectation
+from prompting.evals.evalset import Checks, Expectation
 from prompting.tokens import estimate_tokens
 
 __all__ = ["CheckResult", "Grade", "Measured", "assess_checks", "fold", "measure_key"]

@@ -6,10 +6,10 @@ comment; :data:`COMMENT_MARKER` lets the workflow find and update its own commen
 
 from __future__ import annotations
 
-from promptctl.evals.comparison import CaseComparison, CaseStatus, Comparison, VersionSummary
-from promptctl.evals.gates import Gate, Verdict, assess_gate
-from promptctl.evals.reports.meta import ReportMeta
-from promptctl.evals.scoring import CaseResult
+from prompting.evals.comparison import CaseComparison, CaseStatus, Comparison, VersionSummary
+from prompting.evals.gates import Gate, Verdict, assess_gate
+from prompting.evals.meta import ReportMeta
+from prompting.evals.scoring import CaseResult
 
 __all__ = ["COMMENT_MARKER", "render_report", "render_verdict"]
 

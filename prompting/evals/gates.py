@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from promptctl.evals.comparison import Comparison
-from promptctl.evals.scoring import CaseResult
+from prompting.evals.comparison import Comparison
+from prompting.evals.scoring import CaseResult
 
 __all__ = ["Gate", "Verdict", "assess_gate", "assess_servability"]
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
-from promptctl.evals.evalset import EvalCase
-from promptctl.evals.graders import Measured, assess_checks
+from prompting.evals.evalset import EvalCase
+from prompting.evals.graders import Measured, assess_checks
 
 __all__ = ["CaseResult", "CheckOutcome", "RunResult", "mean", "required_runs", "score_run"]
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from promptctl.evals.scoring import CaseResult, mean
+from prompting.evals.scoring import CaseResult, mean
 
 __all__ = [
     "CaseComparison",
