@@ -23,6 +23,7 @@ from service.errors import (
     IdempotencyKeyInvalidError,
     IdempotencyKeyReusedError,
     IdempotencyUnavailableError,
+    InvalidOutputError,
     ModelError,
     PromptingError,
     PromptNotFoundError,
@@ -70,6 +71,7 @@ _MAPPING: list[tuple[type[Exception], int, str, str]] = [
     (RateLimitedError, 429, "rate-limited", "Rate limited"),
     (DeadlineExceededError, 503, "deadline-exceeded", "Deadline exceeded"),
     (UpstreamRejectedError, 502, "model-rejected", "Model rejected the request"),
+    (InvalidOutputError, 502, "invalid-output", "Model output broke the output contract"),
     (UpstreamUnavailableError, 503, "model-unavailable", "Model unavailable"),
     (ModelError, 503, "model-unavailable", "Model unavailable"),
 ]
