@@ -37,7 +37,7 @@ def test_queries_for_one_version() -> None:
         ),
         "errors": (
             f"sum(increase(promptrollouts_requests_total{{{SELECTOR},"
-            'outcome=~"unavailable|rate_limited|rejected|error"}[1m]))'
+            'outcome=~"unavailable|rate_limited|rejected|invalid_output|error"}[1m]))'
         ),
         "p95_ms": (
             "1000 * histogram_quantile(0.95, sum by (le) ("
