@@ -64,18 +64,18 @@ def _external_refs(schema: object) -> list[str]:
 def assess_output_schema(schema: dict[str, Any]) -> str | None:
     """What is wrong with an output schema, or None (pure).
 
-    Bounded first (size, then depth: the checker below recurses), then checked against
+    Bounded first (depth, then size: the serialiser and the checker below recurse), then checked against
     the JSON Schema 2020-12 meta-schema; ``$ref`` may only point inside the document.
     """
+    depth = measure_depth(schema)
+    if depth > MAX_OUTPUT_SCHEMA_DEPTH:
+        return f"schema nests {depth} levels deep, more than the {MAX_OUTPUT_SCHEMA_DEPTH} allowed"
     try:
         size = len(json.dumps(schema, separators=(",", ":")).encode())
     except (TypeError, ValueError, RecursionError):
         return "schema is not a JSON document"
     if size > MAX_OUTPUT_SCHEMA_BYTES:
         return f"schema is {size} bytes of JSON, more than the {MAX_OUTPUT_SCHEMA_BYTES} allowed"
-    depth = measure_depth(schema)
-    if depth > MAX_OUTPUT_SCHEMA_DEPTH:
-        return f"schema nests {depth} levels deep, more than the {MAX_OUTPUT_SCHEMA_DEPTH} allowed"
     external = _external_refs(schema)
     if external:
         return f"schema $ref must point inside the schema ('#...'), got {external[0]!r}"

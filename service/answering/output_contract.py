@@ -137,7 +137,9 @@ def assess_output(text: str, schema: Mapping[str, Any]) -> OutputCheck:
         where = f"line {error.lineno}, column {error.colno}"
         return OutputCheck(problem=f"the answer is not valid JSON ({where}: {error.msg})")
     except ValueError:
-        return OutputCheck(problem="the answer is not valid JSON (NaN, Infinity or a number out of range)")
+        return OutputCheck(
+            problem="the answer is not valid JSON (NaN, Infinity or a number out of range)"
+        )
     depth = measure_depth(value)
     if depth > MAX_OUTPUT_DEPTH:
         return OutputCheck(problem=f"the answer nests {depth} levels, more than {MAX_OUTPUT_DEPTH}")

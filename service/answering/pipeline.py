@@ -234,7 +234,8 @@ class AnswerService:
             repair = self._model_call(call.deadline, "the output repair", context)
             held = await fetch_valid_output(spec.output, chat_request, reply, repair, call.deadline)
             call.reply = reply = held.reply
-            call.repairs, output = held.repairs, held.require()
+            call.repairs = held.repairs
+            output = held.require()
         empty_answer = spec.retrieval.empty_answer if spec.retrieval else ""
         inputs = [question, *(str(v) for v in values.values() if isinstance(v, str))]
         verdict = assess_answer(
