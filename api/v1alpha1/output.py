@@ -64,8 +64,9 @@ def _external_refs(schema: object) -> list[str]:
 def assess_output_schema(schema: dict[str, Any]) -> str | None:
     """What is wrong with an output schema, or None (pure).
 
-    Bounded first (depth, then size: the serialiser and the checker below recurse), then checked against
-    the JSON Schema 2020-12 meta-schema; ``$ref`` may only point inside the document.
+    Bounded first (depth, then size: the serialiser and the checker below recurse), then
+    checked against the JSON Schema 2020-12 meta-schema; ``$ref`` may only point inside the
+    document.
     """
     depth = measure_depth(schema)
     if depth > MAX_OUTPUT_SCHEMA_DEPTH:
