@@ -49,7 +49,8 @@ def _nested(depth: int) -> dict[str, Any]:
 def test_a_valid_contract_parses_with_its_defaults() -> None:
     output = _version({"schema": SCHEMA}).spec.output
 
-    assert output == OutputContract(format="json", schema=SCHEMA, repair=1, strict=False)
+    expected = {"format": "json", "schema": SCHEMA, "repair": 1, "strict": False}
+    assert output == OutputContract.model_validate(expected)
     assert output.schema_ == SCHEMA
 
 
