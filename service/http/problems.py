@@ -143,7 +143,9 @@ async def _service_error(request: Request, error: Exception) -> JSONResponse:
         ]
     if isinstance(error, IdempotencyKeyInvalidError):
         extensions["rule"] = error.rule
-    if isinstance(error, ModelError | RateLimitedError | DeadlineExceededError):
+    if isinstance(
+        error, ModelError | RateLimitedError | DeadlineExceededError | InvalidOutputError
+    ):
         extensions["outcome"] = outcome_of_error(error).value
     detail = str(error)
     if isinstance(error, PromptNotFoundError):
