@@ -260,3 +260,28 @@ async def test_guardrails_apply_to_the_json_text() -> None:
     assert response is not None and response.outcome is Outcome.REFUSED
     assert response.output is None
     assert "language model" not in response.answer
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("hostile", "problem"),
+    [
+        pytest.param(
+            json.dumps({"category": "billing", "urgent": False, "summary": "x" * 10_000_000}),
+            "longer than",
+            id="10-MB",
+        ),
+        pytest.param("[" * 100_000 + "]" * 100_000, "nests deeper than", id="deeply-nested"),
+    ],
+)
+async def test_a_hostile_answer_is_repaired_and_never_echoed_whole(
+    hostile: str, problem: str
+) -> None:
+    clock = Clock()
+    model = ScriptedModel([hostile, VALID], clock)
+    result = await _run(_service(model, clock, _version()))
+
+    assert result.outcome is Outcome.ANSWERED
+    repair = model.requests[1]
+    assert sum(len(m.content) for m in repair.messages) < 10_000
+    assert problem in repair.messages[-1].content
