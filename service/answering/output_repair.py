@@ -26,7 +26,7 @@ from service.errors import InvalidOutputError, ServiceError
 from service.llm.chat import ChatRequest, ChatResponse, ResponseFormat
 from service.llm.resilience.deadline import Deadline
 
-__all__ = ["EnforcedOutput", "build_response_format", "fetch_valid_output"]
+__all__ = ["EnforcedOutput", "assess_cacheable", "build_response_format", "fetch_valid_output"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,12 @@ def build_response_format(prompt: str, contract: OutputContract | None) -> Respo
     if contract is None:
         return None
     return ResponseFormat(name=prompt, schema=contract.schema_, strict=contract.strict)
+
+
+def assess_cacheable(contract: OutputContract | None, text: str) -> bool:
+    """Whether a reply may go into the response cache: never one that breaks the contract
+    (it would cost a repair call on every hit) (pure)."""
+    return contract is None or assess_output(text, contract.schema_).valid
 
 
 def _add_usage(total: ChatResponse, extra: ChatResponse) -> ChatResponse:

@@ -26,7 +26,11 @@ from service.answering.cache import ResponseCache, build_cache_key
 from service.answering.guardrails import assess_answer, build_protected_text
 from service.answering.judge import OnlineJudge
 from service.answering.outcome import Outcome
-from service.answering.output_repair import build_response_format, fetch_valid_output
+from service.answering.output_repair import (
+    assess_cacheable,
+    build_response_format,
+    fetch_valid_output,
+)
 from service.answering.result import (
     AnswerRecorder,
     AnswerResult,
@@ -310,7 +314,8 @@ class AnswerService:
         if cached is not None:
             return replace(cached, cache_hit=True, retries=0)
         reply = await call_model(self.chat, request, sources)
-        self.cache.put(key, reply, cache.ttl_seconds)
+        if assess_cacheable(served.resource.spec.output, reply.text):
+            self.cache.put(key, reply, cache.ttl_seconds)
         return reply
 
     def _respond(

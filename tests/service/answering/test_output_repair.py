@@ -86,7 +86,9 @@ class KeptLog(RequestLogger):
         self.records.append(record)
 
 
-def _version(*, repair: int = 1, forbidden: Sequence[str] = ()) -> PromptVersion:
+def _version(
+    *, repair: int = 1, forbidden: Sequence[str] = (), cache: bool = False
+) -> PromptVersion:
     return PromptVersion.model_validate(
         {
             "apiVersion": "promptrollouts.io/v1alpha1",
@@ -103,6 +105,7 @@ def _version(*, repair: int = 1, forbidden: Sequence[str] = ()) -> PromptVersion
                 "model": {"name": "gpt-test", "timeoutSeconds": TIMEOUT},
                 "guardrails": {"forbiddenPhrases": list(forbidden)},
                 "output": {"format": "json", "schema": SCHEMA, "repair": repair},
+                "cache": {"enabled": cache, "ttlSeconds": 60},
             },
         }
     )
@@ -285,3 +288,31 @@ async def test_a_hostile_answer_is_repaired_and_never_echoed_whole(
     repair = model.requests[1]
     assert sum(len(m.content) for m in repair.messages) < 10_000
     assert problem in repair.messages[-1].content
+
+
+@pytest.mark.asyncio
+async def test_a_valid_reply_is_cached_and_its_hit_still_has_the_output() -> None:
+    clock = Clock()
+    model = ScriptedModel([VALID], clock)
+    service = _service(model, clock, _version(cache=True))
+    await _run(service)
+    result = await _run(service)
+
+    response = result.response
+    assert response is not None and response.cache_hit
+    assert response.output == {"category": "billing", "urgent": False}
+    assert len(model.requests) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_reply_breaking_the_contract_is_never_cached() -> None:
+    clock = Clock()
+    model = ScriptedModel([OFF_SCHEMA, VALID, VALID], clock)
+    service = _service(model, clock, _version(cache=True))
+    await _run(service)
+    result = await _run(service)
+
+    response = result.response
+    assert response is not None and not response.cache_hit
+    # first request: the bad reply and its repair; the second asks the model again.
+    assert len(model.requests) == 3
