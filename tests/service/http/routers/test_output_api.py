@@ -133,6 +133,7 @@ def test_invalid_json_is_repaired_by_a_second_call(
     assert response.status_code == 200, response.text
     assert response.json()["output"] == {"category": "billing", "urgent": False}
     first, repair = fake_model[1].requests
+    assert first.body["response_format"] == repair.body["response_format"]
     roles = [m["role"] for m in repair.body["messages"]]
     assert roles == ["system", "user", "assistant", "user"]
     assert "not valid JSON" in repair.body["messages"][-1]["content"]
