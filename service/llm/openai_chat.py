@@ -18,6 +18,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias
 
@@ -102,7 +103,10 @@ class OpenAIChatModel:
             left = request.timeout_seconds - (time.monotonic() - started)
             if left <= 0:
                 raise
-        response = await self._post(request, None, left)
+        # Another body: another Idempotency-Key, or a keyed upstream would refuse it (422).
+        key = request.idempotency_key
+        plain = replace(request, idempotency_key=f"{key}-plain" if key else None)
+        response = await self._post(plain, None, left)
         self._without_format.add(request.model)
         return response
 

@@ -48,10 +48,12 @@ class Upstream:
         self.rejects_format = rejects_format
         self.status = status
         self.bodies: list[dict[str, Any]] = []
+        self.keys: list[str | None] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         self.bodies.append(body)
+        self.keys.append(request.headers.get("idempotency-key"))
         if self.rejects_format and "response_format" in body:
             return httpx.Response(self.status, json={"error": {"message": "unsupported"}})
         message = {"role": "assistant", "content": '{"ok": true}'}
@@ -67,6 +69,7 @@ def _request(model: str = "gpt-test", wanted: ResponseFormat | None = WANTED) ->
         timeout_seconds=5.0,
         question="ok?",
         response_format=wanted,
+        idempotency_key="req-1",
     )
 
 
@@ -99,6 +102,8 @@ async def test_a_400_to_the_format_is_asked_again_without_it_and_remembered_per_
     sent = ["response_format" in body for body in upstream.bodies]
     # first: rejected, asked again without; second: the model is known; another model tries.
     assert sent == [True, False, False, True, False]
+    # the body without the format is another request: it has its own key
+    assert upstream.keys[:2] == ["req-1", "req-1-plain"]
 
 
 @pytest.mark.asyncio
