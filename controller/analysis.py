@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: Outcomes that count as errors of a version (see service/answering/outcome.py).
-FAILURE_OUTCOMES = ("unavailable", "rate_limited", "rejected", "error")
+FAILURE_OUTCOMES = ("unavailable", "rate_limited", "rejected", "invalid_output", "error")
 
 
 class Verdict(StrEnum):

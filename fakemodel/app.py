@@ -35,6 +35,11 @@ from fakemodel.judge import build_judgement, is_judge_request
 from fakemodel.quality import build_degraded_answer
 from fakemodel.replies import add_reply_routes, build_reply
 from fakemodel.state import FakeModelState, RecordedRequest
+from fakemodel.structured import (
+    build_structured_answer,
+    find_json_schema,
+    is_repair_conversation,
+)
 
 __all__ = [
     "FakeModelState",
@@ -125,6 +130,24 @@ def _error(status: int, message: str, kind: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "code": None}}, status)
 
 
+def _build_answer(
+    state: FakeModelState, body: dict[str, Any], action: FaultAction, max_tokens: int
+) -> str:
+    """The chat answer: obeyed injection, judgement, JSON document, or reply (degraded)."""
+    messages = body["messages"]
+    obeyed = build_obedient_answer(messages) if state.faults.obey_injections else None
+    answer = obeyed or build_judgement(messages, action.judge_score)
+    if answer is not None:
+        return answer
+    schema = find_json_schema(body)
+    if schema is not None:
+        return build_structured_answer(schema, action.reply, is_repair_conversation(messages))
+    answer = build_reply(state.replies, messages, str(body["model"]), max_tokens)
+    if action.reply is not None and not is_judge_request(messages):
+        answer = build_degraded_answer(action.reply, answer)
+    return answer
+
+
 def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
     """A fresh fake model server; pass `state` to inspect it from a test."""
     state = state or FakeModelState()
@@ -147,12 +170,7 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
         if model not in state.models:
             missing = _error(404, f"The model `{model}` does not exist", "invalid_request_error")
             return await _respond(request, recorded, action, missing)
-        obeyed = build_obedient_answer(messages) if state.faults.obey_injections else None
-        answer = obeyed or build_judgement(messages, action.judge_score)
-        if answer is None:
-            answer = build_reply(state.replies, messages, model, max_tokens)
-            if action.reply is not None and not is_judge_request(messages):
-                answer = build_degraded_answer(action.reply, answer)
+        answer = _build_answer(state, body, action, max_tokens)
         prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in messages)
         completion_tokens = count_tokens(answer)
         completion = JSONResponse(

@@ -37,7 +37,7 @@ RetryAfterFormat = Literal["seconds", "http-date"]
 ErrorBody = Literal["openai", "empty", "html"]
 Failure = Literal["status", "hang", "reset", "malformed"]
 #: A degraded but successful chat answer (`fakemodel.quality`): the quality faults.
-QualityReply = Literal["refuse", "unknown", "uncited"]
+QualityReply = Literal["refuse", "unknown", "uncited", "invalid_json", "off_schema"]
 _ENDPOINTS: tuple[Endpoint, ...] = ("chat", "embeddings")
 
 
@@ -81,6 +81,20 @@ class Faults(BaseModel):
         le=1,
         description='Fraction of chat answers that are exactly "I can\'t help with that request."',
     )
+    invalid_json_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Fraction of answers to response_format json_schema requests that are not "
+        "JSON (a repair conversation, one holding an assistant turn, is never broken).",
+    )
+    off_schema_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Fraction of answers to response_format json_schema requests that are JSON "
+        "breaking the schema: the first required property left out, or the wrong type.",
+    )
     judge_score: float | None = Field(
         None,
         ge=0,
@@ -113,11 +127,11 @@ class Faults(BaseModel):
             ]
             if stray:
                 raise ValueError(f"set status to use {', '.join(stray)}")
-        quality = self.refuse_rate + self.unknown_rate + self.uncited_rate
+        quality = self.quality_rate
         if quality > 1 + 1e-9:
             raise ValueError(
-                "refuse_rate + unknown_rate + uncited_rate must be at most 1 "
-                f"(got {quality:g}): each answer gets at most one of them"
+                "refuse_rate + unknown_rate + uncited_rate + invalid_json_rate + off_schema_rate "
+                f"must be at most 1 (got {quality:g}): each answer gets at most one of them"
             )
         if self.error_rate != 1.0 and not failures:
             raise ValueError(
@@ -137,9 +151,21 @@ class Faults(BaseModel):
         return [name for name, on in flags if on]
 
     @property
+    def quality_rate(self) -> float:
+        """The share of chat answers degraded, by any of the quality faults."""
+        return (
+            self.refuse_rate
+            + self.unknown_rate
+            + self.uncited_rate
+            + self.invalid_json_rate
+            + self.off_schema_rate
+        )
+
+    @property
     def degrades_answers(self) -> bool:
-        """Whether any of refuse_rate, unknown_rate, uncited_rate is above zero."""
-        return self.refuse_rate + self.unknown_rate + self.uncited_rate > 0
+        """Whether any quality fault rate (refuse, unknown, uncited, invalid_json, off_schema)
+        is above zero."""
+        return self.quality_rate > 0
 
 
 @dataclass(frozen=True)
@@ -172,7 +198,8 @@ class FaultAction:
 
 
 def decide_quality_reply(faults: Faults, roll: float) -> QualityReply | None:
-    """Which degraded answer a uniform `roll` in [0, 1) picks: refuse, unknown, uncited (pure).
+    """Which degraded answer a uniform `roll` in [0, 1) picks (pure): refuse, unknown, uncited,
+    invalid_json, off_schema.
 
     The rates split [0, 1) in that order, so they add up: refuse_rate 0.1 and unknown_rate
     0.2 degrade 30 % of answers, never one answer twice.
@@ -182,6 +209,8 @@ def decide_quality_reply(faults: Faults, roll: float) -> QualityReply | None:
         ("refuse", faults.refuse_rate),
         ("unknown", faults.unknown_rate),
         ("uncited", faults.uncited_rate),
+        ("invalid_json", faults.invalid_json_rate),
+        ("off_schema", faults.off_schema_rate),
     )
     for kind, rate in kinds:
         edge += rate

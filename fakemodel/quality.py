@@ -32,5 +32,7 @@ def build_degraded_answer(kind: QualityReply, answer: str) -> str:
         return REFUSAL
     if kind == "unknown":
         return UNKNOWN_REPLY
+    if kind in ("invalid_json", "off_schema"):
+        return answer  # output faults break JSON answers only (fakemodel.structured)
     uncited = _CITATION.sub("", answer).strip()
     return uncited or answer.replace("[", "").replace("]", "").strip()

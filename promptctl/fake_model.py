@@ -134,6 +134,22 @@ def fake_model_command(
             rich_help_panel=_FAULTS,
         ),
     ] = None,
+    invalid_json_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Fraction (0..1) of answers to response_format json_schema requests that are "
+            "not JSON (repair conversations are never broken).",
+            rich_help_panel=_FAULTS,
+        ),
+    ] = None,
+    off_schema_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Fraction (0..1) of answers to response_format json_schema requests that "
+            "break the schema.",
+            rich_help_panel=_FAULTS,
+        ),
+    ] = None,
     judge_score: Annotated[
         float | None,
         typer.Option(
@@ -175,6 +191,8 @@ def fake_model_command(
             "unknown_rate": unknown_rate,
             "uncited_rate": uncited_rate,
             "refuse_rate": refuse_rate,
+            "invalid_json_rate": invalid_json_rate,
+            "off_schema_rate": off_schema_rate,
             "judge_score": judge_score,
             "models": fault_model,
         }

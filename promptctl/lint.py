@@ -46,7 +46,7 @@ def lint_command(
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.TEXT,
     strict: Annotated[bool, typer.Option(help="Fail on warnings too.")] = False,
 ) -> None:
-    """Check schema, semver, duplicates, variables, CONTEXT and forbidden phrases."""
+    """Check schema, semver, duplicates, variables, CONTEXT, forbidden phrases and output."""
     count, problems = collect_problems(path)
     failing = [p for p in problems if p.severity == "error" or strict]
     if output is OutputFormat.JSON:

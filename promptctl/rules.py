@@ -50,7 +50,29 @@ def lint_versions(versions: Sequence[tuple[str, PromptVersion]]) -> list[LintPro
                 )
             )
         problems.extend(_lint_template(where, version))
+        problems.extend(_lint_output(where, version))
     return problems
+
+
+def _lint_output(where: str, version: PromptVersion) -> list[LintProblem]:
+    """An output contract's template must ask for JSON (the schema is checked at parse time).
+
+    Upstreams without JSON-schema support (``MODEL_RESPONSE_FORMAT=json_object`` or
+    ``none``, or the fallback after a 400) only have the prompt's word for it, and OpenAI's
+    ``json_object`` mode rejects messages that never say "JSON".
+    """
+    output = version.spec.output
+    template = version.spec.template
+    if output is None or "json" in f"{template.system}\n{template.user}".casefold():
+        return []
+    return [
+        LintProblem(
+            where,
+            "output-format-not-mentioned",
+            f"output.format is {output.format} but neither template.system nor template.user "
+            "mentions JSON: say that the answer is a JSON document (and what it holds)",
+        )
+    ]
 
 
 def count_undelimited_context(source: str) -> int:

@@ -13,6 +13,8 @@
     │   ├── UpstreamError       one upstream call failed (status, timeout, reset, bad body)
     │   ├── UpstreamRejectedError    502: the upstream refused our request (4xx): no retry
     │   └── UpstreamUnavailableError 503 + Retry-After: every model failed within the deadline
+    ├── InvalidOutputError      502: the answer broke the version's output contract (JSON
+    │                                schema), repair attempts included
     ├── RateLimitedError        429 + Retry-After: our own limits had no room within the deadline
     ├── DeadlineExceededError   503 + Retry-After: the request's deadline passed before the
     │                                model could be called (queueing, embedding, retrieval)
@@ -56,6 +58,7 @@ __all__ = [
     "IdempotencyKeyInvalidError",
     "IdempotencyKeyReusedError",
     "IdempotencyUnavailableError",
+    "InvalidOutputError",
     "ModelError",
     "PermissionDeniedError",
     "PromptNotFoundError",
@@ -141,6 +144,14 @@ class UpstreamUnavailableError(ModelError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class InvalidOutputError(ServiceError):
+    """The model's answer was not JSON meeting the version's schema, after every repair.
+
+    The message names the problem (where in the document, which schema rule), never the
+    model's text: it reaches logs and the problem body.
+    """
 
 
 class RateLimitedError(ServiceError):

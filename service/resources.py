@@ -87,7 +87,13 @@ def build_chat_model(
     if settings.model_base_url is None:
         return ExtractiveAnswerer(embedder)
     key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
-    upstream = OpenAIChatModel(http, settings.model_base_url, key, tracing=tracing)
+    upstream = OpenAIChatModel(
+        http,
+        settings.model_base_url,
+        key,
+        tracing=tracing,
+        response_format_mode=settings.model_response_format,
+    )
     return ResilientChatModel(upstream, settings.resilience, observer=MetricsObserver(metrics))
 
 

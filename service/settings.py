@@ -97,6 +97,11 @@ class Settings(BaseSettings):
         "extractive answerer.",
     )
     model_api_key: SecretStr | None = Field(default=None, description="Bearer token for the model.")
+    model_response_format: Literal["json_schema", "json_object", "none"] = Field(
+        default="json_schema",
+        description="How a version's output contract is asked of MODEL_BASE_URL: "
+        "response_format json_schema, json_object, or none (prompt only).",
+    )
     embedding_base_url: str | None = Field(
         default=None,
         description="OpenAI-compatible base URL for /embeddings; unset uses the bundled "

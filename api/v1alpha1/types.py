@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from api.v1alpha1.evalgate import EvalGate, EvalGateResult
+from api.v1alpha1.output import OutputContract
 
 __all__ = [
     "API_VERSION",
@@ -541,6 +542,9 @@ class PromptVersionSpec(_Model):
         description="Response cache keyed by version, rendered messages and model parameters.",
     )
     rollout: Rollout = Field(default_factory=Rollout, description="Progressive delivery.")
+    output: OutputContract | None = Field(
+        default=None, description="Output contract: the answer is JSON meeting a schema."
+    )
 
     @field_validator("variables")
     @classmethod

@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from service.errors import (
     DeadlineExceededError,
+    InvalidOutputError,
     ModelError,
     RateLimitedError,
     UpstreamRejectedError,
@@ -33,6 +34,9 @@ class Outcome(StrEnum):
     RATE_LIMITED = "rate_limited"
     #: The model upstream refused the request, e.g. a bad API key (HTTP 502).
     REJECTED = "rejected"
+    #: The answer was not JSON meeting the version's output schema, repairs included
+    #: (HTTP 502): the version's failure, counted in the error rate.
+    INVALID_OUTPUT = "invalid_output"
     #: The request's variables broke the version's rules (HTTP 422).
     INVALID = "invalid"
     #: Retrieval, embedding or rendering failed (HTTP 5xx).
@@ -47,6 +51,8 @@ def outcome_of_error(error: Exception) -> Outcome:
         return Outcome.RATE_LIMITED
     if isinstance(error, UpstreamRejectedError):
         return Outcome.REJECTED
+    if isinstance(error, InvalidOutputError):
+        return Outcome.INVALID_OUTPUT
     if isinstance(error, ModelError | DeadlineExceededError):
         return Outcome.UNAVAILABLE
     return Outcome.ERROR

@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from api.v1alpha1 import Retrieval
 from prompting.rendering import Message, guard_messages, render_messages
@@ -26,6 +26,11 @@ from service.answering.cache import ResponseCache, build_cache_key
 from service.answering.guardrails import assess_answer, build_protected_text
 from service.answering.judge import OnlineJudge
 from service.answering.outcome import Outcome
+from service.answering.output_repair import (
+    assess_cacheable,
+    build_response_format,
+    fetch_valid_output,
+)
 from service.answering.result import (
     AnswerRecorder,
     AnswerResult,
@@ -86,6 +91,7 @@ class _Call:
     reply: ChatResponse | None = None
     leak: str | None = None
     passages: tuple[Passage, ...] = ()
+    repairs: int = 0
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,7 @@ class AnswerService:
             reply=call.reply,
             leak=call.leak,
             passages=call.passages,
+            repairs=call.repairs,
         )
 
     async def _answer(self, call: _Call) -> AnswerResponse:
@@ -217,6 +224,7 @@ class AnswerService:
             idempotency_key=call.idempotency_key or call.request_id,
             deadline=call.deadline,
             inputs=build_inputs(spec.variables, values, question),
+            response_format=build_response_format(spec.prompt, spec.output),
         )
         reply = await _within(
             call.deadline,
@@ -225,6 +233,13 @@ class AnswerService:
             self._complete(call.served, chat_request, context),
         )
         call.reply = reply
+        output: Any = None
+        if spec.output is not None:  # the output contract: JSON meeting the schema, or 502
+            repair = self._model_call(call.deadline, "the output repair", context)
+            held = await fetch_valid_output(spec.output, chat_request, reply, repair, call.deadline)
+            call.reply = reply = held.reply
+            call.repairs = held.repairs
+            output = held.require()
         empty_answer = spec.retrieval.empty_answer if spec.retrieval else ""
         inputs = [question, *(str(v) for v in values.values() if isinstance(v, str))]
         verdict = assess_answer(
@@ -240,7 +255,17 @@ class AnswerService:
         outcome = verdict.outcome
         if outcome is Outcome.ANSWERED and reply.fallback_used:
             outcome = Outcome.FALLBACK
-        return self._respond(call, outcome, verdict.answer, verdict.cited)
+        output = output if outcome in (Outcome.ANSWERED, Outcome.FALLBACK) else None
+        return self._respond(call, outcome, verdict.answer, verdict.cited, output)
+
+    def _model_call(
+        self, deadline: Deadline, stage: str, context: _Context
+    ) -> Callable[[ChatRequest], Awaitable[ChatResponse]]:
+        """One more model call (no cache) within `deadline`, e.g. an output repair."""
+        sources = [p.text for p in context.passages]
+        return lambda request: _within(
+            deadline, BACKSTOP_GRACE_SECONDS, stage, call_model(self.chat, request, sources)
+        )
 
     async def _retrieve(self, call: _Call, retrieval: Retrieval) -> _Context:
         """The context block of the version's retrieval, delimited by a fresh boundary."""
@@ -289,11 +314,12 @@ class AnswerService:
         if cached is not None:
             return replace(cached, cache_hit=True, retries=0)
         reply = await call_model(self.chat, request, sources)
-        self.cache.put(key, reply, cache.ttl_seconds)
+        if assess_cacheable(served.resource.spec.output, reply.text):
+            self.cache.put(key, reply, cache.ttl_seconds)
         return reply
 
     def _respond(
-        self, call: _Call, outcome: Outcome, answer: str, cited: list[Passage]
+        self, call: _Call, outcome: Outcome, answer: str, cited: list[Passage], output: Any = None
     ) -> AnswerResponse:
         reply = call.reply
         input_tokens = reply.input_tokens if reply and not reply.cache_hit else 0
@@ -306,6 +332,7 @@ class AnswerService:
             model=model,
             outcome=outcome,
             answer=answer,
+            output=output,
             citations=[
                 Citation(id=p.passage_id, source=p.source, score=round(p.score, 4)) for p in cited
             ],

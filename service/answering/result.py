@@ -93,6 +93,8 @@ class AnswerResult:
     leak: str | None = None
     #: The passages in the model's context (for the online judge).
     passages: tuple[Passage, ...] = ()
+    #: Repair calls made to meet the version's output contract.
+    repairs: int = 0
 
     @property
     def response(self) -> AnswerResponse | None:
@@ -138,6 +140,8 @@ class AnswerRecorder:
         labels = (served.prompt, served.version)
         self.metrics.requests.labels(*labels, result.outcome.value).inc()
         self.metrics.request_duration.labels(*labels).observe(result.elapsed_seconds)
+        if result.repairs:
+            self.metrics.output_repairs.labels(*labels).inc(result.repairs)
         self._count_quality(served, result.response)
         if result.leak is not None and result.reply is not None:
             self._warn_leak(served, result.leak, result.reply.text)

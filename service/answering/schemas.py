@@ -111,6 +111,11 @@ class AnswerResponse(BaseModel):
     model: str | None = Field(description="Model that answered; null when no model was called.")
     outcome: Outcome
     answer: str
+    output: Any = Field(
+        default=None,
+        description="With an output contract (spec.output): the answer as a JSON document "
+        "meeting the version's schema (answer holds its JSON text); null otherwise.",
+    )
     citations: list[Citation]
     usage: Usage
     cache_hit: bool = Field(default=False, description="Served from the response cache.")

@@ -23,6 +23,7 @@ from service.errors import (
     IdempotencyKeyInvalidError,
     IdempotencyKeyReusedError,
     IdempotencyUnavailableError,
+    InvalidOutputError,
     ModelError,
     PromptingError,
     PromptNotFoundError,
@@ -70,6 +71,7 @@ _MAPPING: list[tuple[type[Exception], int, str, str]] = [
     (RateLimitedError, 429, "rate-limited", "Rate limited"),
     (DeadlineExceededError, 503, "deadline-exceeded", "Deadline exceeded"),
     (UpstreamRejectedError, 502, "model-rejected", "Model rejected the request"),
+    (InvalidOutputError, 502, "invalid-output", "Model output broke the output contract"),
     (UpstreamUnavailableError, 503, "model-unavailable", "Model unavailable"),
     (ModelError, 503, "model-unavailable", "Model unavailable"),
 ]
@@ -141,7 +143,9 @@ async def _service_error(request: Request, error: Exception) -> JSONResponse:
         ]
     if isinstance(error, IdempotencyKeyInvalidError):
         extensions["rule"] = error.rule
-    if isinstance(error, ModelError | RateLimitedError | DeadlineExceededError):
+    if isinstance(
+        error, ModelError | RateLimitedError | DeadlineExceededError | InvalidOutputError
+    ):
         extensions["outcome"] = outcome_of_error(error).value
     detail = str(error)
     if isinstance(error, PromptNotFoundError):

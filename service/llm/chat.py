@@ -10,14 +10,35 @@ A chat request carries no retrieval types: this module depends on rendering alon
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from prompting.rendering import Message
 from service.llm.resilience.deadline import Deadline
 
-__all__ = ["AnswerModel", "ChatModel", "ChatRequest", "ChatResponse", "GroundedModel", "call_model"]
+__all__ = [
+    "AnswerModel",
+    "ChatModel",
+    "ChatRequest",
+    "ChatResponse",
+    "GroundedModel",
+    "ResponseFormat",
+    "call_model",
+]
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """Structured output asked of the model: JSON meeting `schema` (a version's ``spec.output``).
+
+    An OpenAI-compatible upstream gets it as ``response_format: {type: json_schema,
+    json_schema: {name, schema, strict}}`` (see :mod:`service.llm.openai_chat`).
+    """
+
+    name: str
+    schema: Mapping[str, Any]
+    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,6 +62,8 @@ class ChatRequest:
     #: The caller's free text (`service.llm.summarizer.build_inputs`), which the embedded
     #: answerer summarises when there are no passages.
     inputs: tuple[str, ...] = ()
+    #: Structured output the answer must meet (None: free text).
+    response_format: ResponseFormat | None = None
 
 
 @dataclass(frozen=True)

@@ -3,25 +3,55 @@
 One call, no retries: every failure becomes an :class:`UpstreamError` that says what
 happened (status, Retry-After, timeout, reset, malformed body), and the resilience
 layer decides what to do about it. Provider SDK retries are never stacked on top.
+
+Structured output (a request's :class:`ResponseFormat`, from a version's ``spec.output``)
+is sent as ``response_format: {type: json_schema, ...}`` by default; ``MODEL_RESPONSE_FORMAT``
+(``mode``) sends ``json_object`` or nothing instead, for upstreams that lack it. An upstream
+that answers 400 to a ``response_format`` is asked again at once without it (the template
+still asks for JSON and the service validates the answer), and that model is then asked
+without it for the life of the process: the one negotiation step, not a retry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import httpx
 
 from prompting.tokens import estimate_tokens
 from service.errors import UpstreamError
-from service.llm.chat import ChatRequest, ChatResponse
+from service.llm.chat import ChatRequest, ChatResponse, ResponseFormat
 from service.llm.resilience.policy import parse_retry_after
 from service.telemetry.spans import OPENAI_PROVIDER, Tracing, chat_span, record_chat_response
 
-__all__ = ["OpenAIChatModel"]
+__all__ = ["OpenAIChatModel", "ResponseFormatMode", "build_response_format"]
+
+#: How structured output is asked of the upstream: a JSON schema, any JSON object, or not at all.
+ResponseFormatMode: TypeAlias = Literal["json_schema", "json_object", "none"]
+
+
+def build_response_format(
+    wanted: ResponseFormat | None, mode: ResponseFormatMode
+) -> dict[str, Any] | None:
+    """The ``response_format`` body field for `wanted` in `mode`, or None to send none (pure)."""
+    if wanted is None or mode == "none":
+        return None
+    if mode == "json_object":
+        return {"type": "json_object"}
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": wanted.name,
+            "schema": dict(wanted.schema),
+            "strict": wanted.strict,
+        },
+    }
 
 
 class OpenAIChatModel:
@@ -34,6 +64,7 @@ class OpenAIChatModel:
         api_key: str | None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         tracing: Tracing | None = None,
+        response_format_mode: ResponseFormatMode = "json_schema",
     ) -> None:
         self._http = http
         self.base_url = base_url.rstrip("/")
@@ -42,6 +73,9 @@ class OpenAIChatModel:
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._wall_clock = wall_clock
         self._tracing = tracing or Tracing()
+        self._mode: ResponseFormatMode = response_format_mode
+        #: Models that answered 400 to a response_format and 200 without one.
+        self._without_format: set[str] = set()
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """One upstream call within `request.timeout_seconds`, start to last byte."""
@@ -49,12 +83,36 @@ class OpenAIChatModel:
         with chat_span(
             tracing, request, provider=OPENAI_PROVIDER, server_url=self.base_url
         ) as span:
-            response = await self._post(request)
+            response = await self._post_negotiated(request)
             reply = _parse(response, request)
             record_chat_response(tracing, span, reply, response)
             return reply
 
-    async def _post(self, request: ChatRequest) -> httpx.Response:
+    async def _post_negotiated(self, request: ChatRequest) -> httpx.Response:
+        """POST, and once more without ``response_format`` if the upstream answers 400 to it."""
+        mode = "none" if request.model in self._without_format else self._mode
+        response_format = build_response_format(request.response_format, mode)
+        if response_format is None:
+            return await self._post(request, None, request.timeout_seconds)
+        started = time.monotonic()
+        try:
+            return await self._post(request, response_format, request.timeout_seconds)
+        except UpstreamError as error:
+            if error.status != 400:
+                raise
+            left = request.timeout_seconds - (time.monotonic() - started)
+            if left <= 0:
+                raise
+        # Another body: another Idempotency-Key, or a keyed upstream would refuse it (422).
+        key = request.idempotency_key
+        plain = replace(request, idempotency_key=f"{key}-plain" if key else None)
+        response = await self._post(plain, None, left)
+        self._without_format.add(request.model)
+        return response
+
+    async def _post(
+        self, request: ChatRequest, response_format: dict[str, Any] | None, seconds: float
+    ) -> httpx.Response:
         body: dict[str, Any] = {
             "model": request.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
@@ -63,14 +121,16 @@ class OpenAIChatModel:
         }
         if request.user:
             body["user"] = request.user
+        if response_format is not None:
+            body["response_format"] = response_format
         headers = dict(self._headers)
         if request.idempotency_key:
             headers["Idempotency-Key"] = request.idempotency_key
         name = request.model
         try:
-            async with asyncio.timeout(request.timeout_seconds):
+            async with asyncio.timeout(seconds):
                 response = await self._http.post(
-                    self._url, json=body, headers=headers, timeout=request.timeout_seconds
+                    self._url, json=body, headers=headers, timeout=seconds
                 )
         except (TimeoutError, httpx.TimeoutException) as error:
             raise UpstreamError(f"model {name}: timed out", kind="timeout") from error

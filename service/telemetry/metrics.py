@@ -192,6 +192,12 @@ class Metrics:
             ["prompt", "version"],
             registry=registry,
         )
+        self.output_repairs = Counter(
+            "promptrollouts_output_repairs_total",
+            "Repair calls made because an answer broke the version's output contract.",
+            ["prompt", "version"],
+            registry=registry,
+        )
         self.answer_length = Histogram(
             "promptrollouts_answer_length_chars",
             "Length in characters of the model's answers sent (outcome answered or fallback; "

@@ -37,7 +37,7 @@ def test_queries_for_one_version() -> None:
         ),
         "errors": (
             f"sum(increase(promptrollouts_requests_total{{{SELECTOR},"
-            'outcome=~"unavailable|rate_limited|rejected|error"}[1m]))'
+            'outcome=~"unavailable|rate_limited|rejected|invalid_output|error"}[1m]))'
         ),
         "p95_ms": (
             "1000 * histogram_quantile(0.95, sum by (le) ("
@@ -68,6 +68,8 @@ def test_error_outcomes_are_real_outcomes_and_not_the_successful_ones() -> None:
     outcomes = {o.value for o in Outcome}
     assert set(FAILURE_OUTCOMES) <= outcomes
     assert not {"answered", "fallback", "unknown", "refused", "invalid"} & set(FAILURE_OUTCOMES)
+    # An answer that broke the version's output contract is the version's failure.
+    assert Outcome.INVALID_OUTPUT.value in FAILURE_OUTCOMES
 
 
 def test_queried_metrics_and_labels_exist_in_the_service() -> None:

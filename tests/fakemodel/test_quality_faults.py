@@ -63,7 +63,8 @@ def _answer(client: httpx.Client, model: str = "gpt-4o-mini", messages: Any = No
         pytest.param({"judge_score": 1.01}, "less than or equal to 1", id="judge>1"),
         pytest.param(
             {"unknown_rate": 0.6, "refuse_rate": 0.5},
-            "refuse_rate + unknown_rate + uncited_rate must be at most 1 (got 1.1)",
+            "refuse_rate + unknown_rate + uncited_rate + invalid_json_rate + off_schema_rate "
+            "must be at most 1 (got 1.1)",
             id="sum>1",
         ),
         pytest.param({"unknown_rat": 0.1}, "Extra inputs are not permitted", id="typo"),

@@ -65,7 +65,7 @@ ON_TOPIC = (
     "How do I contact support?",
 )
 OFF_TOPIC = "What is the capital of France?"
-FAILURES = "unavailable|rate_limited|rejected|error"
+FAILURES = "unavailable|rate_limited|rejected|invalid_output|error"
 #: The controller's window for this test (its default is 1m).
 WINDOW = "1m"
 REL = 1e-9

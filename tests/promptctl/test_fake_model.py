@@ -33,6 +33,8 @@ FAULT_FLAGS = [
     "--unknown-rate",
     "--uncited-rate",
     "--refuse-rate",
+    "--invalid-json-rate",
+    "--off-schema-rate",
     "--judge-score",
 ]
 

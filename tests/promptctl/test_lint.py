@@ -49,7 +49,7 @@ def test_lint_clean_text_output_counts_versions() -> None:
     result = _lint(FIXTURES / "good")
 
     assert result.exit_code == 0, result.output
-    assert "2 PromptVersion(s), no problems" in result.stdout
+    assert "3 PromptVersion(s), no problems" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -70,6 +70,18 @@ def test_lint_clean_text_output_counts_versions() -> None:
         ),
         pytest.param(
             "template-syntax", "template-syntax", "template.user line 5", id="template-syntax"
+        ),
+        pytest.param(
+            "output-not-mentioned",
+            "output-format-not-mentioned",
+            "neither template.system nor template.user mentions JSON",
+            id="output-format-not-mentioned",
+        ),
+        pytest.param(
+            "output-bad-schema",
+            "schema",
+            "spec.output.schema: ",
+            id="output-schema-invalid",
         ),
     ],
 )
