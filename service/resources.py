@@ -188,7 +188,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             stack.push_async_callback(judge.stop)  # before the HTTP pool closes
         answers = AnswerService(
             catalog=catalog,
-            retriever=Retriever(qdrant, embedder, tracing),
+            retriever=Retriever(qdrant, embedder, tracing, settings.query_embedding_cache),
             chat=chat,
             prices=settings.model_prices,
             metrics=metrics,
