@@ -121,7 +121,7 @@ async def store_vector(client: AsyncQdrantClient, n: int) -> list[float]:
     if records:
         vector = records[0].vector
         assert isinstance(vector, list)
-        return [float(x) for x in vector]
+        return [float(x) for x in vector if isinstance(x, float)]
     return [1.0] * DIM
 
 
