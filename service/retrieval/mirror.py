@@ -18,6 +18,7 @@ A Qdrant server (``QDRANT_URL``) keeps the plain client and its own HNSW search.
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -159,14 +160,27 @@ def _apply_upsert(index: ExactIndex, points: Any) -> bool:
 
 
 def _dropping(name: str) -> Any:
+    original = getattr(AsyncQdrantClient, name)
+
     async def write(self: MirroredQdrant, *args: Any, **kwargs: Any) -> Any:
         collection, _ = _arguments(args, kwargs, "")
         self._drop(collection)
         try:
-            return await getattr(AsyncQdrantClient, name)(self, *args, **kwargs)
+            return await original(self, *args, **kwargs)
         finally:
             self._drop(collection)
 
+    def write_now(self: MirroredQdrant, *args: Any, **kwargs: Any) -> Any:
+        # upload_points and upload_collection are plain methods on the async client.
+        collection, _ = _arguments(args, kwargs, "")
+        self._drop(collection)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            self._drop(collection)
+
+    if not inspect.iscoroutinefunction(original):
+        write = write_now
     write.__name__ = name
     write.__doc__ = f"The store's {name}; the collection's mirror is dropped (reloaded later)."
     return write

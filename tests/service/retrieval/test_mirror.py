@@ -87,7 +87,7 @@ async def test_same_results_as_the_store_and_sync_after_upsert_and_delete(
 
 @pytest.mark.parametrize(
     "write",
-    ["filter-delete", "set-payload", "batch"],
+    ["filter-delete", "set-payload", "batch", "upload-points"],
 )
 async def test_other_writes_drop_the_mirror_which_reloads(
     mirrored: MirroredQdrant, write: str
@@ -103,6 +103,9 @@ async def test_other_writes_drop_the_mirror_which_reloads(
         await mirrored.delete("c", points_selector=models.FilterSelector(filter=selector))
     elif write == "set-payload":
         await mirrored.set_payload("c", payload={"text": "changed"}, points=[str(uuid.UUID(int=3))])
+    elif write == "upload-points":
+        # A plain (not async) method of the async client: it stays one.
+        mirrored.upload_points("c", points=points(rng, 5, 200), wait=True)
     else:
         await mirrored.batch_update_points(
             "c", [models.UpsertOperation(upsert=models.PointsList(points=points(rng, 5, 100)))]
