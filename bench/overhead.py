@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from bench.embedded import measure_embedded
 from bench.report import render_report
 from bench.results import (
     BenchError,
@@ -40,6 +41,7 @@ from bench.results import (
     build_latency_rows,
     percentile,
 )
+from bench.retrieval import measure_retrieval
 from bench.runner import run
 from bench.servers import build_bench_manifest, build_service_env, write_prompts
 
@@ -104,7 +106,15 @@ def _listed(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
     return parse
 
 
+def _yes_no(text: str) -> bool:
+    if text not in ("yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
+    return text == "yes"
+
+
 def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else str(value)
 
 
@@ -117,6 +127,12 @@ _OPTIONS: list[tuple[str, Callable[[str], Any], str]] = [
     ("warmup", _non_negative(int), "warm-up pairs"),
     ("profile_requests", _non_negative(int), "in-process cProfile requests; 0 skips"),
     ("max_seconds", _positive(float), "time cap of the measured phases, per upstream latency"),
+    (
+        "retrieval_passages",
+        _listed(_non_negative(int)),
+        "collection sizes of the retrieval measurement, comma-separated; 0 skips",
+    ),
+    ("embedded", _yes_no, "start the shipped service with the embedded model (yes/no)"),
     ("output", Path, "report to overwrite"),
 ]
 
@@ -145,10 +161,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = parse_args(argv)
     try:
         results = asyncio.run(run(params))
+        sizes = [n for n in params.retrieval_passages if n > 0]
+        retrieval = [asyncio.run(measure_retrieval(n)) for n in sizes]
+        embedded = asyncio.run(measure_embedded()) if params.embedded else None
     except (BenchError, OSError, httpx.HTTPError) as error:
         sys.stderr.write(f"bench.overhead: {type(error).__name__}: {error}\n")
         return 1
-    report = render_report(results, _machine(argv))
+    report = render_report(results, _machine(argv), retrieval, embedded)
     params.output.parent.mkdir(parents=True, exist_ok=True)
     params.output.write_text(report, encoding="utf-8")
     sys.stdout.write(report)

@@ -63,6 +63,10 @@ class Params:
     latency_ms: tuple[float, ...] = (20.0, 50.0)
     warmup: int = 30
     profile_requests: int = 200
+    #: Collection sizes of the in-process retrieval measurement (bench.retrieval); () skips.
+    retrieval_passages: tuple[int, ...] = (10_000, 100_000)
+    #: Start the shipped service with the embedded model (bench.embedded).
+    embedded: bool = True
     #: Time cap of the measured phases of one upstream latency.
     max_seconds: float = 100.0
     output: Path = DEFAULT_OUTPUT

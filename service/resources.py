@@ -38,6 +38,7 @@ from service.llm.resilience.caller import ResilientChatModel
 from service.llm.transport import AiohttpTransport
 from service.retrieval.chunking import read_documents
 from service.retrieval.embeddings import Embedder, build_embedder
+from service.retrieval.heap import trim_heap
 from service.retrieval.indexing import index_documents
 from service.retrieval.search import Retriever
 from service.retrieval.vectorstore import open_qdrant
@@ -184,6 +185,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         tracing = Tracing()
         embedder = build_embedder(settings, http, tracing)
         await index_corpora(qdrant, embedder, settings.start_up_corpora())
+        trim_heap()  # indexing's batch buffers, freed but kept by the allocator
         collections = {c.name for c in (await qdrant.get_collections()).collections}
         metrics = Metrics(tenant_labels=settings.tenant_metrics)
         catalog = await open_catalog(settings, collections, metrics, stack)
@@ -194,7 +196,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             stack.push_async_callback(judge.stop)  # before the HTTP pool closes
         answers = AnswerService(
             catalog=catalog,
-            retriever=Retriever(qdrant, embedder, tracing),
+            retriever=Retriever(qdrant, embedder, tracing, settings.query_embedding_cache),
             chat=chat,
             prices=settings.model_prices,
             metrics=metrics,

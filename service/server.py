@@ -47,6 +47,7 @@ __all__ = [
     "HeaderMeter",
     "build_protocol",
     "build_server_config",
+    "decide_workers",
     "main",
     "render_raw_problem",
 ]
@@ -81,6 +82,31 @@ def build_server_config(settings: Settings, host: str, port: int, **extra: Any) 
     )
 
 
+def decide_workers(settings: Settings) -> int:
+    """The worker processes to run (pure): 1, or a ValueError saying why more cannot run.
+
+    ``WEB_CONCURRENCY`` above 1 is refused, with the reason, rather than started half-working:
+    the embedded Qdrant store admits one process per folder (a second worker could not open
+    it), and with a Qdrant server each worker process would still keep its own Prometheus
+    registry, so a scrape would see one worker's counts. Scale with replicas (one process
+    per pod; the chart's ``server.replicas`` or its HPA) instead.
+    """
+    workers = settings.web_concurrency
+    if workers == 1:
+        return 1
+    if settings.qdrant_url is None:
+        raise ValueError(
+            f"WEB_CONCURRENCY={workers}: the embedded Qdrant store (QDRANT_PATH) admits one "
+            "process, so only WEB_CONCURRENCY=1 can serve it; set QDRANT_URL to a Qdrant "
+            "server, or run more replicas of one process each"
+        )
+    raise ValueError(
+        f"WEB_CONCURRENCY={workers}: metrics are kept per process and are not aggregated "
+        "across worker processes yet (a scrape would see one worker's counts); run more "
+        "replicas of one process each (WEB_CONCURRENCY=1)"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m service``: serve the app with the settings from the environment."""
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__.split("\n")[0])
@@ -96,8 +122,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--no-access-log", action="store_true", help="turn uvicorn's access log off"
     )
     args = parser.parse_args(argv)
+    settings = Settings()
+    try:
+        decide_workers(settings)
+    except ValueError as exc:
+        parser.exit(2, f"python -m service: {exc}\n")
     config = build_server_config(
-        Settings(),
+        settings,
         args.host,
         args.port,
         log_level=args.log_level,

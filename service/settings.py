@@ -113,6 +113,19 @@ class Settings(BaseSettings):
     embedding_api_key: SecretStr | None = Field(
         default=None, description="Bearer token for EMBEDDING_BASE_URL (defaults to MODEL_API_KEY)."
     )
+    query_embedding_cache: int = Field(
+        default=1024,
+        ge=0,
+        description="Question embeddings kept per process (LRU, keyed by embedding model and "
+        "a hash of the text); 0 turns the cache off.",
+    )
+    web_concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes of `python -m service`; above 1 needs QDRANT_URL (the "
+        "embedded store admits one process).",
+    )
     max_body_bytes: int = Field(
         default=256 * 1024,
         ge=1024,

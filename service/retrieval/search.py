@@ -21,6 +21,8 @@ from qdrant_client import AsyncQdrantClient
 from prompting.screening import screen_text
 from prompting.tokens import estimate_tokens
 from service.retrieval.embeddings import Embedder
+from service.retrieval.mirror import fetch_top_k
+from service.retrieval.query_cache import QueryEmbeddingCache
 from service.retrieval.vectorstore import STORE_ERRORS, build_store_error
 from service.telemetry.spans import Tracing, record_retrieval, retrieval_span
 
@@ -55,11 +57,17 @@ class Retriever:
     :func:`service.retrieval.indexing.index_documents`."""
 
     def __init__(
-        self, client: AsyncQdrantClient, embedder: Embedder, tracing: Tracing | None = None
+        self,
+        client: AsyncQdrantClient,
+        embedder: Embedder,
+        tracing: Tracing | None = None,
+        query_cache: int = 1024,
     ) -> None:
         self._client = client
         self._embedder = embedder
         self._tracing = tracing or Tracing()
+        #: Question embeddings, LRU-bounded to ``query_cache`` entries (0: off).
+        self.query_cache = QueryEmbeddingCache(embedder, query_cache)
 
     async def retrieve(
         self, collection: str, question: str, top_k: int, min_score: float
@@ -78,22 +86,14 @@ class Retriever:
     ) -> list[Passage]:
         if top_k < 1:
             return []
-        (vector,) = await self._embedder.embed([question])
+        vector = await self.query_cache.embed_query(question)
         try:
-            response = await self._client.query_points(
-                collection,
-                query=vector,
-                limit=top_k,
-                score_threshold=min_score,
-                with_payload=True,
-            )
+            hits = await fetch_top_k(self._client, collection, vector, top_k, min_score)
         except STORE_ERRORS as exc:
             raise build_store_error(exc, collection) from exc
         passages: list[Passage] = []
-        for point in response.points:
-            payload = point.payload or {}
-            if point.score < min_score:
-                continue
+        for point in hits:
+            payload = point.payload
             screened = screen_text(str(payload.get("text", "")))
             earlier = payload.get("screened", 0)
             passages.append(

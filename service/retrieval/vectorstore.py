@@ -2,7 +2,9 @@
 
 ``QDRANT_URL`` set: a Qdrant server (with ``QDRANT_API_KEY``). Otherwise the
 embedded local store in ``QDRANT_PATH`` (its folder is created), or in memory
-when that is ``:memory:``. The same client calls work on all three. The local
+when that is ``:memory:``. The same client calls work on all three; the embedded
+store's client is a :class:`~service.retrieval.mirror.MirroredQdrant`, which searches
+an exact in-memory copy of each collection (kept in sync with every write). The local
 store admits one process per folder; a second one gets a
 :class:`~service.errors.VectorStoreError` that says what to do.
 """
@@ -21,6 +23,7 @@ from qdrant_client.http.exceptions import (
 )
 
 from service.errors import RetrievalError, VectorStoreError
+from service.retrieval.mirror import MirroredQdrant
 from service.settings import Settings
 
 __all__ = ["MEMORY", "STORE_ERRORS", "VectorStoreError", "build_store_error", "open_qdrant"]
@@ -44,11 +47,11 @@ def open_qdrant(settings: Settings) -> AsyncQdrantClient:
             check_compatibility=False,
         )
     if settings.qdrant_path == MEMORY:
-        return AsyncQdrantClient(location=MEMORY)
+        return MirroredQdrant(location=MEMORY)
     path = Path(settings.qdrant_path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        return AsyncQdrantClient(path=str(path))
+        return MirroredQdrant(path=str(path))
     except RuntimeError as exc:
         if _LOCKED not in str(exc):
             raise

@@ -28,6 +28,7 @@ def test_a_tiny_run_writes_a_report_with_every_row(tmp_path: Path) -> None:
             *("--requests", "20", "--throughput-requests", "40", "--concurrency", "2,3"),
             *("--latency-ms", "1,2", "--warmup", "3", "--profile-requests", "5"),
             *("--max-seconds", "30", "--output", str(output)),
+            *("--retrieval-passages", "300", "--embedded", "no"),
         ]
     )
 
@@ -61,6 +62,12 @@ def test_a_tiny_run_writes_a_report_with_every_row(tmp_path: Path) -> None:
     assert re.search(
         r"\| cold start to ready \(bench service\) \| ≤ 2 s \| [\d.]+ s \| (yes|no) \|", report
     )
+    # Retrieval: both paths measured at 300 passages, in one row, and its goal judged.
+    (row,) = [line for line in report.splitlines() if line.startswith("| 300 |")]
+    assert row.count(" ms ") >= 7
+    assert "not measured" not in row
+    assert "| retrieval (embed + top-3) at 300 passages | a documented figure |" in report
+    assert "### The shipped service with the embedded model" not in report  # --embedded no
     assert "python -m bench.overhead --requests 20" in report
     assert "### Hotspots (cProfile, service in process, concurrency 1," in report
     assert "### Hotspots (cProfile, service in process, concurrency 3," in report

@@ -1,0 +1,218 @@
+"""Retrieval (embed + top-3) in the embedded store, old path and new path in one run.
+
+In process, against the real bundled MiniLM model and the real embedded Qdrant
+(``:memory:``): N random unit vectors (the search cost does not depend on the texts) with
+the payloads indexing writes, and distinct real questions embedded by the model.
+
+- *store search*: the embedded Qdrant local mode's own ``query_points`` (the old path);
+- *exact search*: :class:`service.retrieval.mirror.MirroredQdrant`'s in-memory matrix;
+- *embed, ORT defaults*: the model with ONNX Runtime's default session options (one
+  spinning thread per core), *embed, tuned*: :func:`build_session_options`;
+- *retrieve*: :class:`service.retrieval.search.Retriever` end to end (embed + top-3 +
+  screening) with the question cache off (distinct questions), and a repeated question
+  (cache hit). *old path*: default options + store search, per question.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from qdrant_client import AsyncQdrantClient, models
+
+from service.retrieval.embeddings import MINILM_DIMENSION, OnnxMiniLMEmbedder
+from service.retrieval.exact import ExactIndex
+from service.retrieval.mirror import MirroredQdrant
+from service.retrieval.search import Retriever
+
+__all__ = ["RetrievalRow", "measure_retrieval", "render_retrieval"]
+
+COLLECTION = "bench"
+#: Above this, only the in-memory index is filled (the store's own search is not measured).
+STORE_LIMIT = 20_000
+_NAN = float("nan")
+_TOPICS = ["refund", "shipping", "warranty", "invoice", "password", "delivery", "return", "tax"]
+
+
+@dataclass(frozen=True)
+class RetrievalRow:
+    """Medians (ms) at one collection size."""
+
+    passages: int
+    store_search_ms: float
+    exact_search_ms: float
+    embed_default_ms: float
+    embed_tuned_ms: float
+    old_path_ms: float
+    retrieve_ms: float
+    retrieve_cached_ms: float
+    mirror_load_s: float
+    queries: int
+
+
+class _DefaultOptionsEmbedder(OnnxMiniLMEmbedder):
+    """The bundled model with ONNX Runtime's default session options (the old setting)."""
+
+    def _load_session(self) -> Any:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 0
+        options.log_severity_level = 3
+        return ort.InferenceSession(
+            str(self._model_path), options, providers=["CPUExecutionProvider"]
+        )
+
+
+def build_questions(count: int) -> list[str]:
+    """``count`` distinct, realistic questions (pure)."""
+    return [
+        f"How long does a {_TOPICS[i % len(_TOPICS)]} take for order {1000 + i} paid by card?"
+        for i in range(count)
+    ]
+
+
+def _payload(n: int) -> dict[str, Any]:
+    return {
+        "passage_id": f"doc{n}.md#1",
+        "source": f"doc{n}.md",
+        "title": "Policy",
+        "text": f"Passage {n} about {_TOPICS[n % len(_TOPICS)]}.",
+    }
+
+
+async def _fill(client: MirroredQdrant, passages: int, seed: int) -> bool:
+    """Fill the collection; False when it was too large for the embedded store and only
+    the in-memory index was filled (the local mode takes minutes per 100,000 upserts)."""
+    await client.create_collection(
+        COLLECTION,
+        vectors_config=models.VectorParams(size=MINILM_DIMENSION, distance=models.Distance.COSINE),
+    )
+    rng = np.random.default_rng(seed)
+    if passages > STORE_LIMIT:
+        index = ExactIndex(MINILM_DIMENSION)
+        index.upsert(
+            [str(n) for n in range(passages)],
+            rng.normal(size=(passages, MINILM_DIMENSION)).astype(np.float32),
+            [_payload(n) for n in range(passages)],
+        )
+        client._mirrors[COLLECTION] = index
+        return False
+    for start in range(0, passages, 2000):
+        n = min(2000, passages - start)
+        vectors = rng.normal(size=(n, MINILM_DIMENSION)).astype(np.float32)
+        batch = [
+            models.PointStruct(
+                id=start + i, vector=vectors[i].tolist(), payload=_payload(start + i)
+            )
+            for i in range(n)
+        ]
+        await AsyncQdrantClient.upsert(client, COLLECTION, points=batch)
+    return True
+
+
+async def _median_ms(calls: Sequence[Callable[[], Awaitable[object]]]) -> float:
+    samples = []
+    if not calls:
+        return _NAN
+    for call in calls:
+        t0 = time.perf_counter_ns()
+        await call()
+        samples.append(time.perf_counter_ns() - t0)
+    return statistics.median(samples) / 1e6
+
+
+async def measure_retrieval(passages: int, queries: int = 40, seed: int = 15) -> RetrievalRow:
+    """Both paths at one collection size (the store path on fewer queries above 20,000)."""
+    client = MirroredQdrant(location=":memory:")
+    try:
+        in_store = await _fill(client, passages, seed)
+        tuned, default = OnnxMiniLMEmbedder(), _DefaultOptionsEmbedder()
+        tuned.load()
+        default.load()
+        questions = build_questions(queries)
+        await tuned.embed(questions[:2])  # first runs allocate
+        await default.embed(questions[:2])
+        vectors = await tuned.embed(questions)
+        t0 = time.perf_counter()
+        await client.search_exact(COLLECTION, vectors[0], 3, -1.0)  # loads the mirror
+        load_s = time.perf_counter() - t0
+        slow = vectors if in_store else []
+
+        def store(v: list[float]) -> Callable[[], Awaitable[object]]:
+            return lambda: client.query_points(COLLECTION, query=v, limit=3, with_payload=True)
+
+        def exact(v: list[float]) -> Callable[[], Awaitable[object]]:
+            return lambda: client.search_exact(COLLECTION, v, 3, -1.0)
+
+        def embed(e: OnnxMiniLMEmbedder, q: str) -> Callable[[], Awaitable[object]]:
+            return lambda: e.embed([q])
+
+        async def old_path(q: str) -> None:
+            (v,) = await default.embed([q])
+            await client.query_points(COLLECTION, query=v, limit=3, with_payload=True)
+
+        def old(q: str) -> Callable[[], Awaitable[object]]:
+            return lambda: old_path(q)
+
+        def retrieve(r: Retriever, q: str) -> Callable[[], Awaitable[object]]:
+            return lambda: r.retrieve(COLLECTION, q, 3, -1.0)
+
+        uncached = Retriever(client, tuned, query_cache=0)
+        cached = Retriever(client, tuned)
+        await cached.retrieve(COLLECTION, questions[0], 3, -1.0)
+        return RetrievalRow(
+            passages=passages,
+            store_search_ms=await _median_ms([store(v) for v in slow]),
+            exact_search_ms=await _median_ms([exact(v) for v in vectors]),
+            embed_default_ms=await _median_ms([embed(default, q) for q in questions]),
+            embed_tuned_ms=await _median_ms([embed(tuned, q) for q in questions]),
+            old_path_ms=await _median_ms([old(q) for q in questions[: len(slow)]]),
+            retrieve_ms=await _median_ms([retrieve(uncached, q) for q in questions]),
+            retrieve_cached_ms=await _median_ms([retrieve(cached, questions[0])] * len(questions)),
+            mirror_load_s=load_s,
+            queries=queries,
+        )
+    finally:
+        await client.close()
+
+
+def _ms(value: float) -> str:
+    return "not measured" if math.isnan(value) else f"{value:.2f} ms"
+
+
+def _ratio(old: float, new: float) -> str:
+    return f"{old / new:.1f}x" if new > 0 and not math.isnan(old) else "n/a"
+
+
+def render_retrieval(rows: Sequence[RetrievalRow]) -> list[str]:
+    """The report's retrieval section (pure)."""
+    lines = [
+        "### Retrieval: embed + top-3 in the embedded store (in process)",
+        "",
+        "Random unit vectors (384-d) with the payloads indexing writes, in the embedded Qdrant",
+        "(`:memory:`); distinct real questions embedded by the bundled MiniLM model. Medians",
+        "over the questions. Above 20,000 passages only the in-memory index is filled (the",
+        "embedded store takes minutes per 100,000 upserts and warns above 20,000): the store's",
+        "own search and the old path are not measured there (FACTS.md: ~100 ms at 100,000).",
+        "*old path*: ONNX Runtime's default session options + the store's own search;",
+        "*retrieve*: `Retriever.retrieve` as the service runs it (tuned options, exact",
+        "in-memory search, screening), question cache off; *cached*: the same question again.",
+        "",
+        "| passages | store search | exact search | search ratio | embed, ORT defaults | "
+        "embed, tuned | old path | retrieve | old/new | retrieve, cached | mirror load |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.passages:,} | {_ms(r.store_search_ms)} | {r.exact_search_ms:.3f} ms | "
+            f"{_ratio(r.store_search_ms, r.exact_search_ms)} | {r.embed_default_ms:.2f} ms | "
+            f"{r.embed_tuned_ms:.2f} ms | {_ms(r.old_path_ms)} | {r.retrieve_ms:.2f} ms | "
+            f"{_ratio(r.old_path_ms, r.retrieve_ms)} | {r.retrieve_cached_ms:.3f} ms | "
+            f"{r.mirror_load_s:.2f} s |"
+        )
+    return [*lines, ""]
