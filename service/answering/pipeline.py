@@ -99,6 +99,17 @@ class _Context:
     markers: tuple[str, str] | None = None
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A request ready for the model: what to send, and what the guardrails need."""
+
+    chat: ChatRequest
+    context: _Context
+    canary: str
+    #: The system message minus caller and document text (``build_protected_text``).
+    protected: str
+
+
 @dataclass
 class AnswerService:
     """Answers questions with the registry's versions, the retriever and a chat model."""
@@ -187,6 +198,20 @@ class AnswerService:
         )
 
     async def _answer(self, call: _Call) -> AnswerResponse:
+        prepared = await self.prepare(call)
+        if isinstance(prepared, AnswerResponse):
+            return prepared
+        reply = await _within(
+            call.deadline,
+            BACKSTOP_GRACE_SECONDS,
+            "the model call",
+            self._complete(call.served, prepared.chat, prepared.context),
+        )
+        call.reply = reply
+        return self.conclude(call, prepared, reply.text, fallback_used=reply.fallback_used)
+
+    async def prepare(self, call: _Call) -> _Prepared | AnswerResponse:
+        """Retrieve and render: the model request, or the empty answer (nothing retrieved)."""
         spec = call.served.resource.spec
         values = resolve_variables(spec.variables, call.request.variables)
         context = _Context()
@@ -218,27 +243,27 @@ class AnswerService:
             deadline=call.deadline,
             inputs=build_inputs(spec.variables, values, question),
         )
-        reply = await _within(
-            call.deadline,
-            BACKSTOP_GRACE_SECONDS,
-            "the model call",
-            self._complete(call.served, chat_request, context),
-        )
-        call.reply = reply
-        empty_answer = spec.retrieval.empty_answer if spec.retrieval else ""
         inputs = [question, *(str(v) for v in values.values() if isinstance(v, str))]
+        protected = build_protected_text(messages[0].content, context.markers, inputs)
+        return _Prepared(chat_request, context, compiled.canary, protected)
+
+    def conclude(
+        self, call: _Call, prepared: _Prepared, text: str, *, fallback_used: bool
+    ) -> AnswerResponse:
+        """The response to the model's whole reply `text`, after the guardrails."""
+        spec = call.served.resource.spec
         verdict = assess_answer(
-            reply.text,
-            list(context.passages),
+            text,
+            list(prepared.context.passages),
             spec.guardrails,
-            empty_answer,
-            canary=compiled.canary,
-            protected=build_protected_text(messages[0].content, context.markers, inputs),
+            spec.retrieval.empty_answer if spec.retrieval else "",
+            canary=prepared.canary,
+            protected=prepared.protected,
         )
         if verdict.leaked:
             call.leak = verdict.reason
         outcome = verdict.outcome
-        if outcome is Outcome.ANSWERED and reply.fallback_used:
+        if outcome is Outcome.ANSWERED and fallback_used:
             outcome = Outcome.FALLBACK
         return self._respond(call, outcome, verdict.answer, verdict.cited)
 
