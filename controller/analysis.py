@@ -18,6 +18,7 @@ from typing import Any
 from api.v1alpha1 import Analysis
 from controller.conditions import format_time
 from controller.quality import CheckVerdict, QualityCheck, QualitySample, assess_quality
+from controller.ttft import assess_ttft
 
 __all__ = [
     "FAILURE_OUTCOMES",
@@ -85,6 +86,8 @@ class Measurement:
     #: Quality counts (controller.quality), when the analysis has quality checks.
     canary_quality: QualitySample | None = None
     stable_quality: QualitySample | None = None
+    #: The canary's p95 time to first token (ms), when maxTtftP95Ms is set (controller.ttft).
+    canary_ttft_p95_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,8 @@ class Assessment:
                     "errorRate": _rounded(sample.error_rate),
                     "p95LatencyMs": _rounded(sample.p95_ms),
                 }
+        if self.measurement.canary_ttft_p95_ms is not None and "canary" in values:
+            values["canary"]["ttftP95Ms"] = _rounded(self.measurement.canary_ttft_p95_ms)
         if self.measurement.checks:
             values["checks"] = {k: _rounded(v) for k, v in self.measurement.checks.items()}
         if self.quality:
@@ -196,6 +201,7 @@ def assess(analysis: Analysis, measurement: Measurement) -> Assessment:
         analysis, canary, measurement.stable
     )
     failures += _check_failures(analysis, measurement.checks)
+    failures += assess_ttft(analysis, measurement.canary_ttft_p95_ms)
     failures += [check.reason for check in quality if check.verdict is CheckVerdict.FAILED]
     if failures:
         return Assessment(Verdict.FAILED, tuple(failures), measurement, quality)

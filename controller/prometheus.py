@@ -22,6 +22,7 @@ from controller.quality import (
     build_quality_queries,
     build_quality_sample,
 )
+from controller.ttft import build_ttft_query
 
 __all__ = ["PrometheusClient", "PrometheusError", "fetch_measurement"]
 
@@ -143,13 +144,19 @@ async def fetch_measurement(
     )
     queries |= {f"canary.quality.{k}": v for k, v in canary_quality.items()}
     queries |= {f"stable.quality.{k}": v for k, v in stable_quality.items()}
+    ttft_query = None
+    if analysis.max_ttft_p95_ms is not None:
+        ttft_query = queries["canary.ttft_p95_ms"] = build_ttft_query(
+            prompt, canary_version, window
+        )
     try:
-        canary, stable, values, canary_counts, stable_counts = await asyncio.gather(
+        canary, stable, values, canary_counts, stable_counts, ttft = await asyncio.gather(
             _sample(client, canary_queries, at),
             _sample(client, stable_queries, at) if stable_queries else _none(),
             asyncio.gather(*(client.query(q, at) for q in checks.values())),
             _quality(client, canary_quality, at),
             _quality(client, stable_quality, at),
+            client.query(ttft_query, at) if ttft_query else _none(),
         )
     except PrometheusError as error:
         return Measurement(queries=queries, error=str(error))
@@ -160,4 +167,5 @@ async def fetch_measurement(
         queries=queries,
         canary_quality=canary_counts,
         stable_quality=stable_counts,
+        canary_ttft_p95_ms=ttft,
     )

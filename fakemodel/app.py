@@ -16,11 +16,12 @@ import logging
 import math
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from fakemodel.answers import build_embedding, count_tokens
@@ -35,6 +36,7 @@ from fakemodel.judge import build_judgement, is_judge_request
 from fakemodel.quality import build_degraded_answer
 from fakemodel.replies import add_reply_routes, build_reply
 from fakemodel.state import FakeModelState, RecordedRequest
+from fakemodel.streaming import StreamBroken, build_stream_events, build_usage, send_stream_events
 from fakemodel.structured import (
     build_structured_answer,
     find_json_schema,
@@ -63,7 +65,7 @@ class InjectedResetLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """False for records caused by `InjectedReset`."""
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, InjectedReset)
+        return not isinstance(exc, InjectedReset | StreamBroken)
 
 
 class _ResetResponse(Response):
@@ -126,6 +128,39 @@ async def _respond(
     return response
 
 
+async def _stream(
+    request: Request,
+    recorded: RecordedRequest,
+    action: FaultAction,
+    answer: str,
+    model: str,
+    usage: dict[str, int],
+    body: dict[str, Any],
+) -> Response:
+    """A streamed answer (`fakemodel.streaming`), or the fault that comes before it."""
+    mid_stream = action.failure if action.failure in ("reset", "malformed") else None
+    before = replace(action, failure=None) if mid_stream else action
+    placeholder = Response(status_code=200)
+    sent = await _respond(request, recorded, before, placeholder)
+    if sent is not placeholder:
+        return sent
+    recorded.fault = action.label
+    options = body.get("stream_options")
+    events = build_stream_events(
+        answer,
+        completion_id=f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        created=int(time.time()),
+        model=model,
+        usage=usage,
+        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+    )
+    return StreamingResponse(
+        send_stream_events(events, mid_stream, action.token_delay_ms),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
 def _error(status: int, message: str, kind: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "code": None}}, status)
 
@@ -172,7 +207,9 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
             return await _respond(request, recorded, action, missing)
         answer = _build_answer(state, body, action, max_tokens)
         prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in messages)
-        completion_tokens = count_tokens(answer)
+        usage = build_usage(prompt_tokens, count_tokens(answer))
+        if body.get("stream") is True:
+            return await _stream(request, recorded, action, answer, model, usage, body)
         completion = JSONResponse(
             {
                 "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
@@ -186,11 +223,7 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
+                "usage": usage,
             }
         )
         return await _respond(request, recorded, action, completion)

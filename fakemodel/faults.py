@@ -55,9 +55,18 @@ class Faults(BaseModel):
     error_body: ErrorBody = "openai"
     latency_ms: float = Field(0.0, ge=0, description="Delay before every matching response.")
     jitter_ms: float = Field(0.0, ge=0, description="Extra delay, uniform in [0, jitter_ms].")
+    token_delay_ms: float = Field(
+        0.0, ge=0, le=10_000, description="Pause between the tokens of a stream (stream: true)."
+    )
     hang: bool = Field(False, description="Never answer; wait until the client gives up.")
-    reset: bool = Field(False, description="Send headers and half the body, then drop.")
-    malformed: bool = Field(False, description="Answer 200 with truncated, invalid JSON.")
+    reset: bool = Field(
+        False,
+        description="Send headers and half the body, then drop (a stream: half its tokens).",
+    )
+    malformed: bool = Field(
+        False,
+        description="Answer 200 with truncated, invalid JSON (a stream: a broken chunk midway).",
+    )
     models: list[str] | None = Field(
         None, min_length=1, description="Only requests for these models; null means all."
     )
@@ -183,6 +192,8 @@ class FaultAction:
     reply: QualityReply | None = None
     #: The fixed score for a judge request, or None to compute it from the rubric.
     judge_score: float | None = None
+    #: Pause between the tokens of a streamed answer.
+    token_delay_ms: float = 0.0
 
     @property
     def label(self) -> str | None:
@@ -243,7 +254,8 @@ def decide_fault(
     failure = failures[0] if failures and roll < faults.error_rate else None
     reply = decide_quality_reply(faults, quality_roll) if endpoint == "chat" else None
     judge_score = faults.judge_score if endpoint == "chat" else None
-    if delay_ms <= 0 and failure is None and reply is None and judge_score is None:
+    paced = faults.token_delay_ms
+    if delay_ms <= 0 and failure is None and reply is None and judge_score is None and not paced:
         return untouched
     return FaultAction(
         delay_ms=delay_ms,
@@ -255,6 +267,7 @@ def decide_fault(
         remaining_times=None if remaining_times is None else remaining_times - 1,
         reply=None if failure is not None else reply,
         judge_score=judge_score,
+        token_delay_ms=paced,
     )
 
 

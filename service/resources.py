@@ -34,7 +34,7 @@ from service.judge_setup import build_judge
 from service.llm.chat import AnswerModel
 from service.llm.extractive import ExtractiveAnswerer
 from service.llm.openai_chat import OpenAIChatModel
-from service.llm.resilience.caller import ResilientChatModel
+from service.llm.resilience.streaming import ResilientStreamingModel
 from service.llm.transport import AiohttpTransport
 from service.retrieval.chunking import read_documents
 from service.retrieval.embeddings import Embedder, build_embedder
@@ -95,7 +95,7 @@ def build_chat_model(
         tracing=tracing,
         response_format_mode=settings.model_response_format,
     )
-    return ResilientChatModel(upstream, settings.resilience, observer=MetricsObserver(metrics))
+    return ResilientStreamingModel(upstream, settings.resilience, observer=MetricsObserver(metrics))
 
 
 async def open_catalog(

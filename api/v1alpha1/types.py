@@ -349,6 +349,12 @@ class Analysis(_Model):
     max_p95_latency_ms: int = Field(
         default=5000, ge=1, description="Largest acceptable 95th percentile latency."
     )
+    max_ttft_p95_ms: int | None = Field(
+        default=None,
+        ge=1,
+        description="Largest acceptable 95th percentile time to first token of streamed "
+        "answers (skipped while the canary served no stream in the window).",
+    )
     max_error_rate_increase: float | None = Field(
         default=None,
         ge=0.0,

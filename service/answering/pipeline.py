@@ -105,6 +105,17 @@ class _Context:
     markers: tuple[str, str] | None = None
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A request ready for the model: what to send, and what the guardrails need."""
+
+    chat: ChatRequest
+    context: _Context
+    canary: str
+    #: The system message minus caller and document text (``build_protected_text``).
+    protected: str
+
+
 @dataclass
 class AnswerService:
     """Answers questions with the registry's versions, the retriever and a chat model."""
@@ -194,6 +205,32 @@ class AnswerService:
         )
 
     async def _answer(self, call: _Call) -> AnswerResponse:
+        prepared = await self.prepare(call)
+        if isinstance(prepared, AnswerResponse):
+            return prepared
+        reply = await _within(
+            call.deadline,
+            BACKSTOP_GRACE_SECONDS,
+            "the model call",
+            self._complete(call.served, prepared.chat, prepared.context),
+        )
+        call.reply = reply
+        output: Any = None
+        spec = call.served.resource.spec
+        if spec.output is not None:  # the output contract: JSON meeting the schema, or 502
+            repair = self._model_call(call.deadline, "the output repair", prepared.context)
+            held = await fetch_valid_output(
+                spec.output, prepared.chat, reply, repair, call.deadline
+            )
+            call.reply = reply = held.reply
+            call.repairs = held.repairs
+            output = held.require()
+        return self.conclude(
+            call, prepared, reply.text, fallback_used=reply.fallback_used, output=output
+        )
+
+    async def prepare(self, call: _Call) -> _Prepared | AnswerResponse:
+        """Retrieve and render: the model request, or the empty answer (nothing retrieved)."""
         spec = call.served.resource.spec
         values = resolve_variables(spec.variables, call.request.variables)
         context = _Context()
@@ -226,34 +263,34 @@ class AnswerService:
             inputs=build_inputs(spec.variables, values, question),
             response_format=build_response_format(spec.prompt, spec.output),
         )
-        reply = await _within(
-            call.deadline,
-            BACKSTOP_GRACE_SECONDS,
-            "the model call",
-            self._complete(call.served, chat_request, context),
-        )
-        call.reply = reply
-        output: Any = None
-        if spec.output is not None:  # the output contract: JSON meeting the schema, or 502
-            repair = self._model_call(call.deadline, "the output repair", context)
-            held = await fetch_valid_output(spec.output, chat_request, reply, repair, call.deadline)
-            call.reply = reply = held.reply
-            call.repairs = held.repairs
-            output = held.require()
-        empty_answer = spec.retrieval.empty_answer if spec.retrieval else ""
         inputs = [question, *(str(v) for v in values.values() if isinstance(v, str))]
+        protected = build_protected_text(messages[0].content, context.markers, inputs)
+        return _Prepared(chat_request, context, compiled.canary, protected)
+
+    def conclude(
+        self,
+        call: _Call,
+        prepared: _Prepared,
+        text: str,
+        *,
+        fallback_used: bool,
+        output: Any = None,
+    ) -> AnswerResponse:
+        """The response to the model's whole reply `text`, after the guardrails; `output` is
+        the document of a met output contract."""
+        spec = call.served.resource.spec
         verdict = assess_answer(
-            reply.text,
-            list(context.passages),
+            text,
+            list(prepared.context.passages),
             spec.guardrails,
-            empty_answer,
-            canary=compiled.canary,
-            protected=build_protected_text(messages[0].content, context.markers, inputs),
+            spec.retrieval.empty_answer if spec.retrieval else "",
+            canary=prepared.canary,
+            protected=prepared.protected,
         )
         if verdict.leaked:
             call.leak = verdict.reason
         outcome = verdict.outcome
-        if outcome is Outcome.ANSWERED and reply.fallback_used:
+        if outcome is Outcome.ANSWERED and fallback_used:
             outcome = Outcome.FALLBACK
         output = output if outcome in (Outcome.ANSWERED, Outcome.FALLBACK) else None
         return self._respond(call, outcome, verdict.answer, verdict.cited, output)

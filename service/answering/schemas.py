@@ -84,6 +84,11 @@ class AnswerRequest(BaseModel):
         pattern=SEMVER_PATTERN,
         description="Pin a version (evaluation, debugging); normally omitted.",
     )
+    stream: bool = Field(
+        default=False,
+        description="Answer as server-sent events: `delta` events, then one `answer` or "
+        "`error` event (docs/api.md, Streaming).",
+    )
 
 
 class Citation(BaseModel):

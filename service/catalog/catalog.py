@@ -61,6 +61,7 @@ def publish_registry(metrics: Metrics, registry: PromptRegistry) -> None:
         for outcome in Outcome:
             metrics.requests.labels(*labels, outcome.value)
         metrics.request_duration.labels(*labels)
+        metrics.time_to_first_token.labels(*labels)
         metrics.empty_retrievals.labels(*labels)
         metrics.cache_hits.labels(*labels)
         for quality in (

@@ -27,7 +27,9 @@ import httpx
 from prompting.tokens import estimate_tokens
 from service.errors import UpstreamError
 from service.llm.chat import ChatRequest, ChatResponse, ResponseFormat
+from service.llm.openai_stream import open_openai_stream
 from service.llm.resilience.policy import parse_retry_after
+from service.llm.streams import ChatStream
 from service.telemetry.spans import OPENAI_PROVIDER, Tracing, chat_span, record_chat_response
 
 __all__ = ["OpenAIChatModel", "ResponseFormatMode", "build_response_format"]
@@ -87,6 +89,12 @@ class OpenAIChatModel:
             reply = _parse(response, request)
             record_chat_response(tracing, span, reply, response)
             return reply
+
+    async def open_stream(self, request: ChatRequest) -> ChatStream:
+        """A streamed call (`service.llm.openai_stream`), up to its first piece of text."""
+        return await open_openai_stream(
+            self._http, self._url, self._headers, request, self._wall_clock
+        )
 
     async def _post_negotiated(self, request: ChatRequest) -> httpx.Response:
         """POST, and once more without ``response_format`` if the upstream answers 400 to it."""

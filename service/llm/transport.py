@@ -14,18 +14,57 @@ Failures map to the httpx exceptions the callers already handle::
     server closed, reset, bad framing  -> httpx.ReadError / httpx.RemoteProtocolError
 
 Bodies are read whole (the service's upstream calls are small JSON exchanges), and
-handed to httpx undecoded, so content-encoding is decoded by httpx as before.
+handed to httpx undecoded, so content-encoding is decoded by httpx as before; a request
+carrying the :data:`STREAM_EXTENSION` gets its response at the headers and its body as it
+arrives (streamed chat answers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx
 
-__all__ = ["AiohttpTransport"]
+__all__ = ["STREAM_EXTENSION", "AiohttpTransport"]
+
+#: Request extension asking for a streamed body (``client.build_request(...,
+#: extensions={STREAM_EXTENSION: True})`` then ``client.send(request, stream=True)``).
+STREAM_EXTENSION = "prompt_rollouts.stream"
+
+
+def _httpx_error(error: BaseException, request: httpx.Request) -> httpx.TransportError:
+    """The httpx exception for an aiohttp failure (see the module docstring)."""
+    if isinstance(error, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(str(error), request=request)
+    if isinstance(error, TimeoutError | aiohttp.ServerTimeoutError):
+        return httpx.ReadTimeout(str(error) or "read timed out", request=request)
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(error), request=request)
+    if isinstance(error, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        return httpx.RemoteProtocolError(str(error), request=request)
+    return httpx.ReadError(str(error) or type(error).__name__, request=request)
+
+
+class _AiohttpStream(httpx.AsyncByteStream):
+    """A response body read from aiohttp as it arrives."""
+
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for data in self._response.content.iter_any():
+                yield data
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise _httpx_error(error, self._request) from error
+
+    async def aclose(self) -> None:
+        # Back to the pool when read whole; otherwise the connection is closed.
+        self._response.release()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -63,6 +102,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             sock_read=timeouts.get("read"),
         )
         body = await request.aread()
+        if request.extensions.get(STREAM_EXTENSION):
+            return await self._open_stream(request, body, timeout)
         try:
             async with self._session.request(
                 request.method,
@@ -74,20 +115,36 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             ) as response:
                 content = await response.read()
                 status, headers = response.status, response.raw_headers
-        except aiohttp.ConnectionTimeoutError as error:
-            raise httpx.ConnectTimeout(str(error), request=request) from error
-        except (TimeoutError, aiohttp.ServerTimeoutError) as error:
-            raise httpx.ReadTimeout(str(error) or "read timed out", request=request) from error
-        except aiohttp.ClientConnectorError as error:
-            raise httpx.ConnectError(str(error), request=request) from error
-        except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as error:
-            raise httpx.RemoteProtocolError(str(error), request=request) from error
-        except (aiohttp.ClientError, OSError) as error:
-            raise httpx.ReadError(str(error) or type(error).__name__, request=request) from error
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise _httpx_error(error, request) from error
         return httpx.Response(
             status,
             headers=list(headers),
             content=content,
+            request=request,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def _open_stream(
+        self, request: httpx.Request, body: bytes, limits: aiohttp.ClientTimeout
+    ) -> httpx.Response:
+        """The response as soon as its headers arrived; its body read as it comes."""
+        assert self._session is not None  # opened by the caller
+        try:
+            response = await self._session.request(
+                request.method,
+                str(request.url),
+                headers=list(request.headers.multi_items()),
+                data=body or None,
+                allow_redirects=False,
+                timeout=limits,
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise _httpx_error(error, request) from error
+        return httpx.Response(
+            response.status,
+            headers=list(response.raw_headers),
+            stream=_AiohttpStream(response, request),
             request=request,
             extensions={"http_version": b"HTTP/1.1"},
         )

@@ -53,6 +53,14 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.time_to_first_token = Histogram(
+            "promptrollouts_time_to_first_token_seconds",
+            "Time from a streamed request's arrival to the first answer text sent to the "
+            "client, by prompt and version.",
+            ["prompt", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.upstream_requests = Counter(
             "promptrollouts_upstream_requests_total",
             "Attempts at a model upstream, by model and status (HTTP code or failure kind).",

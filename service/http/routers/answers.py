@@ -20,6 +20,7 @@ from service.dependencies import (
 )
 from service.http.access import require_prompt
 from service.http.idempotency_keys import Replay, StoredResponse
+from service.http.stream_answers import stream_answer
 
 __all__ = ["router"]
 
@@ -68,11 +69,25 @@ async def create_answer(
         ),
     ] = None,
 ) -> Response:
-    """Answer `question` with the prompt's current version (or the pinned `version`)."""
+    """Answer `question` with the prompt's current version (or the pinned `version`);
+    with `"stream": true`, as server-sent events (docs/api.md, Streaming)."""
     require_prompt(caller, body.prompt, metrics)
     if pinned_version is not None and body.version is None:
         body = body.model_copy(update={"version": pinned_version})
     received_at = request.scope.get("state", {}).get("received_at")
+    if body.stream:
+        return await stream_answer(
+            body,
+            await request.body(),
+            answers=answers,
+            idempotency=idempotency,
+            feedback=feedback,
+            caller=caller,
+            request_id=request_id,
+            received_at=received_at,
+            pinned_version=pinned_version,
+            idempotency_key=idempotency_key,
+        )
     if idempotency_key is None:
         # A fresh key per request for the model's retries, never the caller's X-Request-ID.
         upstream_key = secrets.token_hex(32)

@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState
 
@@ -50,8 +51,17 @@ from service.llm.resilience.policy import (
     cap_retry_after,
     decide_model_slice,
 )
+from service.llm.streams import ChatStream
 
 __all__ = ["ResilienceConfig", "ResilientChatModel"]
+
+_R = TypeVar("_R", ChatResponse, ChatStream)
+
+
+def _asked_wait(error: BaseException | None) -> float | None:
+    """The Retry-After of an error whose status honours it."""
+    ok = isinstance(error, UpstreamError) and error.status in RETRY_AFTER_STATUSES
+    return error.retry_after if ok and isinstance(error, UpstreamError) else None
 
 
 class ResilientChatModel:
@@ -84,6 +94,14 @@ class ResilientChatModel:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Answer with the first model that can, within the request's deadline."""
+        response, index, tally = await self._first_able(request, self._upstream.complete)
+        return replace(response, retries=tally.retries, fallback_used=index > 0)
+
+    async def _first_able(
+        self, request: ChatRequest, send: Callable[[ChatRequest], Awaitable[_R]]
+    ) -> tuple[_R, int, Tally]:
+        """`send` to the models in turn (`complete`, or `open_stream` in
+        :mod:`service.llm.resilience.streaming`): the first reply, its model's index, the tally."""
         patience = min(request.timeout_seconds, self._config.max_deadline)
         deadline = self._clock() + patience
         if request.deadline is not None:
@@ -105,22 +123,23 @@ class ResilientChatModel:
             if not await self._reserve(model, state, estimated, until, tally):
                 continue
             try:
-                response = await self._attempts(model, state, request, until, patience, tally)
+                response = await self._attempts(model, state, request, until, patience, tally, send)
             except UpstreamError as error:
                 tally.upstream_failed = True
                 tally.reasons.append(str(error))
                 if error.retry_after is not None:
                     tally.hints.append(error.retry_after)
                 continue
-            state.limiter.correct(estimated, response.input_tokens + response.output_tokens)
-            return replace(response, retries=tally.retries, fallback_used=index > 0)
+            if isinstance(response, ChatResponse):
+                state.limiter.correct(estimated, response.input_tokens + response.output_tokens)
+            return response, index, tally
         raise build_failure(tally, self._config.default_retry_after)
 
-    def _admit(self, model: str, state: UpstreamState, tally: Tally) -> bool:
+    def _admit(self, model: str, state: UpstreamState, tally: Tally | None) -> bool:
         before = state.breaker.state
         allowed = state.breaker.allow(self._clock())
         self._report_breaker(model, state, before)
-        if not allowed:
+        if not allowed and tally is not None:
             tally.upstream_failed = True
             tally.reasons.append(f"{model}: circuit open")
             tally.hints.append(state.breaker.retry_in(self._clock()))
@@ -154,12 +173,10 @@ class ResilientChatModel:
         deadline: float,
         patience: float,
         tally: Tally,
-    ) -> ChatResponse:
-        """Tenacity's loop over attempts at one model until `deadline` (its slice's end).
-
-        Reraises the last UpstreamError. `patience` is the request's whole deadline: an
-        upstream pause longer than that holds the model's breaker open.
-        """
+        send: Callable[[ChatRequest], Awaitable[_R]],
+    ) -> _R:
+        """Tenacity's loop over attempts at one model until `deadline` (its slice's end);
+        reraises the last UpstreamError. `patience`: the request's whole deadline."""
         state.budget.deposit(self._clock())
         tries = Tries()
         retrying = AsyncRetrying(
@@ -172,11 +189,11 @@ class ResilientChatModel:
         )
         attempts = 0
 
-        async def attempt() -> ChatResponse:
+        async def attempt() -> _R:
             nonlocal attempts
             attempts += 1
             return await self._attempt(
-                model, state, request, deadline, patience, tries, first=attempts == 1
+                model, state, request, deadline, patience, tries, send, first=attempts == 1
             )
 
         return await retrying(attempt)
@@ -189,15 +206,16 @@ class ResilientChatModel:
         deadline: float,
         patience: float,
         tries: Tries,
+        send: Callable[[ChatRequest], Awaitable[_R]],
         *,
         first: bool,
-    ) -> ChatResponse:
-        if not first and not self._admit_retry(model, state):
+    ) -> _R:
+        if not first and not self._admit(model, state, None):
             raise UpstreamError(f"model {model}: circuit opened", kind="circuit_open")
         timeout = min(self._config.attempt_timeout, deadline - self._clock())
         before = state.breaker.state
         try:
-            response = await self._upstream.complete(
+            response = await send(
                 replace(request, model=model, fallbacks=(), timeout_seconds=timeout, deadline=None)
             )
         except UpstreamError as error:
@@ -233,18 +251,12 @@ class ResilientChatModel:
         if is_throttle(error):
             tries.throttled += 1
             self._observer.throttled(model, error.retry_after)
-        asked = error.retry_after if error.status in RETRY_AFTER_STATUSES else None
+        asked = _asked_wait(error)
         if asked is not None and asked > patience:
             # No request of this kind could wait that long: stop calling until it ends.
             state.breaker.hold(now, asked)
         self._report_breaker(model, state, before)
         self._observer.attempt(model, str(error.status) if error.status else error.kind)
-
-    def _admit_retry(self, model: str, state: UpstreamState) -> bool:
-        before = state.breaker.state
-        allowed = state.breaker.allow(self._clock())
-        self._report_breaker(model, state, before)
-        return allowed
 
     def _should_retry(self, retry_state: RetryCallState, state: UpstreamState) -> bool:
         error = retry_state.outcome.exception() if retry_state.outcome else None
@@ -256,18 +268,11 @@ class ResilientChatModel:
 
     def _wait(self, retry_state: RetryCallState) -> float:
         error = retry_state.outcome.exception() if retry_state.outcome else None
+        config, roll = self._config, self._rng.random()
         backoff = backoff_delay(
-            retry_state.attempt_number,
-            self._config.backoff_base,
-            self._config.backoff_cap,
-            self._rng.random(),
+            retry_state.attempt_number, config.backoff_base, config.backoff_cap, roll
         )
-        asked = (
-            error.retry_after
-            if isinstance(error, UpstreamError) and error.status in RETRY_AFTER_STATUSES
-            else None
-        )
-        return max(backoff, asked or 0.0)
+        return max(backoff, _asked_wait(error) or 0.0)
 
     def _should_stop(
         self, retry_state: RetryCallState, deadline: float, state: UpstreamState, tries: Tries

@@ -1,0 +1,105 @@
+"""``POST /v1/answers`` with ``"stream": true``: the answer as server-sent events.
+
+Idempotency-Key with a stream: the key is held while the stream runs; a stream that ends
+with its ``answer`` event stores that answer (as the JSON a plain request would have
+stored), and a stream that fails or is abandoned releases the key, so a retry runs again.
+A replay (same key, same body, so ``"stream": true`` again) is sent as a stream of one
+``delta`` (the whole answer, for answered/fallback outcomes) and the stored ``answer``
+event, with ``Idempotent-Replayed: true``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+from fastapi.responses import Response, StreamingResponse
+
+from service.answering.outcome import Outcome
+from service.answering.pipeline import AnswerService
+from service.answering.schemas import AnswerRequest, AnswerResponse
+from service.answering.stream_events import Delta, Final
+from service.answering.streaming import open_answer_stream
+from service.http.auth import Caller
+from service.http.feedback import Feedback
+from service.http.idempotency import Idempotency
+from service.http.idempotency_keys import Replay, StoredResponse
+from service.http.sse import SSE_HEADERS, build_sse_response, render_event
+
+__all__ = ["KEEPALIVE_SECONDS", "stream_answer"]
+
+#: A keep-alive comment after this long without an event.
+KEEPALIVE_SECONDS = 15.0
+
+
+async def stream_answer(
+    body: AnswerRequest,
+    raw_body: bytes,
+    *,
+    answers: AnswerService,
+    idempotency: Idempotency,
+    feedback: Feedback,
+    caller: Caller,
+    request_id: str,
+    received_at: float | None,
+    pinned_version: str | None,
+    idempotency_key: str | None,
+    keepalive_seconds: float = KEEPALIVE_SECONDS,
+) -> Response:
+    """Open the stream (errors before the first byte are the usual problems) and send it."""
+    if idempotency_key is None:
+        stream = await open_answer_stream(
+            answers, body, request_id, secrets.token_hex(32), received_at=received_at
+        )
+
+        async def remember(final: Final) -> None:
+            feedback.remember(request_id, final.response, caller.tenant)
+
+        return build_sse_response(stream, keepalive_seconds, on_final=remember)
+    begun = await idempotency.begin(
+        idempotency_key,
+        scope=caller.scope,
+        body=raw_body,
+        pinned_version=pinned_version,
+        tenant=caller.tenant,
+    )
+    if isinstance(begun, Replay):
+        return _replay(begun.response)
+    try:
+        stream = await open_answer_stream(
+            answers, body, request_id, begun.upstream_key, received_at=received_at
+        )
+    except BaseException:
+        await idempotency.release(begun)
+        raise
+
+    async def store(final: Final) -> None:
+        answer = final.response
+        feedback.remember(request_id, answer, caller.tenant)
+        stored = StoredResponse(
+            status=200,
+            headers=(("content-type", "application/json"), ("x-prompt-version", answer.version)),
+            body=answer.__pydantic_serializer__.to_json(answer),
+        )
+        await idempotency.complete(begun, stored)
+
+    async def release() -> None:
+        await idempotency.release(begun)
+
+    return build_sse_response(stream, keepalive_seconds, on_final=store, on_other_end=release)
+
+
+def _replay(stored: StoredResponse) -> Response:
+    """A stored answer, sent again as a stream."""
+    answer = AnswerResponse.model_validate_json(stored.body)
+
+    async def events() -> AsyncIterator[bytes]:
+        if answer.outcome in (Outcome.ANSWERED, Outcome.FALLBACK) and answer.answer:
+            yield render_event(Delta(answer.answer))
+        yield render_event(Final(answer))
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={**SSE_HEADERS, "X-Prompt-Version": answer.version, "Idempotent-Replayed": "true"},
+    )
