@@ -94,6 +94,7 @@ class ChatCompletionRequest(BaseModel):
     variables: dict[str, Any] | None = Field(default=None, max_length=64)
     user: str | None = None
     stream: bool | None = None
+    stream_options: dict[str, Any] | None = None
     n: int | None = None
     tools: list[Any] | None = None
     tool_choice: Any = None

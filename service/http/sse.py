@@ -99,19 +99,25 @@ def build_sse_response(
     keepalive_seconds: float,
     on_final: Callable[[Final], Awaitable[None]] | None = None,
     on_other_end: Callable[[], Awaitable[None]] | None = None,
+    *,
+    render: Callable[[StreamEvent], bytes] = render_event,
+    prelude: bytes = b"",
 ) -> StreamingResponse:
     """The streaming response of `stream`; `on_final` runs before the answer event is sent,
-    `on_other_end` when the stream ends any other way (failed, or abandoned)."""
+    `on_other_end` when the stream ends any other way (failed, or abandoned). `render`
+    makes each event's bytes (the OpenAI façade sends chunks), after `prelude`."""
 
     async def body() -> AsyncIterator[bytes]:
         finished = False
         try:
+            if prelude:
+                yield prelude
             async for event in stream.events():
                 if isinstance(event, Final):
                     finished = True
                     if on_final is not None:
                         await on_final(event)
-                yield render_event(event)
+                yield render(event)
                 if isinstance(event, Failed | Final):
                     return
         finally:

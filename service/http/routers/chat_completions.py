@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
@@ -43,6 +43,7 @@ from service.http.openai_request import (
     decide_variable_types,
 )
 from service.http.openai_shapes import build_completion
+from service.http.stream_completions import stream_completion
 
 __all__ = ["router"]
 
@@ -51,10 +52,6 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 _ERROR: dict[str, Any] = {"content": {"application/json": {}}, "description": "OpenAI error"}
 _ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys(
     (400, 401, 403, 404, 409, 413, 422, 429, 502, 503), _ERROR
-)
-_STREAMING = (
-    "streaming is not available on this endpoint yet: send stream=false (or omit it); "
-    "POST /v1/chat/completions answers with one chat.completion object"
 )
 _HISTORY = (
     "earlier turns in `messages` are passed to the template as the variable `history`, "
@@ -127,10 +124,20 @@ async def create_chat_completion(
     except ChatRequestError as error:
         raise _invalid(error) from error
     require_prompt(caller, ask.prompt, metrics)
-    if body.stream:
-        # Validated and authorised: the streaming branch goes here (`return StreamingResponse`).
-        raise HTTPException(400, _STREAMING)
     received_at = request.scope.get("state", {}).get("received_at")
+    if body.stream:
+        return await stream_completion(
+            ask,
+            await request.body(),
+            include_usage=bool((body.stream_options or {}).get("include_usage")),
+            answers=answers,
+            idempotency=idempotency,
+            feedback=feedback,
+            caller=caller,
+            request_id=request_id,
+            received_at=received_at,
+            idempotency_key=idempotency_key,
+        )
     with_history = len(body.messages) > 1
 
     async def answer(upstream_key: str) -> AnswerResponse:

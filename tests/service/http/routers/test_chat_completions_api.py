@@ -370,10 +370,86 @@ def test_sampling_settings_are_accepted_and_the_version_keeps_its_own(
     assert records[-1]["body"].get("temperature") != 1.7
 
 
-def test_stream_true_is_a_clear_400_for_now(client: OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="prompts/faq", messages=ASK, stream=True)
-    assert "streaming is not available" in caught.value.message
+# --- streaming --------------------------------------------------------------------------
+
+
+def test_a_stream_through_the_sdk_reassembles_the_plain_answer_with_usage(
+    client: OpenAI,
+) -> None:
+    plain = client.chat.completions.create(model="prompts/faq@1.0.0", messages=ASK)
+    chunks = list(
+        client.chat.completions.create(
+            model="prompts/faq@1.0.0",
+            messages=ASK,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert {c.object for c in chunks} == {"chat.completion.chunk"}
+    assert {c.model for c in chunks} == {"prompts/faq@1.0.0"}
+    assert len({c.id for c in chunks}) == 1
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == plain.choices[0].message.content
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finishes[-1] == "stop" and finishes.count("stop") == 1
+    last = next(c for c in chunks if c.choices and c.choices[0].finish_reason)
+    extension = _extension(last)
+    assert extension["outcome"] == "answered" and extension["version"] == "1.0.0"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    assert chunks[-1].id == f"chatcmpl-{extension['request_id']}"
+
+
+def test_a_stream_that_fails_before_its_first_byte_is_a_normal_error(
+    client: OpenAI, fake: tuple[str, FakeModelState]
+) -> None:
+    httpx.post(f"{fake[0]}/admin/faults", json={"status": 503, "retry_after": 1}).raise_for_status()
+    with pytest.raises(openai.InternalServerError) as caught:
+        client.chat.completions.create(model="prompts/orders", messages=ASK, stream=True)
+    assert caught.value.status_code == 503
+    assert caught.value.response.headers["retry-after"] == "1"
+
+
+def test_a_stream_broken_mid_way_ends_with_an_error_the_sdk_raises(
+    client: OpenAI, fake: tuple[str, FakeModelState]
+) -> None:
+    faults = {"reset": True, "token_delay_ms": 30}  # paced: pieces arrive before the drop
+    httpx.post(f"{fake[0]}/admin/faults", json=faults).raise_for_status()
+    received: list[str] = []
+
+    def read() -> None:
+        for chunk in client.chat.completions.create(
+            model="prompts/orders", messages=ASK, stream=True
+        ):
+            if chunk.choices and chunk.choices[0].delta.content:
+                received.append(chunk.choices[0].delta.content)
+
+    with pytest.raises(openai.APIError) as caught:
+        read()
+    # The response had begun (200 and the role chunk): the failure is an error event.
+    assert not isinstance(caught.value, openai.APIStatusError)
+    assert "unavailable" in str(caught.value.code) + caught.value.message
+    assert "five days" not in "".join(received)  # the held-back window was never sent
+
+
+def test_an_idempotent_stream_replays_as_chunks(
+    client: OpenAI, fake: tuple[str, FakeModelState]
+) -> None:
+    seen = len(_upstream_prompts(fake[0]))
+    key = {"Idempotency-Key": f"facade-stream-{time.time_ns()}"}
+
+    def ask() -> tuple[str, str]:
+        chunks = list(
+            client.chat.completions.create(
+                model="prompts/orders", messages=ASK, stream=True, extra_headers=key
+            )
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        return chunks[0].id, text
+
+    first, again = ask(), ask()
+    assert again == first and first[1]
+    assert len(_upstream_prompts(fake[0], seen)) == 1
 
 
 # --- errors, retries, limits -------------------------------------------------------------

@@ -7,6 +7,7 @@ repair conversation): the service repairs, or ends ``invalid_output`` (502).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +175,45 @@ def test_the_repair_stays_within_the_request_deadline(
     assert "repair" in response.json()["detail"]
     assert len(fake_model[1].requests) == 2
     assert elapsed < TIMEOUT + 1.0
+
+
+def _events(text: str) -> list[tuple[str, Any]]:
+    """(event, data) of an SSE body."""
+    found: list[tuple[str, Any]] = []
+    for block in text.split("\n\n"):
+        lines = dict(
+            line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":")
+        )
+        if "event" in lines:
+            found.append((lines["event"], json.loads(lines["data"])))
+    return found
+
+
+def test_a_stream_carries_the_repaired_document_whole_in_one_delta(
+    client: TestClient, fake: httpx.Client, fake_model: tuple[str, FakeModelState]
+) -> None:
+    fake.post("/admin/faults", json={"invalid_json_rate": 1.0}).raise_for_status()
+
+    body = {"prompt": "triage", "question": "Charged twice?", "stream": True}
+    response = client.post("/v1/answers", json=body)
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = _events(response.text)
+    assert [name for name, _ in events] == ["delta", "answer"]
+    assert events[0][1]["text"] == '{"category":"billing","urgent":false}'
+    assert events[1][1]["output"] == {"category": "billing", "urgent": False}
+    assert len(fake_model[1].requests) == 2  # the first answer and its repair, none streamed
+    assert all(r.body.get("stream") is not True for r in fake_model[1].requests)
+
+
+def test_a_stream_whose_output_stays_invalid_is_a_502_problem_not_a_stream(
+    client: TestClient, fake: httpx.Client
+) -> None:
+    fake.post("/admin/faults", json={"off_schema_rate": 1.0}).raise_for_status()
+
+    body = {"prompt": "strict", "question": "Charged twice?", "stream": True}
+    response = client.post("/v1/answers", json=body)
+
+    assert response.status_code == 502, response.text
+    assert response.json()["outcome"] == "invalid_output"
