@@ -12,6 +12,7 @@ from api.v1alpha1 import Phase
 from controller.conditions import parse_time, read_conditions
 from controller.durations import parse_duration
 from controller.gate_calls import GateCall, GateResults
+from controller.shadow import decide_step_status
 from controller.status import (
     CANARY_PHASES,
     STABLE_PHASES,
@@ -72,6 +73,10 @@ class Plan:
             conditions = read_conditions(view.status.conditions)
         conditions = build_phase_conditions(conditions, phase, message, self.now)
         self.patch(view, phase=phase, weight=weight, message=message, conditions=conditions)
+        if phase not in CANARY_PHASES and (
+            view.status.shadow_percent or self.planned(view).shadow_percent
+        ):
+            self.patch(view, **decide_step_status(None))  # shadow traffic stops now
         if phase is not view.phase:
             self.event(view, "Warning" if warning else "Normal", phase.value, message)
 
@@ -93,7 +98,8 @@ def pause_over(view: VersionView, now: datetime) -> bool:
     index = view.status.step_index or 0
     if index >= len(steps):
         return True
-    pause = steps[index].pause
+    step = steps[index]
+    pause = step.shadow.duration if step.shadow is not None else step.pause
     if pause is None:
         return True
     if pause == "manual":
