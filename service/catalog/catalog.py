@@ -8,6 +8,7 @@ from service.answering.outcome import Outcome
 from service.catalog.registry import PromptRegistry
 from service.llm.extractive import EXTRACTIVE_MODEL_ID
 from service.telemetry.metrics import Metrics
+from service.telemetry.shadow_metrics import publish_shadow_series
 
 __all__ = ["Catalog", "publish_registry"]
 
@@ -76,6 +77,8 @@ def publish_registry(metrics: Metrics, registry: PromptRegistry) -> None:
             metrics.cost.labels(*labels, name)
             for direction in ("input", "output"):
                 metrics.tokens.labels(*labels, name, direction)
+        models = [model.name, *model.fallbacks, EXTRACTIVE_MODEL_ID]
+        publish_shadow_series(metrics.shadow, served.prompt, served.version, models)
         for name in (model.name, *model.fallbacks):
             metrics.breaker_state.labels(name)
             metrics.upstream_requests.labels(name, "200")
