@@ -86,7 +86,7 @@ class Recorder:
                 self.max_weight[version] = max(self.max_weight.get(version, 0), weight)
             if phase in ENDED_PHASES and version not in self.decided_at:
                 self.decided_at[version] = t
-            key = (phase, weight, verdict, status.get("message"))
+            key = (phase, weight, verdict, status.get("message"), status.get("stepKind"))
             if self._seen.get(version) != key:
                 self._seen[version] = key
                 entry = {
@@ -94,6 +94,7 @@ class Recorder:
                     "version": version,
                     "phase": phase,
                     "weight": weight,
+                    "stepKind": status.get("stepKind"),
                     "verdict": verdict,
                     "message": status.get("message"),
                 }
@@ -107,6 +108,7 @@ class Recorder:
                         "t": t,
                         "version": version,
                         "time": analysis.get("time"),
+                        "mode": analysis.get("mode", "live"),
                         "verdict": verdict,
                         "reasons": list(analysis.get("reasons") or []),
                         "values": analysis.get("values") or {},
@@ -132,7 +134,9 @@ def build_result(
         reason = _reason(status)
         versions[version] = {
             "phase": status.get("phase"),
+            # The highest LIVE weight: a shadow step's weight is 0.
             "maxWeight": recorder.max_weight.get(version, 0),
+            "shadowSamples": status.get("shadowSamples"),
             "decidedAfterSeconds": recorder.decided_at.get(version),
             "reason": reason,
             "signal": decide_signal(reason) if status.get("phase") in _FAILED else None,

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from service.answering.judge_policy import TokenBucket
+from service.answering.outcome import Outcome
 from service.answering.pipeline import AnswerService
 from service.answering.result import AnswerResult, cost_usd
 from service.answering.shadow_policy import (
@@ -164,11 +165,17 @@ class ShadowRunner:
     async def _shadow(self, live: AnswerResult, shadow: ServedVersion) -> None:
         key = (shadow.prompt, shadow.version)
         request = live.request.model_copy(update={"version": shadow.version})
+        started = self._clock()
         try:
-            async with asyncio.timeout(self._timeout + _BACKSTOP_SECONDS):
-                result = await self._answers.run(request, f"shadow-{secrets.token_hex(8)}")
+            try:
+                async with asyncio.timeout(self._timeout + _BACKSTOP_SECONDS):
+                    result = await self._answers.run(request, f"shadow-{secrets.token_hex(8)}")
+            except TimeoutError:  # the backstop: measured as a live answer past its deadline
+                self._record_timeout(key, self._clock() - started)
+            else:
                 self._record(key, result)
-                await self._compare(key, live, result)
+                async with asyncio.timeout(self._timeout):
+                    await self._compare(key, live, result)
         except asyncio.CancelledError:
             self._count(key, ShadowResult.CANCELLED)
             raise
@@ -197,6 +204,11 @@ class ShadowRunner:
         self._metrics.tokens.labels(*labels, "output", _MODE).inc(reply.output_tokens)
         cost = cost_usd(self._prices, reply.model, reply.input_tokens, reply.output_tokens)
         self._metrics.cost.labels(*labels, _MODE).inc(cost)
+
+    def _record_timeout(self, key: tuple[str, str], seconds: float) -> None:
+        prompt, version = key
+        self._metrics.requests.labels(prompt, version, Outcome.UNAVAILABLE.value, _MODE).inc()
+        self._metrics.request_duration.labels(prompt, version, _MODE).observe(seconds)
 
     async def _compare(
         self, key: tuple[str, str], live: AnswerResult, shadow: AnswerResult
