@@ -42,8 +42,9 @@ def decide_timing(scenario: Scenario, speed: float) -> Timing:
 def build_rehearsal_manifest(
     manifest: dict[str, Any], speed: float
 ) -> tuple[dict[str, Any], list[str]]:
-    """`manifest` with its step pauses (and shadow durations), analysis interval and window divided by `speed`
-    (pure); intervals never below 1 s and windows never below 5 s (the notes say where)."""
+    """`manifest` with its step pauses, shadow durations, analysis interval and window
+    divided by `speed` (pure); intervals never below 1 s and windows never below 5 s (the
+    notes say where)."""
     result = copy.deepcopy(manifest)
     name = f"{manifest['spec']['prompt']} {manifest['spec']['version']}"
     rollout = result["spec"].setdefault("rollout", {})

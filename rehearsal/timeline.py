@@ -152,12 +152,22 @@ def build_result(
 
 
 def assess_expectations(
-    expect: Mapping[str, str], versions: Mapping[str, Mapping[str, Any]]
+    expect: Mapping[str, str | Mapping[str, Any]], versions: Mapping[str, Mapping[str, Any]]
 ) -> list[str]:
-    """One line per unmet expectation, e.g. ``1.1.0: expected RolledBack, got Promoted``."""
+    """One line per unmet expectation, e.g. ``1.1.0: expected RolledBack, got Promoted``.
+
+    An expectation is a phase, or ``{"phase": ..., "maxWeight": N}`` (the highest live
+    weight the version may have had).
+    """
     unmet = []
-    for version, phase in expect.items():
-        got = (versions.get(version) or {}).get("phase")
+    for version, wanted in expect.items():
+        outcome = versions.get(version) or {}
+        phase = wanted.get("phase") if isinstance(wanted, Mapping) else wanted
+        got = outcome.get("phase")
         if got != phase:
             unmet.append(f"{version}: expected {phase}, got {got or 'no phase'}")
+        limit = wanted.get("maxWeight") if isinstance(wanted, Mapping) else None
+        weight = outcome.get("maxWeight")
+        if limit is not None and (weight is None or weight > limit):
+            unmet.append(f"{version}: expected maxWeight at most {limit}, got {weight}")
     return unmet
