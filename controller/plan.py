@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from api.v1alpha1 import Phase
+from controller.analysis import Assessment, Verdict
 from controller.conditions import parse_time, read_conditions
 from controller.durations import parse_duration
 from controller.gate_calls import GateCall, GateResults
-from controller.shadow import decide_step_status
+from controller.shadow import SHADOW, decide_step_status
 from controller.status import (
     CANARY_PHASES,
     STABLE_PHASES,
@@ -28,6 +29,7 @@ __all__ = [
     "build_replacing_patch",
     "canary_in",
     "pause_over",
+    "record_assessment",
     "stable_in",
 ]
 
@@ -136,3 +138,16 @@ def balance_weights(plan: Plan, views: Sequence[VersionView]) -> None:
     current_weight = planned.weight if planned.has("weight") else stable.status.weight
     if current_weight != wanted:
         plan.patch(stable, weight=wanted)
+
+
+def record_assessment(plan: Plan, canary: VersionView, assessment: Assessment) -> None:
+    """status.lastAnalysis, the quality line, and the shadow answers a shadow step counted."""
+    last = assessment.to_status(plan.now)
+    plan.patch(canary, last_analysis=build_replacing_patch(canary.status.last_analysis, last))
+    quality = assessment.quality_summary
+    if assessment.verdict is not Verdict.ERROR and quality != canary.status.quality:
+        plan.patch(canary, quality=quality)
+    measured = assessment.measurement
+    if measured.mode == SHADOW and measured.canary is not None:
+        requests = measured.canary.requests
+        plan.patch(canary, shadow_samples=round(requests) if requests is not None else 0)

@@ -31,12 +31,12 @@ from controller.gates import Gate, GateCall, GateResults, assess_admission, asse
 from controller.plan import (
     Plan,
     balance_weights,
-    build_replacing_patch,
     canary_in,
     pause_over,
+    record_assessment,
     stable_in,
 )
-from controller.shadow import SHADOW, decide_step_status
+from controller.shadow import decide_step_status
 from controller.status import (
     CANARY_PHASES,
     HALTED_PHASES,
@@ -240,7 +240,7 @@ def _progresscanary_in(
     if assessment is None or started_now:
         return  # no analysis ran, or the canary (re)started its step in this decision
     analysis = canary.spec.rollout.analysis
-    _record_assessment(plan, canary, assessment)
+    record_assessment(plan, canary, assessment)
     failures, errors = canary.status.consecutive_failures, canary.status.consecutive_errors
     reasons = "; ".join(assessment.reasons)
     if assessment.verdict is Verdict.FAILED:
@@ -265,19 +265,6 @@ def _progresscanary_in(
         plan.patch(canary, consecutive_failures=0, consecutive_errors=0)
         if pause_over(canary, plan.now):
             _advance(plan, views, canary, "analysis passed", gated=True)
-
-
-def _record_assessment(plan: Plan, canary: VersionView, assessment: Assessment) -> None:
-    """status.lastAnalysis, the quality line, and the shadow answers a shadow step counted."""
-    last = assessment.to_status(plan.now)
-    plan.patch(canary, last_analysis=build_replacing_patch(canary.status.last_analysis, last))
-    quality = assessment.quality_summary
-    if assessment.verdict is not Verdict.ERROR and quality != canary.status.quality:
-        plan.patch(canary, quality=quality)
-    measured = assessment.measurement
-    if measured.mode == SHADOW and measured.canary is not None:
-        requests = measured.canary.requests
-        plan.patch(canary, shadow_samples=round(requests) if requests is not None else 0)
 
 
 def _advance(

@@ -96,7 +96,7 @@ def rehearse_command(
     """
     try:
         from rehearsal.requirements import find_missing_requirements  # noqa: PLC0415
-        from rehearsal.scenario import Expectation, ScenarioError  # noqa: PLC0415
+        from rehearsal.scenario import ScenarioError  # noqa: PLC0415
         from rehearsal.scenario_loading import load_scenario  # noqa: PLC0415
         from rehearsal.timeline import assess_expectations  # noqa: PLC0415
         from rehearsal.view import LiveView, PlainView  # noqa: PLC0415
@@ -138,10 +138,7 @@ def rehearse_command(
         if not keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
     result = rehearsal.result
-    expect = {
-        v: e.to_json() if isinstance(e, Expectation) else str(e)
-        for v, e in loaded.scenario.expect.items()
-    }
+    expect = {v: e.to_json() for v, e in loaded.scenario.expect.items()}
     unmet = assess_expectations(expect, result["versions"])
     result["expect"] = {"wanted": expect, "unmet": unmet}
     _emit(result, rehearsal.samples, report, json_out=json_out, unmet=unmet)

@@ -172,8 +172,16 @@ class Scenario(BaseModel):
     feedback: dict[str, FeedbackBehaviour] = Field(default_factory=dict)
     seed: int = 0
     #: Per version: a phase, or ``{phase, maxWeight}``.
-    expect: dict[str, Phase | Expectation] = Field(default_factory=dict)
+    expect: dict[str, Expectation] = Field(default_factory=dict)
     notify: NotifyBehaviour | None = None
+
+    @field_validator("expect", mode="before")
+    @classmethod
+    def _phases_are_expectations(cls, expect: Any) -> Any:
+        """``{"1.1.0": "RolledBack"}`` is ``{"1.1.0": {"phase": "RolledBack"}}``."""
+        if not isinstance(expect, dict):
+            return expect
+        return {k: {"phase": v} if isinstance(v, str) else v for k, v in expect.items()}
 
 
 @dataclass(frozen=True)

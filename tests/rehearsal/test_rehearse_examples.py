@@ -100,7 +100,8 @@ def test_shipped_scenario_meets_its_expectation(name: str, tmp_path: Path) -> No
     else:  # quality signals need samples: caught before 100 %, at 20 % or 50 %
         assert canary["maxWeight"] in (20, 50), canary
     assert any(a["version"] == "1.1.0" for a in result["analyses"])
-    assert result["traffic"]["requests"] > 50
+    # A shadow-step scenario sends 5 answers a second and is decided within seconds.
+    assert result["traffic"]["requests"] > (20 if name in NEVER_LIVE else 50)
     assert "<svg" in report.read_text()
     assert elapsed < 180, f"{name} took {elapsed:.0f} s (at most 3 minutes)"
     if name == "errors":
