@@ -118,7 +118,7 @@ class Replica:
     def weight(self) -> int:
         if self.phase is Phase.ROLLED_BACK:
             return 0
-        return 100 if self.phase is Phase.PROMOTED else self.steps[self.index].weight
+        return 100 if self.phase is Phase.PROMOTED else self.steps[self.index].live_weight
 
     def due(self, clock: float) -> bool:
         return clock - max(self.last, self.started) >= self.interval

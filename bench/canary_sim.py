@@ -80,7 +80,7 @@ def simulate(
     seconds = np.arange(length)
     drift = 1.0 + traffic.drift * np.sin(2 * math.pi * seconds / 300.0 + rng.uniform(0, 6.3))
     by_weight = {}
-    for weight in sorted({0, 100, *(step.weight for step in steps)}):
+    for weight in sorted({0, 100, *(step.live_weight for step in steps)}):
         share = np.array([[1.0 - weight / 100.0], [weight / 100.0]])
         arrivals = rng.poisson(traffic.rps * share, (2, length))
         by_weight[weight] = build_counts(rng, arrivals, drift, traffic, signals)

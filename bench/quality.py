@@ -83,7 +83,7 @@ def _false_rows(runs: int, seed: int) -> list[str]:
             }
         )
         outcomes = simulate_many(analysis, DEFAULT_STEPS, Traffic(rps=rps), runs, seed)
-        per_window = rps * 60 * DEFAULT_STEPS[0].weight / 100
+        per_window = rps * 60 * DEFAULT_STEPS[0].live_weight / 100
         rows.append(
             f"| {rps:g} | {per_window:.0f} | {samples} | {confidence:g} "
             f"| {_share(outcomes, Phase.ROLLED_BACK):.2f} "

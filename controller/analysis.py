@@ -29,6 +29,8 @@ __all__ = [
     "assess",
     "build_queries",
     "build_sample",
+    "mode_selector",
+    "series_name",
 ]
 
 #: Outcomes that count as errors of a version (see service/answering/outcome.py).
@@ -88,6 +90,8 @@ class Measurement:
     stable_quality: QualitySample | None = None
     #: The canary's p95 time to first token (ms), when maxTtftP95Ms is set (controller.ttft).
     canary_ttft_p95_ms: float | None = None
+    #: "shadow": the canary's shadow answers were measured (a shadow step), else "live".
+    mode: str = "live"
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ class Assessment:
             values["quality"] = {_camel(check.field): check.to_status() for check in self.quality}
         result: dict[str, Any] = {
             "time": format_time(at),
+            "mode": self.measurement.mode,
             "verdict": self.verdict.value,
             "reasons": list(self.reasons),
             "values": values,
@@ -157,23 +162,35 @@ def _selector(prompt: str, version: str) -> str:
     return f'prompt="{prompt}",version="{version}"'
 
 
-def build_queries(prompt: str, version: str, window: str) -> dict[str, str]:
-    """PromQL for one version's requests, errors and p95 latency (ms) over `window`."""
+def series_name(name: str, mode: str) -> str:
+    """An answer metric's name in `mode`: ``promptrollouts_shadow_*`` for shadow answers."""
+    return (
+        name.replace("promptrollouts_", "promptrollouts_shadow_", 1) if mode == "shadow" else name
+    )
+
+
+def mode_selector(prompt: str, version: str, mode: str) -> str:
+    """The label selector of one version's answers in `mode` (shadow series carry mode)."""
     selector = _selector(prompt, version)
+    return f'{selector},mode="shadow"' if mode == "shadow" else selector
+
+
+def build_queries(prompt: str, version: str, window: str, mode: str = "live") -> dict[str, str]:
+    """PromQL for one version's requests, errors and p95 latency (ms) over `window`.
+
+    `mode` "shadow" reads the version's shadow answers (``promptrollouts_shadow_*``).
+    """
+    selector = mode_selector(prompt, version, mode)
     failures = "|".join(FAILURE_OUTCOMES)
+    requests = series_name("promptrollouts_requests_total", mode)
+    duration = series_name("promptrollouts_request_duration_seconds_bucket", mode)
     return {
         # 422s (outcome "invalid") are the caller's fault: not in the denominator.
-        "requests": (
-            f"sum(increase(promptrollouts_requests_total{{{selector},"
-            f'outcome!="invalid"}}[{window}]))'
-        ),
-        "errors": (
-            f"sum(increase(promptrollouts_requests_total{{{selector},"
-            f'outcome=~"{failures}"}}[{window}]))'
-        ),
+        "requests": (f'sum(increase({requests}{{{selector},outcome!="invalid"}}[{window}]))'),
+        "errors": (f'sum(increase({requests}{{{selector},outcome=~"{failures}"}}[{window}]))'),
         "p95_ms": (
             "1000 * histogram_quantile(0.95, sum by (le) ("
-            f"rate(promptrollouts_request_duration_seconds_bucket{{{selector}}}[{window}])))"
+            f"rate({duration}{{{selector}}}[{window}])))"
         ),
     }
 

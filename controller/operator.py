@@ -35,6 +35,7 @@ from controller.notify_events import Transition, decide_transitions
 from controller.prometheus import PrometheusClient, fetch_measurement
 from controller.rollout import AnalysisTarget, Change, decide_analysis, decide_with_evals
 from controller.settings import ControllerSettings
+from controller.shadow import SHADOW, build_shadow_analysis, step_mode
 from controller.versions import UnreadableVersion, VersionView
 from controller.views import build_views, choose_actor
 from controller.webhooks import call_webhooks
@@ -239,7 +240,10 @@ async def _analyse(
     if target is None:
         return None
     canary, stable = target.canary, target.stable
+    mode = step_mode(canary)
     analysis = canary.spec.rollout.analysis
+    if mode == SHADOW:
+        analysis = build_shadow_analysis(analysis)
     measurement = await fetch_measurement(
         memo.prometheus,
         prompt,
@@ -248,6 +252,7 @@ async def _analyse(
         analysis,
         # One instant for every query: a rate's two counts come from the same samples.
         now.timestamp(),
+        mode,
     )
     assessment = assess(analysis, measurement)
     memo.metrics.analyses.labels(prompt, canary.spec.version, assessment.verdict.value).inc()

@@ -9,9 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from api.v1alpha1 import Phase
+from controller.analysis import Assessment, Verdict
 from controller.conditions import parse_time, read_conditions
 from controller.durations import parse_duration
 from controller.gate_calls import EvalCall, EvalResults, GateCall, GateResults
+from controller.shadow import SHADOW, decide_step_status
 from controller.status import (
     CANARY_PHASES,
     STABLE_PHASES,
@@ -27,6 +29,7 @@ __all__ = [
     "build_replacing_patch",
     "canary_in",
     "pause_over",
+    "record_assessment",
     "stable_in",
 ]
 
@@ -79,6 +82,10 @@ class Plan:
             conditions = read_conditions(view.status.conditions)
         conditions = build_phase_conditions(conditions, phase, message, self.now)
         self.patch(view, phase=phase, weight=weight, message=message, conditions=conditions)
+        if phase not in CANARY_PHASES and (
+            view.status.shadow_percent or self.planned(view).shadow_percent
+        ):
+            self.patch(view, **decide_step_status(None))  # shadow traffic stops now
         if phase is not view.phase:
             self.event(view, "Warning" if warning else "Normal", phase.value, message)
 
@@ -100,7 +107,8 @@ def pause_over(view: VersionView, now: datetime) -> bool:
     index = view.status.step_index or 0
     if index >= len(steps):
         return True
-    pause = steps[index].pause
+    step = steps[index]
+    pause = step.shadow.duration if step.shadow is not None else step.pause
     if pause is None:
         return True
     if pause == "manual":
@@ -137,3 +145,16 @@ def balance_weights(plan: Plan, views: Sequence[VersionView]) -> None:
     current_weight = planned.weight if planned.has("weight") else stable.status.weight
     if current_weight != wanted:
         plan.patch(stable, weight=wanted)
+
+
+def record_assessment(plan: Plan, canary: VersionView, assessment: Assessment) -> None:
+    """status.lastAnalysis, the quality line, and the shadow answers a shadow step counted."""
+    last = assessment.to_status(plan.now)
+    plan.patch(canary, last_analysis=build_replacing_patch(canary.status.last_analysis, last))
+    quality = assessment.quality_summary
+    if assessment.verdict is not Verdict.ERROR and quality != canary.status.quality:
+        plan.patch(canary, quality=quality)
+    measured = assessment.measurement
+    if measured.mode == SHADOW and measured.canary is not None:
+        requests = measured.canary.requests
+        plan.patch(canary, shadow_samples=round(requests) if requests is not None else 0)

@@ -123,14 +123,16 @@ async def fetch_measurement(
     stable_version: str | None,
     analysis: Analysis,
     at: float | None = None,
+    mode: str = "live",
 ) -> Measurement:
     """Run the canary's (and the stable's) queries; a Prometheus failure becomes `error`.
 
+    `mode` "shadow" measures the canary's shadow answers (the stable's stay live ones).
     With `at` (Unix seconds) every query is evaluated at that one instant, so a rate's
     numerator and denominator come from the same samples and the same extrapolation.
     """
     window = analysis.window
-    canary_queries = build_queries(prompt, canary_version, window)
+    canary_queries = build_queries(prompt, canary_version, window, mode)
     stable_queries = build_queries(prompt, stable_version, window) if stable_version else {}
     checks = {
         c.name: build_check_query(c.query, prompt, canary_version, window) for c in analysis.checks
@@ -138,7 +140,7 @@ async def fetch_measurement(
     queries = {f"canary.{k}": v for k, v in canary_queries.items()}
     queries |= {f"stable.{k}": v for k, v in stable_queries.items()}
     queries |= {f"check.{k}": v for k, v in checks.items()}
-    canary_quality = build_quality_queries(prompt, canary_version, window, analysis)
+    canary_quality = build_quality_queries(prompt, canary_version, window, analysis, mode)
     stable_quality = (
         build_quality_queries(prompt, stable_version, window, analysis) if stable_version else {}
     )
@@ -159,7 +161,7 @@ async def fetch_measurement(
             client.query(ttft_query, at) if ttft_query else _none(),
         )
     except PrometheusError as error:
-        return Measurement(queries=queries, error=str(error))
+        return Measurement(queries=queries, error=str(error), mode=mode)
     return Measurement(
         canary=canary,
         stable=stable,
@@ -168,4 +170,5 @@ async def fetch_measurement(
         canary_quality=canary_counts,
         stable_quality=stable_counts,
         canary_ttft_p95_ms=ttft,
+        mode=mode,
     )

@@ -91,11 +91,16 @@ def _selector(prompt: str, version: str) -> str:
 
 
 def build_quality_queries(
-    prompt: str, version: str, window: str, analysis: Analysis
+    prompt: str, version: str, window: str, analysis: Analysis, mode: str = "live"
 ) -> dict[str, str]:
-    """PromQL for the counts the configured quality checks need, for one version."""
+    """PromQL for the counts the configured quality checks need, for one version.
+
+    `mode` "shadow" counts the version's shadow answers (``promptrollouts_shadow_*``).
+    """
     selector = _selector(prompt, version)
     outcome = "promptrollouts_requests_total"
+    if mode == "shadow":
+        selector, outcome = f'{selector},mode="shadow"', "promptrollouts_shadow_requests_total"
     every = {
         "answers": f'{outcome}{{{selector},outcome=~"{"|".join(ANSWER_OUTCOMES)}"}}',
         "unknown": f'{outcome}{{{selector},outcome="unknown"}}',

@@ -31,11 +31,12 @@ from controller.gates import Gate, GateCall, GateResults, assess_admission, asse
 from controller.plan import (
     Plan,
     balance_weights,
-    build_replacing_patch,
     canary_in,
     pause_over,
+    record_assessment,
     stable_in,
 )
+from controller.shadow import decide_step_status
 from controller.status import (
     CANARY_PHASES,
     HALTED_PHASES,
@@ -194,10 +195,12 @@ def _retry(plan: Plan, views: Sequence[VersionView], view: VersionView) -> None:
 def _start(plan: Plan, view: VersionView, why: str) -> None:
     """Begin (or restart) `view`'s rollout at its first step."""
     steps = view.spec.rollout.steps
-    plan.move(view, Phase.PROGRESSING, steps[0].weight if steps else 0, f"{why}: step 1")
+    plan.move(view, Phase.PROGRESSING, steps[0].live_weight if steps else 0, f"{why}: step 1")
     plan.patch(
         view, step_index=0, step_started_at=plan.now, consecutive_failures=0, consecutive_errors=0
     )
+    if steps:
+        plan.patch(view, **decide_step_status(steps[0]), shadow_samples=None)
     if view.status.quality is not None:  # a retry: the last attempt's verdict no longer applies
         plan.patch(view, quality=None)
 
@@ -246,11 +249,7 @@ def _progresscanary_in(
     if assessment is None or started_now:
         return  # no analysis ran, or the canary (re)started its step in this decision
     analysis = canary.spec.rollout.analysis
-    last = assessment.to_status(plan.now)
-    plan.patch(canary, last_analysis=build_replacing_patch(canary.status.last_analysis, last))
-    quality = assessment.quality_summary
-    if assessment.verdict is not Verdict.ERROR and quality != canary.status.quality:
-        plan.patch(canary, quality=quality)
+    record_assessment(plan, canary, assessment)
     failures, errors = canary.status.consecutive_failures, canary.status.consecutive_errors
     reasons = "; ".join(assessment.reasons)
     if assessment.verdict is Verdict.FAILED:
@@ -287,9 +286,11 @@ def _advance(
         if not gated or assess_promotion(plan, view) is Gate.PASS:
             _promote(plan, views, view, f"{why}: all {len(steps)} steps done")
         return
-    plan.move(view, Phase.PROGRESSING, steps[index].weight, f"{why}: step {index + 1}")
-    plan.patch(view, step_index=index, step_started_at=plan.now)
-    plan.event(view, "Normal", "StepAdvanced", f"step {index + 1}: {steps[index].weight}%")
+    step = steps[index]
+    plan.move(view, Phase.PROGRESSING, step.live_weight, f"{why}: step {index + 1}")
+    plan.patch(view, step_index=index, step_started_at=plan.now, **decide_step_status(step))
+    shown = f"shadow {step.shadow.percent}%" if step.shadow is not None else f"{step.weight}%"
+    plan.event(view, "Normal", "StepAdvanced", f"step {index + 1}: {shown}")
 
 
 def _promote(plan: Plan, views: Sequence[VersionView], view: VersionView, why: str) -> None:
@@ -297,4 +298,4 @@ def _promote(plan: Plan, views: Sequence[VersionView], view: VersionView, why: s
         if other.name != view.name and plan.phase(other) in STABLE_PHASES:
             plan.move(other, Phase.SUPERSEDED, 0, f"superseded by {view.spec.version}")
     plan.move(view, Phase.PROMOTED, 100, why)
-    plan.patch(view, step_index=len(view.spec.rollout.steps))
+    plan.patch(view, step_index=len(view.spec.rollout.steps), step_kind=None)

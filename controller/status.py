@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_serializer
 from pydantic.alias_generators import to_camel
 
-from api.v1alpha1 import Phase
+from api.v1alpha1 import Phase, StepKind
 from controller.conditions import Condition, format_time, set_condition
 
 __all__ = [
@@ -44,6 +44,9 @@ class StatusPatch(BaseModel):
     message: str | None = None
     conditions: list[Condition] | None = None
     step_index: int | None = None
+    step_kind: StepKind | None = None
+    shadow_percent: int | None = None
+    shadow_samples: int | None = None
     step_started_at: datetime | None = None
     consecutive_failures: int | None = None
     consecutive_errors: int | None = None

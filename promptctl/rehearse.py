@@ -138,7 +138,7 @@ def rehearse_command(
         if not keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
     result = rehearsal.result
-    expect = {v: str(p) for v, p in loaded.scenario.expect.items()}
+    expect = {v: e.to_json() for v, e in loaded.scenario.expect.items()}
     unmet = assess_expectations(expect, result["versions"])
     result["expect"] = {"wanted": expect, "unmet": unmet}
     _emit(result, rehearsal.samples, report, json_out=json_out, unmet=unmet)

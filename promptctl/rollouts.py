@@ -118,6 +118,15 @@ def _act(action: Action, prompt: str, namespace: str | None, kubeconfig: Path | 
     Console().print(f"{action.value} requested on [bold]{escape(name)}[/bold]")
 
 
+def _shadow_cell(status: dict[str, Any]) -> str:
+    """``25% (n=130)``: the shadowed share and the latest analysis' shadow samples."""
+    percent, samples = status.get("shadowPercent"), status.get("shadowSamples")
+    if not percent and samples is None:
+        return ""
+    cell = f"{percent or 0}%"
+    return cell if samples is None else f"{cell} (n={samples})"
+
+
 def status_command(
     prompt: PromptArgument, namespace: NamespaceOption = None, kubeconfig: KubeconfigOption = None
 ) -> None:
@@ -127,7 +136,7 @@ def status_command(
         Console(stderr=True).print(f"[red]error[/red] no PromptVersion of prompt {prompt!r}")
         raise typer.Exit(code=1)
     table = Table(title=prompt)
-    for column in ("NAME", "VERSION", "PHASE", "WEIGHT", "STEP", "ANALYSIS"):
+    for column in ("NAME", "VERSION", "PHASE", "WEIGHT", "STEP", "KIND", "SHADOW", "ANALYSIS"):
         table.add_column(column, no_wrap=True)  # short cells: the sentences wrap instead
     table.add_column("QUALITY", ratio=1)
     table.add_column("MESSAGE", ratio=1)
@@ -141,6 +150,8 @@ def status_command(
             escape(str(status.get("phase", "Pending"))),
             str(status.get("weight", 0)),
             "" if step is None else str(step),
+            escape(str(status.get("stepKind") or "")),
+            _shadow_cell(status),
             escape(str(analysis.get("verdict", ""))),
             escape(str(status.get("quality") or "")),
             escape(str(status.get("message") or "")),

@@ -33,6 +33,7 @@ __all__ = [
     "MIN_INTERVAL_SECONDS",
     "MIN_WINDOW_SECONDS",
     "Corpus",
+    "Expectation",
     "FeedbackBehaviour",
     "LoadedScenario",
     "ModelBehaviour",
@@ -142,6 +143,23 @@ class FeedbackBehaviour(BaseModel):
     negative: float = Field(0.0, ge=0, le=1, description="Fraction of ratings that are -1.")
 
 
+class Expectation(BaseModel):
+    """What a version must end as: its phase and, optionally, its highest live weight."""
+
+    model_config = _CONFIG
+
+    phase: Phase
+    max_weight: int | None = Field(
+        None, ge=0, le=100, description="The highest live weight it may have had."
+    )
+
+    def to_json(self) -> str | dict[str, Any]:
+        """``RolledBack``, or ``{"phase": "RolledBack", "maxWeight": 0}``."""
+        if self.max_weight is None:
+            return self.phase.value
+        return {"phase": self.phase.value, "maxWeight": self.max_weight}
+
+
 class Scenario(BaseModel):
     """A scenario file, as written (paths still relative to it)."""
 
@@ -153,8 +171,17 @@ class Scenario(BaseModel):
     models: dict[str, ModelBehaviour] = Field(default_factory=dict)
     feedback: dict[str, FeedbackBehaviour] = Field(default_factory=dict)
     seed: int = 0
-    expect: dict[str, Phase] = Field(default_factory=dict)
+    #: Per version: a phase, or ``{phase, maxWeight}``.
+    expect: dict[str, Expectation] = Field(default_factory=dict)
     notify: NotifyBehaviour | None = None
+
+    @field_validator("expect", mode="before")
+    @classmethod
+    def _phases_are_expectations(cls, expect: Any) -> Any:
+        """``{"1.1.0": "RolledBack"}`` is ``{"1.1.0": {"phase": "RolledBack"}}``."""
+        if not isinstance(expect, dict):
+            return expect
+        return {k: {"phase": v} if isinstance(v, str) else v for k, v in expect.items()}
 
 
 @dataclass(frozen=True)

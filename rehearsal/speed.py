@@ -42,15 +42,19 @@ def decide_timing(scenario: Scenario, speed: float) -> Timing:
 def build_rehearsal_manifest(
     manifest: dict[str, Any], speed: float
 ) -> tuple[dict[str, Any], list[str]]:
-    """`manifest` with its step pauses, analysis interval and window divided by `speed`
-    (pure); intervals never below 1 s and windows never below 5 s (the notes say where)."""
+    """`manifest` with its step pauses, shadow durations, analysis interval and window
+    divided by `speed` (pure); intervals never below 1 s and windows never below 5 s (the
+    notes say where)."""
     result = copy.deepcopy(manifest)
     name = f"{manifest['spec']['prompt']} {manifest['spec']['version']}"
     rollout = result["spec"].setdefault("rollout", {})
     notes: list[str] = []
     for step in rollout.get("steps") or []:
-        if step.get("pause"):
+        if step.get("pause") and step["pause"] != "manual":
             step["pause"] = format_duration(parse_duration(step["pause"]) / speed)
+        shadow = step.get("shadow")
+        if isinstance(shadow, dict) and shadow.get("duration"):
+            shadow["duration"] = format_duration(parse_duration(shadow["duration"]) / speed)
     analysis = rollout.setdefault("analysis", {})
     for key, default, floor in (
         ("interval", "10s", MIN_INTERVAL_SECONDS),

@@ -75,6 +75,9 @@ def build_service_env(
         "CORPUS_DIR": str(loaded.corpus_dir) if loaded.corpus_dir else "",
         "CORPUS_COLLECTION": corpus.collection if corpus else "policies",
         "LOG_LEVEL": "WARNING",
+        # Shadow steps: the canary's shadow answers run alongside the scenario's traffic
+        # (bounded by each version's maxShadowPerMinute); a loaded machine slows them.
+        "SHADOW_CONCURRENCY": "16",
     }
 
 

@@ -86,7 +86,7 @@ class Recorder:
                 self.max_weight[version] = max(self.max_weight.get(version, 0), weight)
             if phase in ENDED_PHASES and version not in self.decided_at:
                 self.decided_at[version] = t
-            key = (phase, weight, verdict, status.get("message"))
+            key = (phase, weight, verdict, status.get("message"), status.get("stepKind"))
             if self._seen.get(version) != key:
                 self._seen[version] = key
                 entry = {
@@ -94,6 +94,7 @@ class Recorder:
                     "version": version,
                     "phase": phase,
                     "weight": weight,
+                    "stepKind": status.get("stepKind"),
                     "verdict": verdict,
                     "message": status.get("message"),
                 }
@@ -107,6 +108,7 @@ class Recorder:
                         "t": t,
                         "version": version,
                         "time": analysis.get("time"),
+                        "mode": analysis.get("mode", "live"),
                         "verdict": verdict,
                         "reasons": list(analysis.get("reasons") or []),
                         "values": analysis.get("values") or {},
@@ -132,7 +134,9 @@ def build_result(
         reason = _reason(status)
         versions[version] = {
             "phase": status.get("phase"),
+            # The highest LIVE weight: a shadow step's weight is 0.
             "maxWeight": recorder.max_weight.get(version, 0),
+            "shadowSamples": status.get("shadowSamples"),
             "decidedAfterSeconds": recorder.decided_at.get(version),
             "reason": reason,
             "signal": decide_signal(reason) if status.get("phase") in _FAILED else None,
@@ -148,12 +152,22 @@ def build_result(
 
 
 def assess_expectations(
-    expect: Mapping[str, str], versions: Mapping[str, Mapping[str, Any]]
+    expect: Mapping[str, str | Mapping[str, Any]], versions: Mapping[str, Mapping[str, Any]]
 ) -> list[str]:
-    """One line per unmet expectation, e.g. ``1.1.0: expected RolledBack, got Promoted``."""
+    """One line per unmet expectation, e.g. ``1.1.0: expected RolledBack, got Promoted``.
+
+    An expectation is a phase, or ``{"phase": ..., "maxWeight": N}`` (the highest live
+    weight the version may have had).
+    """
     unmet = []
-    for version, phase in expect.items():
-        got = (versions.get(version) or {}).get("phase")
+    for version, wanted in expect.items():
+        outcome = versions.get(version) or {}
+        phase = wanted.get("phase") if isinstance(wanted, Mapping) else wanted
+        got = outcome.get("phase")
         if got != phase:
             unmet.append(f"{version}: expected {phase}, got {got or 'no phase'}")
+        limit = wanted.get("maxWeight") if isinstance(wanted, Mapping) else None
+        weight = outcome.get("maxWeight")
+        if limit is not None and (weight is None or weight > limit):
+            unmet.append(f"{version}: expected maxWeight at most {limit}, got {weight}")
     return unmet

@@ -43,6 +43,7 @@ from service.retrieval.indexing import index_documents
 from service.retrieval.search import Retriever
 from service.retrieval.vectorstore import open_qdrant
 from service.settings import Settings
+from service.shadow_setup import open_shadow
 from service.telemetry.metrics import Metrics, MetricsObserver
 from service.telemetry.request_log import ContentMode, RequestLogger
 from service.telemetry.spans import Tracing
@@ -205,6 +206,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             tracing=tracing,
             judge=judge,
         )
+        open_shadow(settings, answers, embedder, stack)  # stopped before the HTTP pool closes
         client = open_redis(settings.redis_url)
         store: IdempotencyStore = (
             MemoryIdempotencyStore() if client is None else RedisIdempotencyStore(client)

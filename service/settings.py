@@ -193,6 +193,25 @@ class Settings(BaseSettings):
         description="Seed of the judge's sampling (reproducible rehearsals and tests); "
         "unset: random.",
     )
+    # Shadow steps: the canary answers in the background (docs/rollouts.md, Shadow steps).
+    shadow_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Shadow answers running at once per worker process; more requests are "
+        'not shadowed (result="busy").',
+    )
+    shadow_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Deadline of one shadow answer (at most the version's timeoutSeconds); "
+        "the live answer never waits for it.",
+    )
+    shadow_seed: int | None = Field(
+        default=None,
+        description="Seed of the choice of shadowed requests (reproducible tests); unset: random.",
+    )
     # User feedback on answers (POST /v1/feedback; docs/api.md).
     feedback_ttl: int = Field(
         default=86_400,

@@ -109,6 +109,7 @@ def _printer_columns() -> list[dict[str, Any]]:
         ("Phase", "string", ".status.phase", "Lifecycle phase.", 0),
         ("Weight", "integer", ".status.weight", "Percent of traffic.", 0),
         ("Step", "integer", ".status.stepIndex", "Current rollout step.", 0),
+        ("Kind", "string", ".status.stepKind", "Step kind: Canary (live) or Shadow.", 0),
         # A whole sentence: shown by `kubectl get pver -o wide`.
         ("Quality", "string", ".status.quality", "Quality verdict and its reason.", 1),
         ("Age", "date", ".metadata.creationTimestamp", "", 0),

@@ -61,6 +61,8 @@ __all__ = [
     "Rollout",
     "RolloutStep",
     "Scalar",
+    "ShadowStep",
+    "StepKind",
     "Variable",
     "VariableType",
     "Webhook",
@@ -285,15 +287,75 @@ class ResponseCache(_Model):
     )
 
 
-class RolloutStep(_Model):
-    """One canary step: send `weight` percent of traffic, then wait."""
+class StepKind(StrEnum):
+    """What a rollout step does with the canary (``status.stepKind``)."""
 
-    weight: int = Field(ge=1, le=100, description="Percent of traffic for the canary.")
+    CANARY = "Canary"
+    SHADOW = "Shadow"
+
+
+class ShadowStep(_Model):
+    """Run the canary in the background on `percent` % of requests, for `duration`."""
+
+    percent: int = Field(
+        ge=1,
+        le=100,
+        description="Percent of requests the canary also answers in the background (never "
+        "returned to the client).",
+    )
+    duration: Duration = Field(description="How long the shadow step lasts (e.g. `2m`).")
+
+
+class RolloutStep(_Model):
+    """One step: send `weight` percent of live traffic (then wait), or shadow the canary."""
+
+    weight: int | None = Field(
+        default=None, ge=1, le=100, description="Percent of live traffic for the canary."
+    )
     pause: str | None = Field(
         default=None,
         pattern=PAUSE_PATTERN,
-        description="How long to hold this step (e.g. `5m`), or `manual` to wait for promotion.",
+        description="How long to hold this step (e.g. `5m`), or `manual` to wait for promotion "
+        "(weight steps only).",
     )
+    shadow: ShadowStep | None = Field(
+        default=None,
+        description="A shadow step: the canary gets no live traffic, and answers `percent` % "
+        "of requests in the background (docs/rollouts.md, Shadow steps).",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.weight) != has(self.shadow)",
+                    "message": "a step has either weight or shadow",
+                },
+                {
+                    "rule": "!has(self.shadow) || !has(self.pause)",
+                    "message": "a shadow step lasts its duration: it takes no pause",
+                },
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if (self.weight is None) == (self.shadow is None):
+            raise ValueError("a step has either weight or shadow (exactly one of them)")
+        if self.shadow is not None and self.pause is not None:
+            raise ValueError("a shadow step lasts its duration: it takes no pause")
+        return self
+
+    @property
+    def kind(self) -> StepKind:
+        """Shadow or Canary (a weight step)."""
+        return StepKind.SHADOW if self.shadow is not None else StepKind.CANARY
+
+    @property
+    def live_weight(self) -> int:
+        """The canary's live weight during this step (0 in a shadow step)."""
+        return self.weight or 0
 
 
 class MetricCheck(_Model):
@@ -478,6 +540,13 @@ class Rollout(_Model):
         description="Canary steps; after the last one the version is promoted to 100%.",
     )
     analysis: Analysis = Field(default_factory=Analysis, description="Automatic rollback checks.")
+    max_shadow_per_minute: int = Field(
+        default=60,
+        ge=1,
+        le=6000,
+        description="Upper bound on this version's shadow answers per minute, per service "
+        "worker (cost); more requests are not shadowed (counted as over_budget).",
+    )
     webhooks: list[Webhook] = Field(
         default_factory=list,
         max_length=20,
@@ -513,7 +582,14 @@ class Rollout(_Model):
     @field_validator("steps")
     @classmethod
     def _weights_increase(cls, steps: list[RolloutStep]) -> list[RolloutStep]:
-        weights = [step.weight for step in steps]
+        kinds = [step.kind for step in steps]
+        for index, (earlier, later) in enumerate(pairwise(kinds)):
+            if earlier is StepKind.CANARY and later is StepKind.SHADOW:
+                raise ValueError(
+                    f"step {index + 2} is a shadow step after a weight step: shadow steps "
+                    "come before every weight step"
+                )
+        weights = [step.weight for step in steps if step.weight is not None]
         if any(later <= earlier for earlier, later in pairwise(weights)):
             raise ValueError(f"step weights must strictly increase, got {weights}")
         return steps
@@ -598,6 +674,21 @@ class PromptVersionStatus(_Model):
     phase: Phase | None = Field(default=None, description="Lifecycle phase.")
     weight: int | None = Field(default=None, ge=0, le=100, description="Percent of traffic.")
     step_index: int | None = Field(default=None, ge=0, description="Current rollout step.")
+    step_kind: StepKind | None = Field(
+        default=None, description="Kind of the current step: Canary (live weight) or Shadow."
+    )
+    shadow_percent: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Percent of requests the service shadows to this version (its shadow "
+        "step's); unset outside a shadow step.",
+    )
+    shadow_samples: int | None = Field(
+        default=None,
+        ge=0,
+        description="Shadow answers of this version in the window of its latest shadow analysis.",
+    )
     step_started_at: str | None = Field(
         default=None, description="RFC 3339 time the current step (and its pause) began."
     )

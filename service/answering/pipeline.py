@@ -136,6 +136,8 @@ class AnswerService:
     tracing: Tracing = field(default_factory=Tracing)
     #: The sampled online judge (None: no version is judged).
     judge: OnlineJudge | None = None
+    #: Shadows a canary in a shadow step (service.answering.shadow): (result, allowed).
+    shadow: Callable[[AnswerResult, bool], None] | None = None
     recorder: AnswerRecorder = field(init=False)
 
     def __post_init__(self) -> None:
@@ -148,18 +150,21 @@ class AnswerService:
         idempotency_key: str | None = None,
         *,
         received_at: float | None = None,
+        shadow: bool = True,
     ) -> AnswerResponse:
         """Answer `request` and record it; raises the errors in AnswerableError for the problem
         handlers.
 
         `received_at` is when the request arrived, on `deadline_clock` (default: now):
-        the version's deadline counts from then.
+        the version's deadline counts from then. `shadow` False: no shadow answer.
         """
         with answer_span(self.tracing) as span:
             result = await self.run(request, request_id, idempotency_key, received_at=received_at)
             self.recorder.record(result, span)
             if self.judge is not None:
                 self.judge.submit(result, span)  # enqueues at most; never waits
+            if self.shadow is not None:
+                self.shadow(result, shadow)  # starts a background task at most; never waits
             if isinstance(result.ended, AnswerableError):
                 raise result.ended
             return result.ended

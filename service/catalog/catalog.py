@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from api.v1alpha1 import Phase
 from service.answering.outcome import Outcome
-from service.catalog.registry import PromptRegistry
+from service.catalog.registry import LoadedVersion, PromptRegistry
 from service.llm.extractive import EXTRACTIVE_MODEL_ID
 from service.telemetry.metrics import Metrics
+from service.telemetry.shadow_metrics import publish_shadow_series
 
 __all__ = ["Catalog", "publish_registry"]
 
@@ -30,22 +32,29 @@ class Catalog:
 
     def replace(self, registry: PromptRegistry) -> None:
         """Serve `registry` from now on; log what changed."""
-        before = {(s.prompt, s.version): (s.phase, s.weight) for s in self._registry.versions()}
+        before = {(s.prompt, s.version): _shown(s) for s in self._registry.versions()}
         self._registry = registry
         self.ready = True
         for served in registry.versions():
-            if before.get((served.prompt, served.version)) != (served.phase, served.weight):
+            if before.get((served.prompt, served.version)) != _shown(served):
+                phase, weight, shadow = _shown(served)
                 _log.info(
-                    "serving %s %s: %s at %d%%",
+                    "serving %s %s: %s at %d%%%s",
                     served.prompt,
                     served.version,
-                    served.phase,
-                    served.weight,
+                    phase,
+                    weight,
+                    f", shadowing {shadow}%" if shadow else "",
                 )
         self._publish()
 
     def _publish(self) -> None:
         publish_registry(self._metrics, self._registry)
+
+
+def _shown(served: LoadedVersion) -> tuple[Phase, int, int]:
+    """What a change of is logged: phase, live weight and shadow share."""
+    return served.phase, served.weight, getattr(served, "shadow_percent", 0)
 
 
 def publish_registry(metrics: Metrics, registry: PromptRegistry) -> None:
@@ -77,6 +86,8 @@ def publish_registry(metrics: Metrics, registry: PromptRegistry) -> None:
             metrics.cost.labels(*labels, name)
             for direction in ("input", "output"):
                 metrics.tokens.labels(*labels, name, direction)
+        models = [model.name, *model.fallbacks, EXTRACTIVE_MODEL_ID]
+        publish_shadow_series(metrics.shadow, served.prompt, served.version, models)
         for name in (model.name, *model.fallbacks):
             metrics.breaker_state.labels(name)
             metrics.upstream_requests.labels(name, "200")

@@ -33,6 +33,7 @@ __all__ = [
     "ServedVersion",
     "assign_local_weights",
     "choose_by_weight",
+    "decide_shadow_percent",
 ]
 
 
@@ -45,6 +46,9 @@ class ServedVersion:
     phase: Phase
     weight: int
     message: str | None = None
+    #: Percent of the prompt's requests this version answers in the background (a shadow
+    #: step: never returned to a client); 0 outside a shadow step.
+    shadow_percent: int = 0
 
     @property
     def prompt(self) -> str:
@@ -138,6 +142,15 @@ def assign_local_weights(
     return assigned
 
 
+def decide_shadow_percent(phase: Phase, weight: int, shadow_percent: int | None) -> int:
+    """The share of requests a version shadows (pure): its status' shadowPercent while it is
+    a canary (Progressing or Paused) without live weight, else 0 (shadowing stops the
+    moment it leaves its shadow step, whatever a stale field says)."""
+    if phase not in (Phase.PROGRESSING, Phase.PAUSED) or weight > 0 or not shadow_percent:
+        return 0
+    return max(0, min(100, shadow_percent))
+
+
 def choose_by_weight(weights: Sequence[int], routing_key: str) -> int:
     """Index of the weighted option a routing key falls into (pure, sticky, uniform)."""
     bounds = list(itertools.accumulate(weights))
@@ -201,7 +214,8 @@ class PromptRegistry:
             phase = (status.phase if status else None) or Phase.PENDING
             weight = (status.weight if status else None) or 0
             message = status.message if status else None
-            served.append(ServedVersion(resource, cache[key], phase, weight, message))
+            shadow = decide_shadow_percent(phase, weight, status.shadow_percent if status else None)
+            served.append(ServedVersion(resource, cache[key], phase, weight, message, shadow))
         return cls(served)
 
     @classmethod
@@ -223,6 +237,15 @@ class PromptRegistry:
     def versions(self) -> list[LoadedVersion]:
         """Every loaded version, by prompt then version."""
         return list(self._served)
+
+    def shadow_of(self, prompt: str) -> ServedVersion | None:
+        """The version `prompt` shadows now (its newest with a shadow share), if any."""
+        shadows = [
+            s
+            for s in self._served
+            if s.prompt == prompt and isinstance(s, ServedVersion) and s.shadow_percent > 0
+        ]
+        return shadows[-1] if shadows else None  # sorted by version: the newest is last
 
     def select(self, prompt: str, version: str | None, routing_key: str) -> ServedVersion:
         """The version that answers: the pinned one, else a weighted, sticky choice."""

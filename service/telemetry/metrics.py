@@ -11,6 +11,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from service.llm.resilience.breaker import BreakerState
+from service.telemetry.shadow_metrics import ShadowMetrics
 
 __all__ = [
     "ANSWER_LENGTH_BUCKETS",
@@ -255,6 +256,9 @@ class Metrics:
             ["prompt", "version", "result"],
             registry=registry,
         )
+
+        #: Shadow answers of canaries in a shadow step (mode="shadow"; shadow_metrics.py).
+        self.shadow = ShadowMetrics(registry)
 
     def tenant_counter(self, counter: Counter, tenant: str) -> Counter:
         """``counter`` for ``tenant``: labelled only with TENANT_METRICS=true."""

@@ -133,6 +133,7 @@ def test_printer_columns() -> None:
         ("Phase", "string", ".status.phase"),
         ("Weight", "integer", ".status.weight"),
         ("Step", "integer", ".status.stepIndex"),
+        ("Kind", "string", ".status.stepKind"),
         ("Quality", "string", ".status.quality"),
         ("Age", "date", ".metadata.creationTimestamp"),
     ]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from api.v1alpha1.types import Rollout, RolloutStep, Variable, VariableType
+from api.v1alpha1.types import Rollout, RolloutStep, StepKind, Variable, VariableType
 
 VALID_VARIABLES = [
     ("plain-string", {"name": "tone"}),
@@ -181,3 +181,40 @@ def test_rollout_defaults() -> None:
     assert [(s.weight, s.pause) for s in rollout.steps] == [(10, "1m"), (50, "1m")]
     # 10 s analyses and two consecutive failures: a sustained breach rolls back in ~20-30 s.
     assert (rollout.analysis.interval, rollout.analysis.failure_limit) == ("10s", 2)
+
+
+# --- shadow steps -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("steps", "problem"),
+    [
+        ([{"shadow": {"percent": 10, "duration": "1m"}}, {"weight": 10}], None),
+        ([{"shadow": {"percent": 10, "duration": "1m"}}] * 2 + [{"weight": 10}], None),
+        ([{"weight": 10}, {"shadow": {"percent": 10, "duration": "1m"}}], "shadow step after"),
+        ([{"weight": 10, "shadow": {"percent": 10, "duration": "1m"}}], "either weight or shadow"),
+        ([{"pause": "1m"}], "either weight or shadow"),
+        ([{"shadow": {"percent": 10, "duration": "1m"}, "pause": "1m"}], "takes no pause"),
+        ([{"shadow": {"percent": 0, "duration": "1m"}}], "greater than or equal to 1"),
+        ([{"shadow": {"percent": 10}}], "duration"),
+    ],
+    ids=[
+        "shadow-then-weight",
+        "two-shadows",
+        "shadow-after-weight",
+        "both",
+        "neither",
+        "shadow-with-pause",
+        "percent-0",
+        "no-duration",
+    ],
+)
+def test_shadow_steps_are_checked(steps: list[dict[str, Any]], problem: str | None) -> None:
+    if problem is None:
+        rollout = Rollout.model_validate({"steps": steps, "maxShadowPerMinute": 30})
+        assert rollout.steps[0].kind is StepKind.SHADOW
+        assert [s.live_weight for s in rollout.steps][-1] == 10
+        assert rollout.max_shadow_per_minute == 30
+        return
+    with pytest.raises(ValidationError, match=problem):
+        Rollout.model_validate({"steps": steps})

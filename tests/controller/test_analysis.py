@@ -452,6 +452,7 @@ def test_to_status_shape() -> None:
     status = Assessment(Verdict.FAILED, ("a", "b"), measurement).to_status(AT)
     assert status == {
         "time": AT_TEXT,
+        "mode": "live",
         "verdict": "Failed",
         "reasons": ["a", "b"],
         "values": {
@@ -468,6 +469,7 @@ def test_to_status_of_an_error() -> None:
     status = assess(ANALYSIS, measurement).to_status(AT)
     assert status == {
         "time": AT_TEXT,
+        "mode": "live",
         "verdict": "Error",
         "reasons": ["prometheus: HTTP 503"],
         "values": {},

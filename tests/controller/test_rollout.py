@@ -54,6 +54,8 @@ SPEC_FILE = Path(__file__).resolve().parents[2] / "prompts" / "policy-qa-1.1.0.y
 BASE = PromptVersionSpec.model_validate(yaml.safe_load(SPEC_FILE.read_text())["spec"])
 #: 10 % for 5m, then 50 % for 5m; analyses every 10s; failureLimit 2, errorLimit 3.
 STEPS = BASE.rollout.steps
+#: The live weight of each step.
+WEIGHTS = [step.live_weight for step in STEPS]
 INTERVAL = parse_duration(BASE.rollout.analysis.interval)
 
 
@@ -298,7 +300,7 @@ ADMISSION = [
     (
         "new-version-over-stable",
         [pv("1.0.0", P.STABLE, 100), pv("1.1.0")],
-        {"1.0.0": (P.STABLE, 100 - STEPS[0].weight), "1.1.0": (P.PROGRESSING, STEPS[0].weight)},
+        {"1.0.0": (P.STABLE, 100 - WEIGHTS[0]), "1.1.0": (P.PROGRESSING, WEIGHTS[0])},
         {"1.1.0": ["Progressing"]},
     ),
     (
@@ -592,7 +594,7 @@ def test_analysis_sequences(verdicts: str, phase: Phase, failures: int, errors: 
     for letter in verdicts:
         sim.analyse(BY_LETTER[letter])
         if sim["1.1.0"].phase is Phase.PROGRESSING:
-            assert sim.state()["1.1.0"] == (Phase.PROGRESSING, STEPS[0].weight), "weight held"
+            assert sim.state()["1.1.0"] == (Phase.PROGRESSING, WEIGHTS[0]), "weight held"
     canary = sim["1.1.0"]
     assert canary.phase is phase
     assert (canary.status.consecutive_failures, canary.status.consecutive_errors) == (
@@ -641,7 +643,7 @@ REQUESTS = [
     (
         "promote-advances-one-step",
         P.PROGRESSING, 0, "promote",
-        (P.PROGRESSING, STEPS[1].weight, 1), (P.STABLE, 100 - STEPS[1].weight), ["StepAdvanced"],
+        (P.PROGRESSING, WEIGHTS[1], 1), (P.STABLE, 100 - WEIGHTS[1]), ["StepAdvanced"],
     ),
     (
         "promote-on-the-last-step-promotes",
@@ -651,7 +653,7 @@ REQUESTS = [
     (
         "promote-while-paused-advances",
         P.PAUSED, 0, "promote",
-        (P.PROGRESSING, STEPS[1].weight, 1), (P.STABLE, 100 - STEPS[1].weight),
+        (P.PROGRESSING, WEIGHTS[1], 1), (P.STABLE, 100 - WEIGHTS[1]),
         ["Progressing", "StepAdvanced"],
     ),
     (
@@ -677,38 +679,38 @@ REQUESTS = [
     (
         "pause-holds-the-weight",
         P.PROGRESSING, 1, "pause",
-        (P.PAUSED, STEPS[1].weight, 1), (P.STABLE, 100 - STEPS[1].weight), ["Paused"],
+        (P.PAUSED, WEIGHTS[1], 1), (P.STABLE, 100 - WEIGHTS[1]), ["Paused"],
     ),
     (
         "resume",
         P.PAUSED, 1, "resume",
-        (P.PROGRESSING, STEPS[1].weight, 1), (P.STABLE, 100 - STEPS[1].weight), ["Progressing"],
+        (P.PROGRESSING, WEIGHTS[1], 1), (P.STABLE, 100 - WEIGHTS[1]), ["Progressing"],
     ),
     (
         "retry-rolled-back-restarts-at-step-1",
         P.ROLLED_BACK, 1, "retry",
-        (P.PROGRESSING, STEPS[0].weight, 0), (P.STABLE, 100 - STEPS[0].weight), ["Progressing"],
+        (P.PROGRESSING, WEIGHTS[0], 0), (P.STABLE, 100 - WEIGHTS[0]), ["Progressing"],
     ),
     (
         "retry-aborted-restarts-at-step-1",
         P.ABORTED, 1, "retry",
-        (P.PROGRESSING, STEPS[0].weight, 0), (P.STABLE, 100 - STEPS[0].weight), ["Progressing"],
+        (P.PROGRESSING, WEIGHTS[0], 0), (P.STABLE, 100 - WEIGHTS[0]), ["Progressing"],
     ),
     (
         "pause-while-paused-is-ignored",
         P.PAUSED, 0, "pause",
-        (P.PAUSED, STEPS[0].weight, 0), (P.STABLE, 100 - STEPS[0].weight), ["RequestIgnored"],
+        (P.PAUSED, WEIGHTS[0], 0), (P.STABLE, 100 - WEIGHTS[0]), ["RequestIgnored"],
     ),
     (
         "resume-while-progressing-is-ignored",
         P.PROGRESSING, 0, "resume",
-        (P.PROGRESSING, STEPS[0].weight, 0), (P.STABLE, 100 - STEPS[0].weight),
+        (P.PROGRESSING, WEIGHTS[0], 0), (P.STABLE, 100 - WEIGHTS[0]),
         ["RequestIgnored"],
     ),
     (
         "retry-while-progressing-is-ignored",
         P.PROGRESSING, 0, "retry",
-        (P.PROGRESSING, STEPS[0].weight, 0), (P.STABLE, 100 - STEPS[0].weight),
+        (P.PROGRESSING, WEIGHTS[0], 0), (P.STABLE, 100 - WEIGHTS[0]),
         ["RequestIgnored"],
     ),
     (

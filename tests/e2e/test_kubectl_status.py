@@ -30,7 +30,7 @@ PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 NAME = "policy-qa-1-1-0"
 OTHER = "policy-qa-1-0-0"
 #: The CRD's printer columns, as docs/rollouts.md shows them.
-HEADER = ["NAME", "PROMPT", "VERSION", "PHASE", "WEIGHT", "STEP", "AGE"]
+HEADER = ["NAME", "PROMPT", "VERSION", "PHASE", "WEIGHT", "STEP", "KIND", "AGE"]
 
 
 def condition(status: str) -> dict[str, Any]:
@@ -69,7 +69,11 @@ def get_rows(cluster: KubeCluster) -> dict[str, dict[str, str]]:
 
 
 def test_get_shows_the_patched_status_in_the_printer_columns(cluster: KubeCluster) -> None:
-    cluster.patch_status("default", NAME, {"phase": "Progressing", "weight": 25, "stepIndex": 1})
+    cluster.patch_status(
+        "default",
+        NAME,
+        {"phase": "Progressing", "weight": 25, "stepIndex": 1, "stepKind": "Canary"},
+    )
 
     rows = get_rows(cluster)
     assert rows[NAME] | {"AGE": "-"} == {
@@ -79,6 +83,7 @@ def test_get_shows_the_patched_status_in_the_printer_columns(cluster: KubeCluste
         "PHASE": "Progressing",
         "WEIGHT": "25",
         "STEP": "1",
+        "KIND": "Canary",
         "AGE": "-",
     }
     assert re.fullmatch(r"\d+s", rows[NAME]["AGE"]), rows[NAME]["AGE"]
@@ -90,6 +95,11 @@ def test_get_shows_the_patched_status_in_the_printer_columns(cluster: KubeCluste
         "",
         "",
     ]
+
+    shadow = {"weight": 0, "stepIndex": 0, "stepKind": "Shadow", "shadowPercent": 50}
+    cluster.patch_status("default", NAME, shadow)
+    row = get_rows(cluster)[NAME]
+    assert (row["WEIGHT"], row["STEP"], row["KIND"]) == ("0", "0", "Shadow")
 
     cluster.patch_status("default", NAME, {"phase": "Promoted", "weight": 100, "stepIndex": 3})
     row = get_rows(cluster)[NAME]

@@ -134,7 +134,9 @@ def test_questions_may_be_a_list(folder: Path) -> None:
             id="feedback-rate",
         ),
         pytest.param(
-            {"expect": {"1.1.0": "Rolledback"}}, "expect.1.1.0: Input should be", id="phase-typo"
+            {"expect": {"1.1.0": "Rolledback"}},
+            "expect.1.1.0.phase: Input should be",
+            id="phase-typo",
         ),
         pytest.param(
             {"expect": {"9.9.9": "Promoted"}},

@@ -74,6 +74,7 @@ def test_the_result_has_the_documented_shape() -> None:
         "1.0.0": {
             "phase": "Stable",
             "maxWeight": 100,
+            "shadowSamples": None,
             "decidedAfterSeconds": None,
             "reason": "",
             "signal": None,
@@ -81,12 +82,38 @@ def test_the_result_has_the_documented_shape() -> None:
         "1.1.0": {
             "phase": "RolledBack",
             "maxWeight": 20,
+            "shadowSamples": None,
             "decidedAfterSeconds": 4.0,
             "reason": "rolled back: error rate 0.5 > 0.05",
             "signal": "errorRate",
         },
     }
     assert set(result) == {"versions", "analyses", "timeline", "notes", "speed"}
+
+
+def test_a_canary_rolled_back_in_its_shadow_step_has_max_weight_0() -> None:
+    recorder = Recorder(["1.0.0", "1.1.0"])
+    shadow = {"phase": "Progressing", "weight": 0, "stepKind": "Shadow", "shadowPercent": 100}
+    failed = {"verdict": "Failed", "time": "a1", "mode": "shadow", "reasons": ["error rate"]}
+    recorder.observe(0.0, {"1.0.0": _status("Stable", 100), "1.1.0": shadow}, RATES)
+    recorder.observe(
+        1.0,
+        {"1.0.0": _status("Stable", 100), "1.1.0": shadow | {"lastAnalysis": failed}},
+        RATES,
+    )
+    rolled_back = {"phase": "RolledBack", "weight": 0, "stepKind": "Shadow", "shadowSamples": 40}
+    recorder.observe(2.0, {"1.0.0": _status("Stable", 100), "1.1.0": rolled_back}, RATES)
+
+    result = build_result(recorder)
+
+    assert result["versions"]["1.1.0"]["maxWeight"] == 0
+    assert result["versions"]["1.1.0"]["shadowSamples"] == 40
+    assert [a["mode"] for a in result["analyses"]] == ["shadow"]
+    assert [e["stepKind"] for e in result["timeline"] if e["version"] == "1.1.0"] == [
+        "Shadow",
+        "Shadow",
+        "Shadow",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,14 @@ async def create_answer(
             description="Pin a version for testing (the body's `version` wins).",
         ),
     ] = None,
+    no_shadow: Annotated[
+        bool,
+        Header(
+            alias="X-No-Shadow",
+            description="`true`: no canary answers this request in the background (a shadow "
+            "step's shadow answer).",
+        ),
+    ] = False,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -91,7 +99,9 @@ async def create_answer(
     if idempotency_key is None:
         # A fresh key per request for the model's retries, never the caller's X-Request-ID.
         upstream_key = secrets.token_hex(32)
-        answer = await answers.answer(body, request_id, upstream_key, received_at=received_at)
+        answer = await answers.answer(
+            body, request_id, upstream_key, received_at=received_at, shadow=not no_shadow
+        )
         feedback.remember(request_id, answer, caller.tenant)
         return _answer_response(answer)
     begun = await idempotency.begin(
@@ -109,7 +119,9 @@ async def create_answer(
             headers={**dict(stored.headers), "Idempotent-Replayed": "true"},
         )
     try:
-        answer = await answers.answer(body, request_id, begun.upstream_key, received_at=received_at)
+        answer = await answers.answer(
+            body, request_id, begun.upstream_key, received_at=received_at, shadow=not no_shadow
+        )
         response = _answer_response(answer)
     except BaseException:
         # Failures are not stored: a retry with the same key runs again.
