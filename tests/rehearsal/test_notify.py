@@ -1,5 +1,6 @@
 """The scenario key ``notify``: validation, the controller's environment, what is reported,
-and one rehearsal end to end whose controller notifies a local receiver."""
+and the summary; the rehearsal end to end whose controller notifies a local receiver is the
+shipped shadow-catches-bad-canary scenario (test_rehearse_examples.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import hashlib
 import hmac
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,27 +81,6 @@ def test_an_empty_receiver_says_so() -> None:
         assert build_notifications(receiver) == ([], ["notify: the receiver got no notification"])
     with run_receiver(None) as nothing:
         assert nothing is None
-
-
-@pytest.mark.integration
-def test_a_rehearsal_lists_the_notifications_its_controller_sent(tmp_path: Path) -> None:
-    scenario = _write(tmp_path, notify={"receiver": True, "secret": "rehearsal-secret"})
-    done = subprocess.run(
-        [sys.executable, "-m", "promptctl.main", "rehearse", str(scenario), "--speed", "4",
-         "--output", "json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "rehearsal-secret" not in done.stdout + done.stderr
-    result = json.loads(done.stdout)
-    notifications = result["notifications"]
-    assert notifications and all(n["verified"] and n["status"] == 200 for n in notifications)
-    seen = [(n["event"]["version"], n["event"]["phase"]) for n in notifications]
-    assert seen == [("1.0.0", "Stable"), ("1.1.0", "Progressing"), ("1.1.0", "RolledBack")]
-    rolled_back = notifications[-1]["event"]
-    assert rolled_back["previousPhase"] == "Progressing"
-    assert rolled_back["analysis"]["verdict"] == "Failed"
-    assert not [n for n in result.get("notes", []) if n.startswith("notify")], result["notes"]
 
 
 def test_the_summary_counts_what_was_received_and_verified() -> None:

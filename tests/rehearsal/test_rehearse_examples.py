@@ -14,7 +14,9 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -93,6 +95,7 @@ def test_shipped_scenario_meets_its_expectation(name: str, tmp_path: Path) -> No
         assert set(seen) == {0}, result["timeline"]
         assert {a["mode"] for a in result["analyses"] if a["version"] == "1.1.0"} == {"shadow"}
         assert "p95 latency" in canary["reason"]
+        _assert_notified(result, done.stdout + done.stderr)
     elif EXPECTED[name] == "Promoted":
         assert canary["maxWeight"] == 100
     elif name in ("errors", "slower"):
@@ -109,6 +112,20 @@ def test_shipped_scenario_meets_its_expectation(name: str, tmp_path: Path) -> No
         assert canary["signal"] == "errorRate"
     if name == "slower":
         assert "p95 latency" in canary["reason"]
+
+
+def _assert_notified(result: dict[str, Any], output: str) -> None:
+    """The scenario's `notify` receiver got every phase change, signed (tests/rehearsal/
+    test_notify.py covers the key itself)."""
+    assert "rehearsal-only-secret" not in output
+    notifications = result["notifications"]
+    assert notifications and all(n["verified"] and n["status"] == 200 for n in notifications)
+    seen = [(n["event"]["version"], n["event"]["phase"]) for n in notifications]
+    assert seen == [("1.0.0", "Stable"), ("1.1.0", "Progressing"), ("1.1.0", "RolledBack")]
+    rolled_back = notifications[-1]["event"]
+    assert rolled_back["previousPhase"] == "Progressing"
+    assert rolled_back["analysis"]["verdict"] == "Failed"
+    assert not [n for n in result.get("notes", []) if n.startswith("notify")], result["notes"]
 
 
 def test_an_unmet_expectation_exits_1(tmp_path: Path) -> None:
@@ -158,9 +175,8 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupting_a_rehearsal_stops_everything(signum: int) -> None:
-    process = subprocess.Popen(
+def _start_rehearsal() -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, "-m", "promptctl.main", "rehearse", "examples/rehearsals/healthy.yaml"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -168,25 +184,38 @@ def test_interrupting_a_rehearsal_stops_everything(signum: int) -> None:
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def _wait_for_canary(process: subprocess.Popen[str]) -> set[int]:
+    """Read until the rehearsal applies 1.1.0; the processes it started by then."""
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("applying 1.1.0"):
+            return _descendants(process.pid)
+    pytest.fail("the rehearsal ended before applying 1.1.0:\n" + "".join(seen))
+
+
+def test_interrupting_a_rehearsal_stops_everything() -> None:
+    # Ctrl-C and SIGTERM, one rehearsal each, side by side (the two stacks share nothing).
+    processes = {signal.SIGINT: _start_rehearsal(), signal.SIGTERM: _start_rehearsal()}
     try:
-        assert process.stdout is not None
-        seen = []
-        for line in process.stdout:
-            seen.append(line)
-            if line.startswith("applying 1.1.0"):
-                break
-        else:
-            pytest.fail("the rehearsal ended before applying 1.1.0:\n" + "".join(seen))
-        children = _descendants(process.pid)
-        assert len(children) >= 4, children  # fake model, service, prometheus, controller
-
-        process.send_signal(signum)
-        rest, _ = process.communicate(timeout=60)
-
-        assert process.returncode == 130, rest
-        assert "interrupted; everything it started is stopped" in rest
-        assert [pid for pid in children if _alive(pid)] == []
+        with ThreadPoolExecutor(2) as pool:
+            started = dict(
+                zip(processes, pool.map(_wait_for_canary, processes.values()), strict=True)
+            )
+        for signum, process in processes.items():
+            children = started[signum]
+            assert len(children) >= 4, children  # fake model, service, prometheus, controller
+            process.send_signal(signum)
+        for signum, process in processes.items():
+            rest, _ = process.communicate(timeout=60)
+            assert process.returncode == 130, (signum, rest)
+            assert "interrupted; everything it started is stopped" in rest
+            assert [pid for pid in started[signum] if _alive(pid)] == [], signum
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
