@@ -30,6 +30,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from api.v1alpha1.tools import DEFAULT_MAX_TOOL_ROUNDS, Tool
+
 __all__ = [
     "API_VERSION",
     "DEFAULT_EMPTY_ANSWER",
@@ -533,6 +535,27 @@ class PromptVersionSpec(_Model):
         description="Response cache keyed by version, rendered messages and model parameters.",
     )
     rollout: Rollout = Field(default_factory=Rollout, description="Progressive delivery.")
+    tools: list[Tool] = Field(
+        default_factory=list,
+        max_length=32,
+        description="HTTP tools offered to the model (api/v1alpha1/tools.py, docs/prompts.md).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    max_tool_rounds: int = Field(
+        default=DEFAULT_MAX_TOOL_ROUNDS,
+        ge=1,
+        le=10,
+        description="Most rounds of tool calls per answer before the model must answer.",
+    )
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tool_names(cls, tools: list[Tool]) -> list[Tool]:
+        names = [tool.name for tool in tools]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"tool {twice[0]!r} is declared twice")
+        return tools
 
     @field_validator("variables")
     @classmethod

@@ -12,12 +12,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from prompting.rendering import Message
 from service.llm.resilience.deadline import Deadline
 
-__all__ = ["AnswerModel", "ChatModel", "ChatRequest", "ChatResponse", "GroundedModel", "call_model"]
+__all__ = [
+    "AnswerModel",
+    "ChatModel",
+    "ChatRequest",
+    "ChatResponse",
+    "GroundedModel",
+    "ToolCall",
+    "call_model",
+]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the model asked for: its id, the tool's name, JSON arguments as sent."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,12 @@ class ChatRequest:
     #: The caller's free text (`service.llm.summarizer.build_inputs`), which the embedded
     #: answerer summarises when there are no passages.
     inputs: tuple[str, ...] = ()
+    #: OpenAI function definitions offered to the model (``tools`` in the body).
+    tools: tuple[dict[str, Any], ...] = ()
+    #: OpenAI-shaped messages after `messages`: assistant tool calls and tool results.
+    turns: tuple[dict[str, Any], ...] = ()
+    #: ``tool_choice`` sent with `tools` ("none": the model must answer now).
+    tool_choice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +80,8 @@ class ChatResponse:
     fallback_used: bool = False
     #: Served from the response cache without an upstream call.
     cache_hit: bool = False
+    #: Function calls the model asked for instead of (or beside) an answer.
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class ChatModel(Protocol):

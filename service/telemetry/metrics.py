@@ -242,6 +242,27 @@ class Metrics:
             registry=registry,
         )
 
+        # Declarative HTTP tools (service/tools/, docs/prompts.md "Tools").
+        self.tool_calls = Counter(
+            "promptrollouts_tool_calls_total",
+            "Tool calls the model asked for, by prompt and tool (unknown names: tool=_unknown).",
+            ["prompt", "tool"],
+            registry=registry,
+        )
+        self.tool_errors = Counter(
+            "promptrollouts_tool_errors_total",
+            "Tool calls that failed or were refused, by prompt, tool and reason.",
+            ["prompt", "tool", "reason"],
+            registry=registry,
+        )
+        self.tool_duration = Histogram(
+            "promptrollouts_tool_duration_seconds",
+            "Time to run a tool call (checks, resolving, the HTTP exchange), by prompt and tool.",
+            ["prompt", "tool"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
     def tenant_counter(self, counter: Counter, tenant: str) -> Counter:
         """``counter`` for ``tenant``: labelled only with TENANT_METRICS=true."""
         return counter.labels(tenant) if self.tenant_labels else counter
