@@ -35,6 +35,7 @@ from fakemodel.judge import build_judgement, is_judge_request
 from fakemodel.quality import build_degraded_answer
 from fakemodel.replies import add_reply_routes, build_reply
 from fakemodel.state import FakeModelState, RecordedRequest
+from fakemodel.tools import add_tool_routes, build_tool_turn
 
 __all__ = [
     "FakeModelState",
@@ -125,6 +126,25 @@ def _error(status: int, message: str, kind: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "code": None}}, status)
 
 
+def _compose(
+    state: FakeModelState, action: FaultAction, body: dict[str, Any], model: str, max_tokens: int
+) -> tuple[str, dict[str, Any] | None]:
+    """The answer text, and the assistant message when it calls tools."""
+    messages = body["messages"]
+    turn = build_tool_turn(body, messages, state.tool_play)
+    if turn is not None and turn.get("tool_calls"):
+        return "", turn
+    obeyed = build_obedient_answer(messages) if state.faults.obey_injections else None
+    answer = obeyed or build_judgement(messages, action.judge_score)
+    if answer is None and turn is not None:
+        answer = str(turn.get("content") or "")
+    if answer is None:
+        answer = build_reply(state.replies, messages, model, max_tokens)
+        if action.reply is not None and not is_judge_request(messages):
+            answer = build_degraded_answer(action.reply, answer)
+    return answer, None
+
+
 def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
     """A fresh fake model server; pass `state` to inspect it from a test."""
     state = state or FakeModelState()
@@ -147,12 +167,7 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
         if model not in state.models:
             missing = _error(404, f"The model `{model}` does not exist", "invalid_request_error")
             return await _respond(request, recorded, action, missing)
-        obeyed = build_obedient_answer(messages) if state.faults.obey_injections else None
-        answer = obeyed or build_judgement(messages, action.judge_score)
-        if answer is None:
-            answer = build_reply(state.replies, messages, model, max_tokens)
-            if action.reply is not None and not is_judge_request(messages):
-                answer = build_degraded_answer(action.reply, answer)
+        answer, message = _compose(state, action, body, model, max_tokens)
         prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in messages)
         completion_tokens = count_tokens(answer)
         completion = JSONResponse(
@@ -164,8 +179,8 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": answer},
-                        "finish_reason": "stop",
+                        "message": message or {"role": "assistant", "content": answer},
+                        "finish_reason": "tool_calls" if message else "stop",
                     }
                 ],
                 "usage": {
@@ -238,6 +253,7 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
 
     _add_model_fault_routes(app, state)
     add_reply_routes(app, state)
+    add_tool_routes(app, state)
     return app
 
 
