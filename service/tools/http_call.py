@@ -43,9 +43,10 @@ Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 class ToolCallError(Exception):
     """A tool call that failed: `reason` is a metric label, the message what the model is told."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, status: int | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -143,9 +144,9 @@ async def call_http_tool(
             finally:
                 await response.aclose()
     except TimeoutError as error:
-        raise ToolCallError("timeout", f"the tool did not answer within {seconds:g}s") from error
+        raise ToolCallError("timeout", f"the tool did not answer within {seconds:.3g}s") from error
     except httpx.TimeoutException as error:
-        raise ToolCallError("timeout", f"the tool did not answer within {seconds:g}s") from error
+        raise ToolCallError("timeout", f"the tool did not answer within {seconds:.3g}s") from error
     except httpx.ConnectError as error:
         raise ToolCallError("connect", "cannot connect to the tool") from error
     except httpx.HTTPError as error:
@@ -154,10 +155,14 @@ async def call_http_tool(
         ) from error
     if 300 <= response.status_code < 400:
         raise ToolCallError(
-            "redirect", f"the tool answered a redirect ({response.status_code}); not followed"
+            "redirect",
+            f"the tool answered a redirect ({response.status_code}); not followed",
+            response.status_code,
         )
     if response.status_code >= 400:
-        raise ToolCallError("status", f"the tool answered HTTP {response.status_code}")
+        raise ToolCallError(
+            "status", f"the tool answered HTTP {response.status_code}", response.status_code
+        )
     text = body.decode(response.encoding or "utf-8", errors="replace")
     return HttpToolResult(response.status_code, text, truncated)
 

@@ -115,7 +115,7 @@ class ToolRunner:
                 arguments = decided.arguments
                 content, status = await self._call(tool, arguments, deadline)
             except ToolCallError as error:
-                reason = error.reason
+                reason, status = error.reason, error.status
                 content = f"TOOL ERROR ({label}): {error}. Answer without this tool's result."
                 if span.is_recording():
                     span.set_attribute("error.type", reason)

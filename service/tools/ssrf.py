@@ -115,9 +115,9 @@ def decide_host(host: str, allow: Allowlist) -> TargetDecision:
     if not allow.enabled:
         return TargetDecision(reason="tools_disabled", detail="tools are disabled on this service")
     name = normalise_host(host)
-    literal = _literal(name)
-    if literal is None and "%" in name:
+    if "%" in name:
         return TargetDecision(reason="ambiguous_address", detail="zoned addresses are refused")
+    literal = _literal(name)
     if literal is None and _NUMERIC_LABEL.match(name.rsplit(".", 1)[-1]):
         return TargetDecision(
             reason="ambiguous_address", detail=f"host {name!r} is not a canonical IP address"
