@@ -45,7 +45,7 @@ from service.settings import Settings
 from service.telemetry.metrics import Metrics, MetricsObserver
 from service.telemetry.request_log import ContentMode, RequestLogger
 from service.telemetry.spans import Tracing
-from service.tools import ToolRunner, parse_allowlist
+from service.tools.setup import build_tool_runner
 
 __all__ = ["Resources", "index_corpora", "open_resources"]
 
@@ -229,29 +229,6 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             tracing,
             judge,
         )
-
-
-async def build_tool_runner(
-    settings: Settings, metrics: Metrics, tracing: Tracing, stack: AsyncExitStack
-) -> ToolRunner:
-    """The runner of prompts' HTTP tools, with a client of its own: no redirects, no proxies
-    from the environment, bounded connections (TOOL_ALLOWED_HOSTS empty: every call refused)."""
-    client = await stack.enter_async_context(
-        httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
-        )
-    )
-    return ToolRunner(
-        client,
-        parse_allowlist(settings.tool_allowed_hosts),
-        metrics=metrics,
-        tracing=tracing,
-        secrets_dir=settings.tool_secrets_dir,
-        max_response_bytes=settings.tool_max_response_bytes,
-        max_result_chars=settings.tool_max_result_chars,
-    )
 
 
 def build_feedback(

@@ -62,7 +62,6 @@ ERROR_REASONS = (
     "connect",
     "transport",
     "status",
-    "too_many_calls",
 )
 _events = structlog.get_logger("service.tools")
 
