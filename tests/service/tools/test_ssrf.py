@@ -19,7 +19,7 @@ def test_an_empty_list_disables_tools() -> None:
 
 
 def test_bad_entries_are_named() -> None:
-    with pytest.raises(ValueError, match="'10.0.0.1/8'"):
+    with pytest.raises(ValueError, match=r"'10\.0\.0\.1/8'"):
         parse_allowlist(["10.0.0.1/8"])
     with pytest.raises(ValueError, match="not a host name or CIDR"):
         parse_allowlist(["bad host!"])

@@ -24,7 +24,7 @@ from service.telemetry.metrics import Metrics
 from service.telemetry.spans import Tracing
 from service.tools import ToolRunner, parse_allowlist
 from service.tools.arguments import ToolHttpRequest
-from service.tools.http_call import ToolCallError, call_http_tool
+from service.tools.http_call import ToolCallError, call_http_tool, fetch_addresses
 from service.tools.ssrf import IPAddress
 from tests.support.tool_server import ToolServer, run_tool_server
 
@@ -196,8 +196,6 @@ async def test_ssrf_refusals_never_send_a_request(
 @pytest.mark.asyncio
 async def test_the_system_resolver_localhost_is_refused(client: httpx.AsyncClient) -> None:
     """A real DNS name (``localhost``) resolving to loopback, allowed by name only."""
-    from service.tools.http_call import fetch_addresses
-
     request = ToolHttpRequest("GET", "http://localhost:9/x", {}, None)
     with pytest.raises(ToolCallError) as refused:
         await call_http_tool(
