@@ -46,6 +46,16 @@ def find_placeholders(url: str) -> list[str]:
     return _PLACEHOLDER.findall(url)
 
 
+def _refs(node: Any) -> list[str]:
+    """Every ``$ref`` string in a schema."""
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [ref for value in node.values() for ref in _refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _refs(value)]
+    return []
+
+
 class SecretKeyRef(_Model):
     """One key of a Kubernetes Secret (mounted into the service under TOOL_SECRETS_DIR)."""
 
@@ -136,6 +146,8 @@ class Tool(_Model):
             Draft202012Validator.check_schema(schema)
         except SchemaError as error:
             raise ValueError(f"parameters is not a valid JSON Schema: {error.message}") from error
+        if any(not ref.startswith("#") for ref in _refs(schema)):
+            raise ValueError("parameters may only use local $ref (#/...): nothing is fetched")
         if schema.get("type") != "object":
             raise ValueError('parameters must be an object schema ("type": "object")')
         return schema

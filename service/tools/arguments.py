@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from jsonschema import Draft202012Validator
+from referencing.exceptions import Unresolvable
 
 from api.v1alpha1 import Tool
 
@@ -60,9 +61,13 @@ def decide_arguments(tool: Tool, raw: str) -> ArgumentsDecision:
         return ArgumentsDecision(error="arguments are not valid JSON")
     if not isinstance(arguments, dict):
         return ArgumentsDecision(error="arguments must be a JSON object")
-    errors = sorted(
-        Draft202012Validator(tool.parameters).iter_errors(arguments), key=lambda e: list(e.path)
-    )
+    try:
+        errors = sorted(
+            Draft202012Validator(tool.parameters).iter_errors(arguments),
+            key=lambda e: [str(p) for p in e.path],
+        )
+    except Unresolvable as error:
+        return ArgumentsDecision(error=f"the tool's schema has an unresolvable $ref ({error})")
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(root)"

@@ -48,7 +48,14 @@ async def call_with_tools(
     replies: list[ChatResponse] = []
     for round_number in range(max_rounds + 1):
         final = round_number == max_rounds
-        asked = replace(offered, turns=tuple(turns), tool_choice="none" if final else None)
+        asked = replace(
+            offered,
+            turns=tuple(turns),
+            tool_choice="none" if final else None,
+            # Each round is a new upstream request: its own Idempotency-Key, or an
+            # idempotent upstream would replay the first round's reply.
+            idempotency_key=_round_key(request.idempotency_key, round_number),
+        )
         reply = await chat.complete(asked)
         replies.append(reply)
         if not reply.tool_calls or final:
@@ -79,3 +86,10 @@ async def call_with_tools(
         fallback_used=any(r.fallback_used for r in replies),
         tool_calls=(),
     )
+
+
+def _round_key(key: str | None, round_number: int) -> str | None:
+    """The Idempotency-Key of one round: the request's for the first, suffixed after."""
+    if key is None or round_number == 0:
+        return key
+    return f"{key}.tools-{round_number}"

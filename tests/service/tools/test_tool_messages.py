@@ -67,6 +67,10 @@ def test_placeholders_are_encoded_whole_and_the_rest_goes_to_query_or_body() -> 
             "valid JSON Schema",
         ),
         ({"parameters": {"type": "string"}}, "must be an object schema"),
+        (
+            {"parameters": {"type": "object", "properties": {"a": {"$ref": "https://x.test/s"}}}},
+            "only use local",
+        ),
         ({"http": {"url": "ftp://api.example.com/{orderId}"}}, "http:// or https://"),
         ({"http": {"url": "https://{orderId}.example.com/"}}, "fixed host"),
         ({"http": {"url": "https://u:p@api.example.com/{orderId}"}}, "credentials"),

@@ -140,6 +140,8 @@ def test_at_most_max_tool_rounds_then_the_model_must_answer(
     assert chats[-1]["tool_choice"] == "none"
     assert "tool_choice" not in chats[0]
     assert body["outcome"] == "answered"
+    keys = [r.headers.get("idempotency-key") for r in state.requests if "chat" in r.path]
+    assert len(set(keys)) == 3 and keys[1] == f"{keys[0]}.tools-1"  # one per round
 
 
 def test_invalid_arguments_are_told_to_the_model_not_sent(
