@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from pydantic import ValidationError
 
+from service.settings import Settings
 from service.tools.ssrf import decide_host, decide_target, parse_allowlist
 
 PUBLIC = ipaddress.ip_address("93.184.216.34")
@@ -114,3 +116,15 @@ def test_non_canonical_ip_spellings_are_refused(host: str) -> None:
 def test_zoned_ipv6_addresses_are_refused() -> None:
     allow = parse_allowlist(["fe80::/10"])
     assert decide_host("fe80::1%eth0", allow).reason is not None
+
+
+def test_the_setting_is_a_comma_separated_list_checked_at_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TOOL_ALLOWED_HOSTS", " orders.example.com , 10.20.0.0/16 ")
+    assert Settings().tool_allowed_hosts == ["orders.example.com", "10.20.0.0/16"]
+    monkeypatch.setenv("TOOL_ALLOWED_HOSTS", "")
+    assert Settings().tool_allowed_hosts == []
+    monkeypatch.setenv("TOOL_ALLOWED_HOSTS", "orders.example.com,10.0.0.1/8")
+    with pytest.raises(ValidationError, match="TOOL_ALLOWED_HOSTS entry"):
+        Settings()
