@@ -42,6 +42,7 @@ from fakemodel.structured import (
     find_json_schema,
     is_repair_conversation,
 )
+from fakemodel.tools import add_tool_routes, build_tool_turn
 
 __all__ = [
     "FakeModelState",
@@ -165,22 +166,28 @@ def _error(status: int, message: str, kind: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "code": None}}, status)
 
 
-def _build_answer(
-    state: FakeModelState, body: dict[str, Any], action: FaultAction, max_tokens: int
-) -> str:
-    """The chat answer: obeyed injection, judgement, JSON document, or reply (degraded)."""
+def _compose(
+    state: FakeModelState, action: FaultAction, body: dict[str, Any], max_tokens: int
+) -> tuple[str, dict[str, Any] | None]:
+    """The answer text, and the assistant message when it calls tools: tool calls, obeyed
+    injection, judgement, JSON document, quoted tool results, or the reply (degraded)."""
     messages = body["messages"]
+    turn = build_tool_turn(body, messages, state.tool_play)
+    if turn is not None and turn.get("tool_calls"):
+        return "", turn
     obeyed = build_obedient_answer(messages) if state.faults.obey_injections else None
     answer = obeyed or build_judgement(messages, action.judge_score)
     if answer is not None:
-        return answer
+        return answer, None
     schema = find_json_schema(body)
     if schema is not None:
-        return build_structured_answer(schema, action.reply, is_repair_conversation(messages))
+        return build_structured_answer(schema, action.reply, is_repair_conversation(messages)), None
+    if turn is not None:
+        return str(turn.get("content") or ""), None
     answer = build_reply(state.replies, messages, str(body["model"]), max_tokens)
     if action.reply is not None and not is_judge_request(messages):
         answer = build_degraded_answer(action.reply, answer)
-    return answer
+    return answer, None
 
 
 def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
@@ -205,7 +212,7 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
         if model not in state.models:
             missing = _error(404, f"The model `{model}` does not exist", "invalid_request_error")
             return await _respond(request, recorded, action, missing)
-        answer = _build_answer(state, body, action, max_tokens)
+        answer, message = _compose(state, action, body, max_tokens)
         prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in messages)
         usage = build_usage(prompt_tokens, count_tokens(answer))
         if body.get("stream") is True:
@@ -219,8 +226,8 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": answer},
-                        "finish_reason": "stop",
+                        "message": message or {"role": "assistant", "content": answer},
+                        "finish_reason": "tool_calls" if message else "stop",
                     }
                 ],
                 "usage": usage,
@@ -289,6 +296,7 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
 
     _add_model_fault_routes(app, state)
     add_reply_routes(app, state)
+    add_tool_routes(app, state)
     return app
 
 

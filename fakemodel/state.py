@@ -15,6 +15,7 @@ from fastapi import Request
 
 from fakemodel.faults import Endpoint, FaultAction, Faults, decide_fault
 from fakemodel.replies import Replies
+from fakemodel.tools import ToolPlay
 
 __all__ = ["FakeModelState", "RecordedRequest"]
 
@@ -83,6 +84,8 @@ class FakeModelState:
     seed: int = 0
     #: How chat answers are composed (`fakemodel.replies`); set with /admin/replies.
     replies: Replies = field(default_factory=Replies)
+    #: How it calls offered tools (`fakemodel.tools`); set with /admin/tools.
+    tool_play: ToolPlay = field(default_factory=ToolPlay)
     _dice: _Dice = field(init=False, repr=False)
     _model_dice: dict[str, _Dice] = field(init=False, repr=False, default_factory=dict)
 

@@ -47,6 +47,7 @@ from service.shadow_setup import open_shadow
 from service.telemetry.metrics import Metrics, MetricsObserver
 from service.telemetry.request_log import ContentMode, RequestLogger
 from service.telemetry.spans import Tracing
+from service.tools.setup import build_tool_runner
 
 __all__ = ["Resources", "index_corpora", "open_resources"]
 
@@ -205,6 +206,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             max_deadline_seconds=settings.resilience.max_deadline,
             tracing=tracing,
             judge=judge,
+            tools=await build_tool_runner(settings, metrics, tracing, stack),
         )
         open_shadow(settings, answers, embedder, stack)  # stopped before the HTTP pool closes
         client = open_redis(settings.redis_url)

@@ -32,6 +32,7 @@ from service.settings_parsing import (
     nest_resilience_variables,
     parse_corpora,
 )
+from service.tools.ssrf import parse_allowlist
 
 __all__ = [
     "DEFAULT_CORPORA",
@@ -42,6 +43,13 @@ __all__ = [
     "list_variables",
     "parse_corpora",
 ]
+
+
+def _split_list(value: object) -> object:
+    """A comma-separated string as a list (other values unchanged)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 class Settings(BaseSettings):
@@ -292,6 +300,24 @@ class Settings(BaseSettings):
         "instead of on the API port.",
     )
     openapi: bool = Field(default=True, description="Serve /docs and /openapi.json.")
+    tool_allowed_hosts: Annotated[list[str], NoDecode, BeforeValidator(_split_list)] = Field(
+        default_factory=list,
+        description="Hosts prompts' HTTP tools may call: exact names or CIDRs, comma-separated; "
+        "empty disables tools. Private addresses only inside a listed CIDR; cloud metadata never.",
+    )
+    tool_max_response_bytes: int = Field(
+        default=65_536, ge=1024, le=10_485_760, description="Most bytes read from a tool response."
+    )
+    tool_max_result_chars: int = Field(
+        default=4000,
+        ge=100,
+        le=100_000,
+        description="Most characters of a tool result the model sees.",
+    )
+    tool_secrets_dir: Path = Field(
+        default=Path("/var/run/secrets/prompt-rollouts/tools"),
+        description="Where tool headers' secretKeyRef values are read: <dir>/<secret>/<key>.",
+    )
     idempotency_secret: SecretStr | None = Field(
         default=None,
         description="Secret for the Idempotency-Key sent upstream (HMAC of caller scope and "
@@ -312,6 +338,12 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("tool_allowed_hosts")
+    @classmethod
+    def _valid_hosts(cls, hosts: list[str]) -> list[str]:
+        parse_allowlist(hosts)  # raises ValueError naming the bad entry
+        return hosts
 
     def start_up_corpora(self) -> dict[str, Path]:
         """Collection -> folder indexed at start-up, in order: CORPORA; or, when CORPUS_DIR or

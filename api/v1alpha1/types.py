@@ -32,6 +32,7 @@ from pydantic.alias_generators import to_camel
 
 from api.v1alpha1.evalgate import EvalGate, EvalGateResult
 from api.v1alpha1.output import OutputContract
+from api.v1alpha1.tools import DEFAULT_MAX_TOOL_ROUNDS, Tool
 
 __all__ = [
     "API_VERSION",
@@ -627,6 +628,27 @@ class PromptVersionSpec(_Model):
     output: OutputContract | None = Field(
         default=None, description="Output contract: the answer is JSON meeting a schema."
     )
+    tools: list[Tool] = Field(
+        default_factory=list,
+        max_length=32,
+        description="HTTP tools offered to the model (api/v1alpha1/tools.py, docs/prompts.md).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    max_tool_rounds: int = Field(
+        default=DEFAULT_MAX_TOOL_ROUNDS,
+        ge=1,
+        le=10,
+        description="Most rounds of tool calls per answer before the model must answer.",
+    )
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tool_names(cls, tools: list[Tool]) -> list[Tool]:
+        names = [tool.name for tool in tools]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"tool {twice[0]!r} is declared twice")
+        return tools
 
     @field_validator("variables")
     @classmethod

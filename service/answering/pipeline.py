@@ -42,7 +42,7 @@ from service.answering.schemas import AnswerRequest, AnswerResponse, Citation, U
 from service.catalog.catalog import Catalog
 from service.catalog.registry import ServedVersion
 from service.errors import AnswerableError, DeadlineExceededError, PromptingError, ServiceError
-from service.llm.chat import AnswerModel, ChatRequest, ChatResponse, call_model
+from service.llm.chat import AnswerModel, ChatRequest, ChatResponse, GroundedModel, call_model
 from service.llm.resilience.deadline import Deadline
 from service.llm.summarizer import build_inputs
 from service.retrieval.search import (
@@ -56,6 +56,7 @@ from service.settings import ModelPrice
 from service.telemetry.metrics import Metrics
 from service.telemetry.request_log import RequestLogger
 from service.telemetry.spans import Tracing
+from service.tools import ToolRunner, call_with_tools
 
 __all__ = ["BACKSTOP_GRACE_SECONDS", "AnswerService", "PassageSearch", "cost_usd"]
 
@@ -138,6 +139,8 @@ class AnswerService:
     judge: OnlineJudge | None = None
     #: Shadows a canary in a shadow step (service.answering.shadow): (result, allowed).
     shadow: Callable[[AnswerResult, bool], None] | None = None
+    #: Runs the calls of versions with spec.tools (None: tools are not offered).
+    tools: ToolRunner | None = None
     recorder: AnswerRecorder = field(init=False)
 
     def __post_init__(self) -> None:
@@ -343,7 +346,13 @@ class AnswerService:
         identical requests still share a key. A grounded model gets the passages' texts.
         """
         sources = [p.text for p in context.passages]
-        cache = served.resource.spec.cache
+        spec = served.resource.spec
+        if spec.tools and self.tools is not None and not isinstance(self.chat, GroundedModel):
+            return await call_with_tools(  # live tool data: never cached
+                self.chat, request, self.tools, prompt=served.prompt, version=served.version,
+                tools=spec.tools, max_rounds=spec.max_tool_rounds,
+            )  # fmt: skip
+        cache = spec.cache
         if not cache.enabled:
             return await call_model(self.chat, request, sources)
         keyed = request

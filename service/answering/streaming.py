@@ -265,8 +265,10 @@ async def open_answer_stream(
 async def _open(
     service: AnswerService, call: _Call
 ) -> tuple[_Prepared, ChatStream, StreamGuard] | AnswerResponse:
-    if call.served.resource.spec.output is not None:
-        # An output contract is checked (and repaired) on the whole document: not streamed.
+    spec = call.served.resource.spec
+    if spec.output is not None or spec.tools:
+        # An output contract is checked (and repaired) on the whole document, and tool
+        # rounds come before any answer text: answered whole, sent as one delta.
         return await service._answer(call)
     prepared = await service.prepare(call)
     if isinstance(prepared, AnswerResponse):

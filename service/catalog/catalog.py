@@ -10,6 +10,7 @@ from service.catalog.registry import LoadedVersion, PromptRegistry
 from service.llm.extractive import EXTRACTIVE_MODEL_ID
 from service.telemetry.metrics import Metrics
 from service.telemetry.shadow_metrics import publish_shadow_series
+from service.tools import ERROR_REASONS as TOOL_ERROR_REASONS
 
 __all__ = ["Catalog", "publish_registry"]
 
@@ -81,6 +82,11 @@ def publish_registry(metrics: Metrics, registry: PromptRegistry) -> None:
             metrics.feedback_score_retracted,
         ):
             quality.labels(*labels)
+        for tool in served.resource.spec.tools:
+            metrics.tool_calls.labels(served.prompt, tool.name)
+            metrics.tool_duration.labels(served.prompt, tool.name)
+            for reason in TOOL_ERROR_REASONS:
+                metrics.tool_errors.labels(served.prompt, tool.name, reason)
         model = served.resource.spec.model
         for name in (model.name, *model.fallbacks, EXTRACTIVE_MODEL_ID):
             metrics.cost.labels(*labels, name)

@@ -24,6 +24,7 @@ __all__ = [
     "ChatResponse",
     "GroundedModel",
     "ResponseFormat",
+    "ToolCall",
     "call_model",
 ]
 
@@ -39,6 +40,15 @@ class ResponseFormat:
     name: str
     schema: Mapping[str, Any]
     strict: bool = False
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the model asked for: its id, the tool's name, JSON arguments as sent."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,12 @@ class ChatRequest:
     inputs: tuple[str, ...] = ()
     #: Structured output the answer must meet (None: free text).
     response_format: ResponseFormat | None = None
+    #: OpenAI function definitions offered to the model (``tools`` in the body).
+    tools: tuple[dict[str, Any], ...] = ()
+    #: OpenAI-shaped messages after `messages`: assistant tool calls and tool results.
+    turns: tuple[dict[str, Any], ...] = ()
+    #: ``tool_choice`` sent with `tools` ("none": the model must answer now).
+    tool_choice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,8 @@ class ChatResponse:
     fallback_used: bool = False
     #: Served from the response cache without an upstream call.
     cache_hit: bool = False
+    #: Function calls the model asked for instead of (or beside) an answer.
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class ChatModel(Protocol):

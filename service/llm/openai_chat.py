@@ -26,7 +26,7 @@ import httpx
 
 from prompting.tokens import estimate_tokens
 from service.errors import UpstreamError
-from service.llm.chat import ChatRequest, ChatResponse, ResponseFormat
+from service.llm.chat import ChatRequest, ChatResponse, ResponseFormat, ToolCall
 from service.llm.openai_stream import open_openai_stream
 from service.llm.resilience.policy import parse_retry_after
 from service.llm.streams import ChatStream
@@ -123,7 +123,10 @@ class OpenAIChatModel:
     ) -> httpx.Response:
         body: dict[str, Any] = {
             "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [
+                *({"role": m.role, "content": m.content} for m in request.messages),
+                *request.turns,
+            ],
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
         }
@@ -131,6 +134,10 @@ class OpenAIChatModel:
             body["user"] = request.user
         if response_format is not None:
             body["response_format"] = response_format
+        if request.tools:
+            body["tools"] = list(request.tools)
+            if request.tool_choice:
+                body["tool_choice"] = request.tool_choice
         headers = dict(self._headers)
         if request.idempotency_key:
             headers["Idempotency-Key"] = request.idempotency_key
@@ -164,7 +171,11 @@ def _parse(response: httpx.Response, request: ChatRequest) -> ChatResponse:
     try:
         # The bytes straight to json.loads (it detects UTF-8/16/32 as httpx does).
         payload = json.loads(response.content)
-        text = payload["choices"][0]["message"]["content"]
+        message = payload["choices"][0]["message"]
+        calls = _tool_calls(message.get("tool_calls")) if request.tools else ()
+        text = message["content"]
+        if text is None and calls:
+            text = ""
         if not isinstance(text, str):
             raise TypeError("content is not a string")
         usage = payload.get("usage") or {}
@@ -181,4 +192,21 @@ def _parse(response: httpx.Response, request: ChatRequest) -> ChatResponse:
         model=request.model,
         input_tokens=input_tokens or sum(estimate_tokens(m.content) for m in request.messages),
         output_tokens=output_tokens or estimate_tokens(text),
+        tool_calls=calls,
     )
+
+
+def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
+    """The message's function calls (TypeError when they are malformed)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise TypeError("tool_calls is not a list")
+    calls: list[ToolCall] = []
+    for item in raw:
+        function = item["function"]
+        call_id, name, arguments = item["id"], function["name"], function.get("arguments") or "{}"
+        if not all(isinstance(value, str) for value in (call_id, name, arguments)):
+            raise TypeError("a tool call's id, name and arguments must be strings")
+        calls.append(ToolCall(call_id, name, arguments))
+    return tuple(calls)

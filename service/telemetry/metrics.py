@@ -11,7 +11,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from service.llm.resilience.breaker import BreakerState
+from service.telemetry.buckets import LATENCY_BUCKETS
 from service.telemetry.shadow_metrics import ShadowMetrics
+from service.telemetry.tool_metrics import ToolMetrics
 
 __all__ = [
     "ANSWER_LENGTH_BUCKETS",
@@ -23,7 +25,6 @@ __all__ = [
 ]
 
 #: From 10 ms to 60 s: LLM answers span three orders of magnitude.
-LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 #: Retrieval is local and fast: 1 ms to 2.5 s.
 RETRIEVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 #: Judge scores are 0..1: one bucket per tenth.
@@ -259,6 +260,13 @@ class Metrics:
 
         #: Shadow answers of canaries in a shadow step (mode="shadow"; shadow_metrics.py).
         self.shadow = ShadowMetrics(registry)
+        #: Declarative HTTP tools (service/tools/, tool_metrics.py).
+        tools = ToolMetrics(registry)
+        self.tool_calls, self.tool_errors, self.tool_duration = (
+            tools.calls,
+            tools.errors,
+            tools.duration,
+        )
 
     def tenant_counter(self, counter: Counter, tenant: str) -> Counter:
         """``counter`` for ``tenant``: labelled only with TENANT_METRICS=true."""

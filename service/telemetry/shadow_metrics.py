@@ -17,11 +17,10 @@ from enum import StrEnum
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from service.answering.outcome import Outcome
+from service.telemetry.buckets import LATENCY_BUCKETS
 
 __all__ = ["SIMILARITY_BUCKETS", "ShadowMetrics", "ShadowResult", "publish_shadow_series"]
 
-#: Latency buckets of the live answers (service.telemetry.metrics.LATENCY_BUCKETS).
-_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 #: Cosine similarity of two answers' embeddings: finer near 1, where agreement lives.
 SIMILARITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0)
 _MODE = "shadow"
@@ -65,7 +64,7 @@ class ShadowMetrics:
             "promptrollouts_shadow_request_duration_seconds",
             "Time to produce a shadow answer, by prompt and version.",
             ["prompt", "version", "mode"],
-            buckets=_LATENCY_BUCKETS,
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.tokens = Counter(

@@ -91,6 +91,7 @@ def test_there_are_prompts() -> None:
     assert [p.name for p in PROMPT_FILES] == [
         "faq-bot-1.0.0.yaml",
         "faq-bot-1.1.0.yaml",
+        "order-status-1.0.0.yaml",
         "policy-qa-1.0.0.yaml",
         "policy-qa-1.1.0.yaml",
         "ticket-summarizer-1.0.0.yaml",
@@ -127,6 +128,7 @@ def test_prompts_directory_loads_in_name_order_without_duplicates() -> None:
     assert [(v.spec.prompt, v.spec.version) for v in versions] == [
         ("faq-bot", "1.0.0"),
         ("faq-bot", "1.1.0"),
+        ("order-status", "1.0.0"),
         ("policy-qa", "1.0.0"),
         ("policy-qa", "1.1.0"),
         ("ticket-summarizer", "1.0.0"),

@@ -253,6 +253,9 @@ def test_defaults_server(helm: Helm) -> None:
         "TENANT_METRICS": "false",
         "METRICS_PORT": "9090",
         "OPENAPI": "false",
+        "TOOL_ALLOWED_HOSTS": "",  # tools disabled
+        "TOOL_MAX_RESPONSE_BYTES": "65536",
+        "TOOL_MAX_RESULT_CHARS": "4000",
         "IDEMPOTENCY_SECRET": None,
         "PROMPT_SOURCE": "cluster",
         "KUBE_NAMESPACE": NAMESPACE,
@@ -308,6 +311,28 @@ def test_webhook_signing_key_comes_from_a_secret(helm: Helm) -> None:
         "name": "WEBHOOK_SECRET",
         "valueFrom": {"secretKeyRef": {"name": "rollout-webhooks", "key": "webhook-secret"}},
     }
+
+
+def test_tool_hosts_and_secrets_reach_the_server(helm: Helm) -> None:
+    values = {
+        "tools": {
+            "allowedHosts": ["orders.larkspur.example", "10.20.0.0/16"],
+            "maxResponseBytes": 65536,
+            "maxResultChars": 4000,
+            "secrets": ["orders-api"],
+        }
+    }
+    release = helm.install(values, name="tools")
+    server = container(release, "server")
+    assert env_of(server)["TOOL_ALLOWED_HOSTS"]["value"] == "orders.larkspur.example,10.20.0.0/16"
+    mount = next(m for m in server["volumeMounts"] if m["name"] == "tool-secret-orders-api")
+    assert mount == {
+        "name": "tool-secret-orders-api",
+        "mountPath": "/var/run/secrets/prompt-rollouts/tools/orders-api",
+        "readOnly": True,
+    }
+    volumes = {v["name"]: v for v in pod_spec(release.one("Deployment", "-server"))["volumes"]}
+    assert volumes["tool-secret-orders-api"]["secret"]["secretName"] == "orders-api"
 
 
 def test_defaults_rbac_is_namespaced_least_privilege(helm: Helm) -> None:

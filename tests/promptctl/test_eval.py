@@ -212,7 +212,7 @@ def test_an_unknown_prompt_names_the_loaded_ones(tmp_path: Path) -> None:
         env=service_env(ROOT / "prompts"),
     )
     assert result.exit_code == 2, result.output
-    loaded = "loaded prompts: faq-bot, policy-qa, ticket-summarizer"
+    loaded = "loaded prompts: faq-bot, order-status, policy-qa, ticket-summarizer"
     assert f"prompt 'billing-qa' is not loaded; {loaded}" in result.stderr
 
 

@@ -127,7 +127,7 @@ def test_body_error_sentences() -> None:
 def test_unknown_prompt_404_lists_the_prompts_that_exist(local_client: TestClient) -> None:
     response = local_client.post("/v1/answers", json={"prompt": "nope", "question": "hi"})
     problem = _problem(response, 404, "prompt-not-found")
-    shipped = ["faq-bot", "policy-qa", "ticket-summarizer"]  # the prompts/ folder, sorted
+    shipped = ["faq-bot", "order-status", "policy-qa", "ticket-summarizer"]  # prompts/, sorted
     assert problem["prompts"] == shipped
     assert problem["detail"].endswith(f"prompts served here: {', '.join(shipped)}")
 

@@ -11,7 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.answering.outcome import Outcome
 
 MANIFEST_VALUES = {
-    "prompt": {"policy-qa", "faq-bot", "ticket-summarizer"},
+    "prompt": {"policy-qa", "faq-bot", "ticket-summarizer", "order-status"},
+    "tool": {"get_order_status"},
     "version": {"1.0.0", "1.1.0"},
     "model": {"gpt-4o-mini", "gpt-4.1-nano", "embedded-extractive"},
     "collection": {"policies", "faq"},

@@ -11,12 +11,18 @@ def test_prompts_lists_versions_with_phase_and_weight(local_client: TestClient) 
     assert summary == {
         ("faq-bot", "1.0.0"): ("Superseded", 0),
         ("faq-bot", "1.1.0"): ("Stable", 100),
+        ("order-status", "1.0.0"): ("Stable", 100),
         ("policy-qa", "1.0.0"): ("Superseded", 0),
         ("policy-qa", "1.1.0"): ("Stable", 100),
         ("ticket-summarizer", "1.0.0"): ("Stable", 100),
     }
     collections = {i["prompt"]: i["collection"] for i in items}
-    assert collections == {"faq-bot": "faq", "policy-qa": "policies", "ticket-summarizer": None}
+    assert collections == {
+        "faq-bot": "faq",
+        "policy-qa": "policies",
+        "ticket-summarizer": None,
+        "order-status": None,
+    }
 
 
 def test_health_and_readiness(local_client: TestClient) -> None:
