@@ -109,6 +109,14 @@ async def create_chat_completion(
     request_id: RequestIdDep,
     caller: CallerDep,
     registry: RegistryDep,
+    no_shadow: Annotated[
+        bool,
+        Header(
+            alias="X-No-Shadow",
+            description="`true`: no canary answers this request in the background (a shadow "
+            "step's shadow answer).",
+        ),
+    ] = False,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -142,7 +150,9 @@ async def create_chat_completion(
 
     async def answer(upstream_key: str) -> AnswerResponse:
         try:
-            return await answers.answer(ask, request_id, upstream_key, received_at=received_at)
+            return await answers.answer(
+                ask, request_id, upstream_key, received_at=received_at, shadow=not no_shadow
+            )
         except VariableError as error:
             raise (_explain_history(error) if with_history else error) from None
 

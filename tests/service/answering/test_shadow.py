@@ -266,3 +266,21 @@ def test_shutdown_cancels_running_shadow_answers(tmp_path: Path, fake: str) -> N
 
     assert stopped < 5, f"shutdown waited {stopped:.1f} s for a shadow answer"
     assert _calls(client)["cancelled"] == 1
+
+
+def test_the_openai_facade_shadows_too_honours_x_no_shadow_and_never_shadows_a_stream(
+    tmp_path: Path, fake: str
+) -> None:
+    with _client(tmp_path, fake, shadow_concurrency=64) as client:
+        _shadowing(client, percent=100)
+        ask = {"model": "prompts/faq", "messages": [{"role": "user", "content": "Refunds?"}]}
+        for headers in ({}, {"X-No-Shadow": "true"}):
+            completion = client.post("/v1/chat/completions", json=ask, headers=headers)
+            assert completion.status_code == 200, completion.text
+        streamed = client.post("/v1/answers", json={"prompt": "faq", "question": "Refunds?",
+                                                     "stream": True})  # fmt: skip
+        assert streamed.status_code == 200, streamed.text
+        counts = _settled(client, 2)
+
+        assert counts["done"] == 1 and counts["opted_out"] == 1, counts
+        assert _canary_calls(fake) == 1
