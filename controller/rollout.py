@@ -3,7 +3,8 @@
 One call of :func:`decide` looks at every PromptVersion of one logical prompt and returns
 the status changes to make, each with the Event that explains it. Time is passed in;
 nothing here reads a clock, a cluster or Prometheus. The views and the choice of what to
-analyse are in :mod:`controller.versions`; the status patch in :mod:`controller.status`.
+analyse are in :mod:`controller.versions`; the status patch in :mod:`controller.status`;
+the moves between steps (start, advance, promote) in :mod:`controller.steps`.
 
 ::
 
@@ -36,7 +37,6 @@ from controller.plan import (
     record_assessment,
     stable_in,
 )
-from controller.shadow import decide_step_status
 from controller.status import (
     CANARY_PHASES,
     HALTED_PHASES,
@@ -45,6 +45,7 @@ from controller.status import (
     StatusPatch,
     decide_invalid,
 )
+from controller.steps import advance_step, promote, start_rollout
 from controller.versions import (
     REQUEST_ANNOTATION,
     Action,
@@ -156,9 +157,9 @@ def _handle_requests(plan: Plan, views: Sequence[VersionView]) -> None:
         action = request.action
         if phase in CANARY_PHASES and action in (Action.PROMOTE, Action.PROMOTE_FULL):
             if action is Action.PROMOTE_FULL:
-                _promote(plan, views, view, "promoted by hand (full)")
+                promote(plan, views, view, "promoted by hand (full)")
             else:
-                _advance(plan, views, view, "advanced by hand")
+                advance_step(plan, views, view, "advanced by hand")
         elif phase in CANARY_PHASES and action is Action.ABORT:
             plan.move(view, Phase.ABORTED, 0, "aborted by hand", warning=True)
         elif phase is Phase.PROGRESSING and action is Action.PAUSE:
@@ -189,20 +190,7 @@ def _retry(plan: Plan, views: Sequence[VersionView], view: VersionView) -> None:
         return
     if current is not None and current.name != view.name:
         plan.move(current, Phase.SUPERSEDED, 0, f"superseded by {view.spec.version}")
-    _start(plan, view, "retried by hand")
-
-
-def _start(plan: Plan, view: VersionView, why: str) -> None:
-    """Begin (or restart) `view`'s rollout at its first step."""
-    steps = view.spec.rollout.steps
-    plan.move(view, Phase.PROGRESSING, steps[0].live_weight if steps else 0, f"{why}: step 1")
-    plan.patch(
-        view, step_index=0, step_started_at=plan.now, consecutive_failures=0, consecutive_errors=0
-    )
-    if steps:
-        plan.patch(view, **decide_step_status(steps[0]), shadow_samples=None)
-    if view.status.quality is not None:  # a retry: the last attempt's verdict no longer applies
-        plan.patch(view, quality=None)
+    start_rollout(plan, view, "retried by hand")
 
 
 def _admit_new_versions(plan: Plan, views: Sequence[VersionView]) -> None:
@@ -225,9 +213,9 @@ def _admit_new_versions(plan: Plan, views: Sequence[VersionView]) -> None:
                 plan.move(canary, Phase.SUPERSEDED, 0, f"superseded by {newest.spec.version}")
             if steps:
                 base = stable.spec.version if stable is not None else "nothing"
-                _start(plan, newest, f"rolling out over {base}")
+                start_rollout(plan, newest, f"rolling out over {base}")
             else:
-                _promote(plan, views, newest, "no rollout steps: promoted at once")
+                promote(plan, views, newest, "no rollout steps: promoted at once")
     else:
         older = pending
     for view in older:
@@ -241,7 +229,7 @@ def _progresscanary_in(
     if canary is None:
         return
     if stable_in(plan, views) is None:  # paused or not: it alone serves, so it takes 100
-        _promote(plan, views, canary, "no stable version left: promoted")
+        promote(plan, views, canary, "no stable version left: promoted")
         return
     if plan.phase(canary) is not Phase.PROGRESSING:
         return
@@ -273,29 +261,4 @@ def _progresscanary_in(
     else:
         plan.patch(canary, consecutive_failures=0, consecutive_errors=0)
         if pause_over(canary, plan.now):
-            _advance(plan, views, canary, "analysis passed", gated=True)
-
-
-def _advance(
-    plan: Plan, views: Sequence[VersionView], view: VersionView, why: str, gated: bool = False
-) -> None:
-    """The next step, or promotion after the last (once confirm-promotion says yes, if `gated`)."""
-    steps = view.spec.rollout.steps
-    index = (view.status.step_index or 0) + 1
-    if index >= len(steps):
-        if not gated or assess_promotion(plan, view) is Gate.PASS:
-            _promote(plan, views, view, f"{why}: all {len(steps)} steps done")
-        return
-    step = steps[index]
-    plan.move(view, Phase.PROGRESSING, step.live_weight, f"{why}: step {index + 1}")
-    plan.patch(view, step_index=index, step_started_at=plan.now, **decide_step_status(step))
-    shown = f"shadow {step.shadow.percent}%" if step.shadow is not None else f"{step.weight}%"
-    plan.event(view, "Normal", "StepAdvanced", f"step {index + 1}: {shown}")
-
-
-def _promote(plan: Plan, views: Sequence[VersionView], view: VersionView, why: str) -> None:
-    for other in views:
-        if other.name != view.name and plan.phase(other) in STABLE_PHASES:
-            plan.move(other, Phase.SUPERSEDED, 0, f"superseded by {view.spec.version}")
-    plan.move(view, Phase.PROMOTED, 100, why)
-    plan.patch(view, step_index=len(view.spec.rollout.steps), step_kind=None)
+            advance_step(plan, views, canary, "analysis passed", gated=True)

@@ -1,8 +1,9 @@
 """The fake model's HTTP surface: OpenAI's chat, embeddings and models routes, plus /admin.
 
 Faults (`fakemodel.faults`) are decided per request by `FakeModelState.decide_fault` and
-applied here: a delay, then an error status, a hang, a connection reset or broken JSON, or
-a degraded answer (`fakemodel.quality`: a refusal, an empty answer, no citations).
+applied by `fakemodel.delivery`: a delay, then an error status, a hang, a connection reset
+or broken JSON; or here, a degraded answer (`fakemodel.quality`: a refusal, an empty
+answer, no citations).
 
 Faults set for one model (``POST /admin/faults/models/{model}``) replace the standing
 faults for that model's requests, with their own seeded rolls (reseeded from
@@ -11,32 +12,27 @@ faults for that model's requests, with their own seeded rolls (reseeded from
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import math
 import time
 import uuid
-from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from fastapi.responses import JSONResponse, Response
 
 from fakemodel.answers import build_embedding, count_tokens
-from fakemodel.faults import (
-    FaultAction,
-    Faults,
-    format_retry_after,
-    render_error_body,
+from fakemodel.delivery import (
+    InjectedReset,
+    InjectedResetLogFilter,
+    apply_fault,
+    apply_stream_fault,
 )
+from fakemodel.faults import FaultAction, Faults
 from fakemodel.gullible import build_obedient_answer
 from fakemodel.judge import build_judgement, is_judge_request
 from fakemodel.quality import build_degraded_answer
 from fakemodel.replies import add_reply_routes, build_reply
 from fakemodel.state import FakeModelState, RecordedRequest
-from fakemodel.streaming import StreamBroken, build_stream_events, build_usage, send_stream_events
+from fakemodel.streaming import build_usage
 from fakemodel.structured import (
     build_structured_answer,
     find_json_schema,
@@ -51,115 +47,6 @@ __all__ = [
     "RecordedRequest",
     "create_fake_model_app",
 ]
-
-#: How often a delayed or hanging request checks whether its client gave up.
-_POLL_SECONDS = 0.05
-
-
-class InjectedReset(Exception):  # noqa: N818 - it names the fault, not an error condition
-    """Raised after a partial body so that the server drops the connection."""
-
-
-class InjectedResetLogFilter(logging.Filter):
-    """Drop the server's "Exception in ASGI application" traceback for injected resets."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """False for records caused by `InjectedReset`."""
-        exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, InjectedReset | StreamBroken)
-
-
-class _ResetResponse(Response):
-    """Headers announcing the whole body, half of it, then a dropped connection."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.status_code,
-                "headers": self.raw_headers,
-            }
-        )
-        half = bytes(self.body[: len(self.body) // 2])
-        await send({"type": "http.response.body", "body": half, "more_body": True})
-        raise InjectedReset("injected connection reset")
-
-
-async def _wait(request: Request, seconds: float) -> bool:
-    """Sleep `seconds` (inf: forever) in small steps; False as soon as the client is gone."""
-    deadline = time.monotonic() + seconds
-    while not await request.is_disconnected():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return True
-        await asyncio.sleep(min(_POLL_SECONDS, left))
-    return False
-
-
-def _injected_error(action: FaultAction, status: int) -> Response:
-    content, media_type = render_error_body(status, action.error_body)
-    headers = {}
-    if action.retry_after is not None:
-        now = datetime.now(UTC)
-        headers["Retry-After"] = format_retry_after(
-            action.retry_after, action.retry_after_format, now
-        )
-    return Response(content, status, headers=headers, media_type=media_type)
-
-
-async def _respond(
-    request: Request, recorded: RecordedRequest, action: FaultAction, response: Response
-) -> Response:
-    """Send `response`, or what `action` makes of it; complete the record."""
-    recorded.fault = action.label
-    delay = action.delay_ms / 1000 if action.failure != "hang" else math.inf
-    if delay > 0 and not await _wait(request, delay):
-        recorded.client_disconnected = True
-        return Response(status_code=499)
-    if action.failure == "status" and action.status is not None:
-        response = _injected_error(action, action.status)
-    elif action.failure == "malformed":
-        truncated = bytes(response.body[: len(response.body) // 2])
-        response = Response(truncated, 200, media_type="application/json")
-    elif action.failure == "reset":
-        return _ResetResponse(
-            bytes(response.body), response.status_code, media_type=response.media_type
-        )
-    recorded.response_status = response.status_code
-    return response
-
-
-async def _stream(
-    request: Request,
-    recorded: RecordedRequest,
-    action: FaultAction,
-    answer: str,
-    model: str,
-    usage: dict[str, int],
-    body: dict[str, Any],
-) -> Response:
-    """A streamed answer (`fakemodel.streaming`), or the fault that comes before it."""
-    mid_stream = action.failure if action.failure in ("reset", "malformed") else None
-    before = replace(action, failure=None) if mid_stream else action
-    placeholder = Response(status_code=200)
-    sent = await _respond(request, recorded, before, placeholder)
-    if sent is not placeholder:
-        return sent
-    recorded.fault = action.label
-    options = body.get("stream_options")
-    events = build_stream_events(
-        answer,
-        completion_id=f"chatcmpl-{uuid.uuid4().hex[:24]}",
-        created=int(time.time()),
-        model=model,
-        usage=usage,
-        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
-    )
-    return StreamingResponse(
-        send_stream_events(events, mid_stream, action.token_delay_ms),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache"},
-    )
 
 
 def _error(status: int, message: str, kind: str) -> JSONResponse:
@@ -211,12 +98,12 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
         action = state.decide_fault(model, "chat")
         if model not in state.models:
             missing = _error(404, f"The model `{model}` does not exist", "invalid_request_error")
-            return await _respond(request, recorded, action, missing)
+            return await apply_fault(request, recorded, action, missing)
         answer, message = _compose(state, action, body, max_tokens)
         prompt_tokens = sum(count_tokens(str(m.get("content", ""))) for m in messages)
         usage = build_usage(prompt_tokens, count_tokens(answer))
         if body.get("stream") is True:
-            return await _stream(request, recorded, action, answer, model, usage, body)
+            return await apply_stream_fault(request, recorded, action, answer, model, usage, body)
         completion = JSONResponse(
             {
                 "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
@@ -233,7 +120,7 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
                 "usage": usage,
             }
         )
-        return await _respond(request, recorded, action, completion)
+        return await apply_fault(request, recorded, action, completion)
 
     @app.post("/v1/embeddings", response_model=None)
     async def embeddings(request: Request) -> Response:
@@ -262,7 +149,7 @@ def create_fake_model_app(state: FakeModelState | None = None) -> FastAPI:
                 "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
             }
         )
-        return await _respond(request, recorded, action, vectors)
+        return await apply_fault(request, recorded, action, vectors)
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:

@@ -44,8 +44,9 @@ from service.retrieval.search import Retriever
 from service.retrieval.vectorstore import open_qdrant
 from service.settings import Settings
 from service.shadow_setup import open_shadow
-from service.telemetry.metrics import Metrics, MetricsObserver
+from service.telemetry.metrics import Metrics
 from service.telemetry.request_log import ContentMode, RequestLogger
+from service.telemetry.resilience_observer import MetricsObserver
 from service.telemetry.spans import Tracing
 from service.tools.setup import build_tool_runner
 

@@ -29,8 +29,9 @@ from collections.abc import AsyncIterator
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
+from service.answering.call import AnswerCall, PreparedCall
 from service.answering.outcome import Outcome, outcome_of_error
-from service.answering.pipeline import BACKSTOP_GRACE_SECONDS, AnswerService, _Call, _Prepared
+from service.answering.pipeline import BACKSTOP_GRACE_SECONDS, AnswerService
 from service.answering.result import AnswerResult
 from service.answering.schemas import AnswerRequest, AnswerResponse
 from service.answering.stream_events import (
@@ -63,10 +64,10 @@ class AnswerStream:
     def __init__(
         self,
         service: AnswerService,
-        call: _Call,
+        call: AnswerCall,
         span: Span,
         arrived: float,
-        opened: tuple[_Prepared, ChatStream, StreamGuard] | AnswerResponse,
+        opened: tuple[PreparedCall, ChatStream, StreamGuard] | AnswerResponse,
     ) -> None:
         self._service = service
         self._call = call
@@ -184,7 +185,7 @@ class AnswerStream:
 
 
 def _result(
-    service: AnswerService, call: _Call, ended: AnswerResponse | ServiceError | PromptingError
+    service: AnswerService, call: AnswerCall, ended: AnswerResponse | ServiceError | PromptingError
 ) -> AnswerResult:
     return AnswerResult(
         request=call.request,
@@ -201,7 +202,7 @@ def _result(
 
 def _finish(
     service: AnswerService,
-    call: _Call,
+    call: AnswerCall,
     span: Span,
     ended: AnswerResponse | ServiceError | PromptingError,
     ttft: float | None,
@@ -250,7 +251,7 @@ async def open_answer_stream(
             raise
         seconds = min(served.resource.spec.model.timeout_seconds, service.max_deadline_seconds)
         deadline = Deadline.after(seconds, start=received_at, clock=service.deadline_clock)
-        call = _Call(request, request_id, idempotency_key, served, deadline, started)
+        call = AnswerCall(request, request_id, idempotency_key, served, deadline, started)
         try:
             opened = await _open(service, call)
         except AnswerableError as error:
@@ -263,8 +264,8 @@ async def open_answer_stream(
 
 
 async def _open(
-    service: AnswerService, call: _Call
-) -> tuple[_Prepared, ChatStream, StreamGuard] | AnswerResponse:
+    service: AnswerService, call: AnswerCall
+) -> tuple[PreparedCall, ChatStream, StreamGuard] | AnswerResponse:
     spec = call.served.resource.spec
     if spec.output is not None or spec.tools:
         # An output contract is checked (and repaired) on the whole document, and tool

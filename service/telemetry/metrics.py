@@ -10,18 +10,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from service.llm.resilience.breaker import BreakerState
 from service.telemetry.buckets import LATENCY_BUCKETS
 from service.telemetry.shadow_metrics import ShadowMetrics
 from service.telemetry.tool_metrics import ToolMetrics
 
 __all__ = [
     "ANSWER_LENGTH_BUCKETS",
-    "BREAKER_STATE_VALUES",
     "JUDGE_SCORE_BUCKETS",
     "LATENCY_BUCKETS",
     "Metrics",
-    "MetricsObserver",
 ]
 
 #: From 10 ms to 60 s: LLM answers span three orders of magnitude.
@@ -31,8 +28,6 @@ RETRIEVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
 JUDGE_SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 #: Answer length in characters (promptrollouts_answer_length_chars).
 ANSWER_LENGTH_BUCKETS = (50, 100, 200, 400, 800, 1600, 3200, 6400)
-#: The numeric value of each breaker state in ``promptrollouts_circuit_breaker_state``.
-BREAKER_STATE_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
 class Metrics:
@@ -271,35 +266,3 @@ class Metrics:
     def tenant_counter(self, counter: Counter, tenant: str) -> Counter:
         """``counter`` for ``tenant``: labelled only with TENANT_METRICS=true."""
         return counter.labels(tenant) if self.tenant_labels else counter
-
-
-class MetricsObserver:
-    """The resilience layer's events, counted (a ResilienceObserver)."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-
-    def attempt(self, model: str, outcome: str) -> None:
-        """An upstream attempt ended: "ok" is recorded as status 200."""
-        status = "200" if outcome == "ok" else outcome
-        self._metrics.upstream_requests.labels(model, status).inc()
-
-    def retry(self, model: str, wait: float) -> None:
-        """A retry will follow."""
-        self._metrics.upstream_retries.labels(model).inc()
-
-    def breaker(self, model: str, state: BreakerState) -> None:
-        """A breaker changed state."""
-        self._metrics.breaker_state.labels(model).set(BREAKER_STATE_VALUES[state])
-
-    def rate_limit(self, model: str, waited: float, rejected: bool) -> None:
-        """A request waited for, or was refused, rate-limit capacity."""
-        if rejected:
-            self._metrics.rate_limit_rejections.labels(model).inc()
-        else:
-            self._metrics.rate_limit_waits.labels(model).inc()
-            self._metrics.rate_limit_wait_seconds.labels(model).inc(waited)
-
-    def throttled(self, model: str, retry_after: float | None) -> None:
-        """The upstream answered 429."""
-        self._metrics.upstream_throttled.labels(model).inc()

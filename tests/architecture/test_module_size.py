@@ -31,11 +31,6 @@ LONGER: dict[str, str] = {
         "the CRD's types: one file a reader compares field by field with the schema in "
         "crds/, as kubebuilder keeps api/<version>/types.go whole"
     ),
-    "service/answering/pipeline.py": (
-        "the answer pipeline reads top to bottom as one straight line (cache, choose, "
-        "retrieve, render, call, guard); its internals are being reworked (the hot-path "
-        "pass), so it is split after that lands rather than under it"
-    ),
     "service/settings.py": (
         "the one pydantic-settings class: every environment variable with its bounds and "
         "description in one place; to be nested per concern like `resilience`"

@@ -10,16 +10,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from fakemodel.errors import build_error_payload, format_retry_after, render_error_body
 from fakemodel.faults import (
     Endpoint,
     ErrorBody,
     FaultAction,
     Faults,
     RetryAfterFormat,
-    build_error_payload,
     decide_fault,
-    format_retry_after,
-    render_error_body,
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
