@@ -8,6 +8,7 @@ it with its files is `rehearsal.scenario_loading.load_scenario`; compressing its
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -96,7 +97,7 @@ class ModelBehaviour(BaseModel):
             return Faults.model_validate(raw)
         except ValidationError as error:
             message = error.errors()[0]["msg"].removeprefix("Value error, ")
-            raise ValueError(message.replace("_rate", "Rate")) from None
+            raise ValueError(re.sub(r"_([a-z])", lambda m: m[1].upper(), message)) from None
 
 
 class Corpus(BaseModel):

@@ -115,7 +115,8 @@ def test_questions_may_be_a_list(folder: Path) -> None:
         ),
         pytest.param(
             {"models": {"model-b": {"unknownRate": 0.7, "refuseRate": 0.6}}},
-            "models.model-b: refuseRate + unknownRate + uncitedRate must be at most 1",
+            "models.model-b: refuseRate + unknownRate + uncitedRate + invalidJsonRate + "
+            "offSchemaRate must be at most 1",
             id="rates-add-up",
         ),
         pytest.param(
