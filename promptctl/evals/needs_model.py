@@ -67,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         documents = fetch_documents(args.prompts)
     except (ManifestError, OSError, yaml.YAMLError) as error:
-        print(f"cannot read the manifests in {args.prompts}: {error}", file=sys.stderr)
+        sys.stderr.write(f"error: cannot read the manifests in {args.prompts}: {error}\n")
         return 2
     needs = assess_needs_model(documents, args.prompt)
     if needs is None:
-        print(f"no manifest in {args.prompts} declares prompt {args.prompt!r}", file=sys.stderr)
+        sys.stderr.write(f"error: no manifest in {args.prompts} declares prompt {args.prompt!r}\n")
         return 2
     return 0 if needs else 1
 

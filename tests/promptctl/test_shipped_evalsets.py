@@ -132,7 +132,7 @@ def _without_annotations(schema: object) -> object:
 def test_order_status_cases_check_the_versions_output_contract() -> None:
     evalset = parse_evalset((ROOT / "evals" / "order-status.yaml").read_text(encoding="utf-8"))
     contracts = [
-        _without_annotations(d["spec"]["output"]["schema"])  # type: ignore[index]
+        _without_annotations(d["spec"]["output"]["schema"])
         for d in fetch_documents(ROOT / "prompts")
         if isinstance(d, dict) and d["spec"]["prompt"] == "order-status"
     ]

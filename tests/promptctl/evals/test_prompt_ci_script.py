@@ -109,7 +109,9 @@ def test_a_prompt_that_needs_a_model_is_evaluated_against_the_fake_model(repo: P
     order = lines.index("-- order-status: 1.0.0 -> 1.0.0 (evals/order-status.yaml)")
     (notice,) = (line for line in lines if line.startswith("   needs a model"))
     assert lines[order + 1] == notice
-    assert notice.startswith("   needs a model: evaluating against the fake model at http://127.0.0.1:")
+    assert notice.startswith(
+        "   needs a model: evaluating against the fake model at http://127.0.0.1:"
+    )
     comment = (repo / "eval-reports" / "comment.md").read_text(encoding="utf-8")
     section = comment[comment.index("# Eval: order-status") :]
     assert section.startswith("# Eval: order-status 1.0.0 → 1.0.0\n\n**PASS: no regressions;")
