@@ -29,6 +29,7 @@ stop_fake_model() {
   if [ -n "$fake_pid" ]; then kill "$fake_pid" 2>/dev/null || true; wait "$fake_pid" 2>/dev/null || true; fi
 }
 trap stop_fake_model EXIT
+trap "exit 130" INT; trap "exit 143" TERM  # so that the EXIT trap runs on a cancel too
 # Start the fake model once, on a free port; sets fake_url, or fails after 30 s.
 start_fake_model() {
   local port
