@@ -12,6 +12,10 @@ Each repair call carries the conversation, the bad answer and the validation pro
 one :class:`Deadline` (the caller's ``complete`` enforces it) and gets its own upstream
 Idempotency-Key, so an upstream that replays by key cannot hand back the bad answer.
 Tokens of every call add up in the returned reply.
+
+The embedded extractive answerer (no ``MODEL_BASE_URL``) only quotes text, so it cannot
+write JSON: its reply is never repaired (a repair would quote prose again), and the error
+says what to do instead (:data:`EMBEDDED_CANNOT_WRITE_JSON`).
 """
 
 from __future__ import annotations
@@ -24,9 +28,24 @@ from api.v1alpha1 import OutputContract
 from service.answering.output_contract import OutputCheck, assess_output, build_repair_messages
 from service.errors import InvalidOutputError, ServiceError
 from service.llm.chat import ChatRequest, ChatResponse, ResponseFormat
+from service.llm.extractive import EXTRACTIVE_MODEL_ID
 from service.llm.resilience.deadline import Deadline
 
-__all__ = ["EnforcedOutput", "assess_cacheable", "build_response_format", "fetch_valid_output"]
+__all__ = [
+    "EMBEDDED_CANNOT_WRITE_JSON",
+    "EnforcedOutput",
+    "assess_cacheable",
+    "build_response_format",
+    "fetch_valid_output",
+]
+
+#: The problem detail of an output contract met by the embedded answerer: what to do.
+EMBEDDED_CANNOT_WRITE_JSON = (
+    "the embedded extractive answerer (used because MODEL_BASE_URL is not set) cannot "
+    "produce JSON, so this version's output contract is never met: set MODEL_BASE_URL to "
+    "an OpenAI-compatible model server (`promptctl fake-model` runs a local one, "
+    "docs/fake-model.md)"
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +60,8 @@ class EnforcedOutput:
 
     def error(self) -> InvalidOutputError:
         """The error of an answer that never met the contract."""
+        if self.reply.model == EXTRACTIVE_MODEL_ID:
+            return InvalidOutputError(f"{EMBEDDED_CANNOT_WRITE_JSON} ({self.check.problem})")
         detail = (
             f"the model's answer broke the output contract after {self.repairs} repair "
             f"attempt(s): {self.check.problem}"
@@ -90,13 +111,15 @@ async def fetch_valid_output(
     """Check `reply`; while it breaks the contract, ask again up to ``contract.repair`` times.
 
     `complete` makes one model call within `deadline` (raising a ServiceError when it
-    cannot); a repair is only started while time is left.
+    cannot); a repair is only started while time is left. The embedded answerer's reply is
+    never repaired: it cannot write JSON.
     """
     schema = contract.schema_
     check = assess_output(reply.text, schema)
     total = reply
     repairs = 0
-    while not check.valid and repairs < contract.repair:
+    embedded = reply.model == EXTRACTIVE_MODEL_ID
+    while not check.valid and not embedded and repairs < contract.repair:
         if deadline.remaining() <= 0:
             return EnforcedOutput(total, check, repairs, "no time left for a repair")
         repairs += 1

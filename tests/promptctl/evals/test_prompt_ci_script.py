@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,7 @@ def repo(tmp_path: Path) -> Path:
     return repo
 
 
-def prompt_ci(repo: Path) -> subprocess.CompletedProcess[str]:
+def prompt_ci(repo: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = (
         os.environ
         | service_env(repo / "prompts")
@@ -45,6 +46,7 @@ def prompt_ci(repo: Path) -> subprocess.CompletedProcess[str]:
             "PYTHONPATH": str(ROOT),
             "PROMPTS_DIR": "prompts",
         }
+        | extra
     )
     return subprocess.run(
         ["bash", str(repo / "scripts" / "prompt-ci.sh")],
@@ -89,3 +91,47 @@ def test_a_new_version_is_linted_evaluated_and_reported(repo: Path) -> None:
         "policy-qa.xml",
         "policy-qa.json",
     }
+
+
+def test_a_prompt_that_needs_a_model_is_evaluated_against_the_fake_model(repo: Path) -> None:
+    # order-status declares spec.output and spec.tools: offline it could only end
+    # invalid_output, so with no MODEL_BASE_URL the script starts the fake model for it
+    # (and for it alone: policy-qa stays with the embedded answerer), and stops it after.
+    add_version(repo, "1.2.0")
+    shutil.copy(ROOT / "prompts" / "order-status-1.0.0.yaml", repo / "prompts")
+    shutil.copy(ROOT / "evals" / "order-status.yaml", repo / "evals")
+
+    done = prompt_ci(repo)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert "-- policy-qa: 1.1.0 -> 1.2.0 (evals/policy-qa.yaml)" in lines
+    order = lines.index("-- order-status: 1.0.0 -> 1.0.0 (evals/order-status.yaml)")
+    (notice,) = (line for line in lines if line.startswith("   needs a model"))
+    assert lines[order + 1] == notice
+    assert notice.startswith(
+        "   needs a model: evaluating against the fake model at http://127.0.0.1:"
+    )
+    comment = (repo / "eval-reports" / "comment.md").read_text(encoding="utf-8")
+    section = comment[comment.index("# Eval: order-status") :]
+    assert section.startswith("# Eval: order-status 1.0.0 → 1.0.0\n\n**PASS: no regressions;")
+    assert "passes 12/12" in section
+    assert "evaluated against the fake model (`promptctl fake-model`)" in section
+    assert "POST /v1/chat/completions" in (repo / "eval-reports" / "fake-model.log").read_text(
+        encoding="utf-8"
+    )
+    port = int(notice.rsplit(":", 1)[1].removesuffix("/v1"))
+    with socket.socket() as probe:  # stopped on exit: nothing listens any more
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_given_model_base_url_is_used_as_is(repo: Path) -> None:
+    shutil.copy(ROOT / "prompts" / "order-status-1.0.0.yaml", repo / "prompts")
+    shutil.copy(ROOT / "evals" / "order-status.yaml", repo / "evals")
+    env_url = "http://127.0.0.1:9/v1"  # discard port: nothing answers
+
+    done = prompt_ci(repo, MODEL_BASE_URL=env_url)
+
+    assert "needs a model" not in done.stdout
+    assert not (repo / "eval-reports" / "fake-model.log").exists()
+    assert done.returncode != 0  # the given model is unreachable: the eval fails, honestly

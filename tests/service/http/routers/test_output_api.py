@@ -217,3 +217,26 @@ def test_a_stream_whose_output_stays_invalid_is_a_502_problem_not_a_stream(
 
     assert response.status_code == 502, response.text
     assert response.json()["outcome"] == "invalid_output"
+
+
+def test_offline_a_contract_is_a_502_that_says_to_set_model_base_url(
+    local_client: TestClient,
+) -> None:
+    # The shipped order-status version has an output contract; without MODEL_BASE_URL the
+    # embedded extractive answerer answers in prose and is not asked to repair it.
+    response = local_client.post(
+        "/v1/answers", json={"prompt": "order-status", "question": "Where is order LK-48213?"}
+    )
+
+    assert response.status_code == 502, response.text
+    problem = response.json()
+    assert problem["outcome"] == "invalid_output"
+    assert problem["detail"].startswith("the embedded extractive answerer")
+    assert "cannot produce JSON" in problem["detail"]
+    assert "set MODEL_BASE_URL" in problem["detail"]
+    assert "not valid JSON" in problem["detail"]  # the problem itself is still named
+    repairs = 'promptrollouts_output_repairs_total{prompt="order-status"'
+    assert not any(
+        line.startswith(repairs) and not line.endswith(" 0.0")
+        for line in local_client.get("/metrics").text.splitlines()
+    )

@@ -1,7 +1,10 @@
 """HTTP tools end to end: the service, the fake model over HTTP and a real tool server.
 
 The fake model calls tools deterministically (fakemodel/tools.py): the first offered
-tool with arguments from its schema, then it quotes the results.
+tool with arguments from its schema, then it quotes the results. The prompts are the
+shipped order-status version with its tool pointed at the tool server; all but `contract`
+drop its output contract, so the answer quotes the tool results (with the contract the
+fake model answers the schema's minimal document instead).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from fakemodel.app import FakeModelState, create_fake_model_app
+from fakemodel.structured import build_schema_instance
 from service.app import create_app
 from tests.support.servers import serve_in_thread
 from tests.support.tool_server import ToolServer, run_tool_server
@@ -38,12 +42,18 @@ def model() -> Iterator[tuple[str, FakeModelState]]:
         yield url, state
 
 
-def _prompt(name: str, url: str) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(
-        (ROOT / "prompts" / "order-status-1.0.0.yaml").read_text(encoding="utf-8")
-    )
+SHIPPED: dict[str, Any] = yaml.safe_load(
+    (ROOT / "prompts" / "order-status-1.0.0.yaml").read_text(encoding="utf-8")
+)
+CONTRACT: dict[str, Any] = SHIPPED["spec"]["output"]["schema"]
+
+
+def _prompt(name: str, url: str, *, contract: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(yaml.safe_dump(SHIPPED))
     data["metadata"]["name"] = f"{name}-1-0-0"
     data["spec"]["prompt"] = name
+    if not contract:
+        del data["spec"]["output"]
     tool = data["spec"]["tools"][0]
     tool["http"] = {"method": "GET", "url": url, "timeoutSeconds": 2}
     return data
@@ -56,6 +66,9 @@ def prompts(tmp_path_factory: pytest.TempPathFactory, tool_server: ToolServer) -
     for name, url in (("orders", f"{base}/orders/{{orderId}}"), ("notes", f"{base}/inject")):
         text = yaml.safe_dump(_prompt(name, url), sort_keys=False)
         (folder / f"{name}-1.0.0.yaml").write_text(text, encoding="utf-8")
+    contract = _prompt("contract", f"{base}/orders/{{orderId}}", contract=True)
+    text = yaml.safe_dump(contract, sort_keys=False)
+    (folder / "contract-1.0.0.yaml").write_text(text, encoding="utf-8")
     return folder
 
 
@@ -117,6 +130,20 @@ def test_the_model_calls_the_tool_and_answers_from_its_result(
     )
 
 
+def test_with_the_output_contract_the_tool_result_goes_in_and_json_comes_out(
+    client: TestClient, model: tuple[str, FakeModelState], tool_server: ToolServer
+) -> None:
+    _, state = model
+    body = _ask(client, "contract", "Where is LK-48213?")
+    assert body["outcome"] == "answered"
+    assert body["output"] == build_schema_instance(CONTRACT)
+    assert len(tool_server.requests) == 1
+    first, second = _chats(state)
+    assert [t["function"]["name"] for t in first["tools"]] == ["get_order_status"]
+    assert second["messages"][-1]["content"].startswith("UNTRUSTED DATA returned by tool")
+    assert second["response_format"]["json_schema"]["schema"] == CONTRACT
+
+
 def test_parallel_calls_in_one_round(
     client: TestClient, model: tuple[str, FakeModelState], tool_server: ToolServer
 ) -> None:
@@ -171,13 +198,17 @@ def test_instructions_in_a_tool_result_are_data(
 def test_shipped_prompt_with_tools_disabled_answers_with_the_tool_error(
     model: tuple[str, FakeModelState], tool_server: ToolServer
 ) -> None:
-    """The default (TOOL_ALLOWED_HOSTS empty): the call is refused, never a 500."""
-    url, _ = model
+    """The default (TOOL_ALLOWED_HOSTS empty): the call is refused, never a 500; the model
+    reads the tool error and answers the output contract."""
+    url, state = model
     settings = build_settings(corpora={}, model_base_url=f"{url}/v1")
     with TestClient(create_app(settings)) as client:
         body = _ask(client, "order-status", "Where is my order LK-48213?")
         metrics = client.get("/metrics").text
-    assert "tools are disabled on this service" in body["answer"]
+    assert body["output"] == {"orderId": "", "status": "unknown", "message": "x"}
+    tool_message = _chats(state)[-1]["messages"][-1]
+    assert tool_message["role"] == "tool"
+    assert "tools are disabled on this service" in tool_message["content"]
     assert (
         'promptrollouts_tool_errors_total{prompt="order-status",reason="tools_disabled",'
         'tool="get_order_status"} 1.0' in metrics
@@ -185,8 +216,13 @@ def test_shipped_prompt_with_tools_disabled_answers_with_the_tool_error(
     assert tool_server.requests == []
 
 
-def test_the_embedded_answerer_ignores_tools() -> None:
-    with TestClient(create_app(build_settings(corpora={}))) as client:
-        body = _ask(client, "order-status", "Where is my order LK-48213?")
+def test_the_embedded_answerer_ignores_tools(tmp_path: Path) -> None:
+    # The shipped version's output contract needs a model (test_output_api.py): its tools
+    # alone are ignored offline.
+    text = yaml.safe_dump(_prompt("orders", "https://orders.larkspur.example/{orderId}"))
+    (tmp_path / "orders-1.0.0.yaml").write_text(text, encoding="utf-8")
+    settings = build_settings(prompts_dir=tmp_path, corpora={})
+    with TestClient(create_app(settings)) as client:
+        body = _ask(client, "orders", "Where is my order LK-48213?")
     assert body["outcome"] == "answered"
     assert "LK-48213" in body["answer"]
