@@ -7,6 +7,7 @@ controller) as ``promptctl`` does for a user, so these run one at a time, ~30-60
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -200,6 +201,7 @@ def _wait_for_canary(process: subprocess.Popen[str]) -> set[int]:
 def test_interrupting_a_rehearsal_stops_everything() -> None:
     # Ctrl-C and SIGTERM, one rehearsal each, side by side (the two stacks share nothing).
     processes = {signal.SIGINT: _start_rehearsal(), signal.SIGTERM: _start_rehearsal()}
+    started: dict[int, set[int]] = {}
     try:
         with ThreadPoolExecutor(2) as pool:
             started = dict(
@@ -215,7 +217,13 @@ def test_interrupting_a_rehearsal_stops_everything() -> None:
             assert "interrupted; everything it started is stopped" in rest
             assert [pid for pid in started[signum] if _alive(pid)] == [], signum
     finally:
+        # A failed test leaves nothing running either: the rehearsals, and what they started.
+        leftovers = {pid for pid in set().union(*started.values()) if _alive(pid)}
         for process in processes.values():
+            leftovers |= _descendants(process.pid)
             if process.poll() is None:
                 process.kill()
                 process.wait()
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
