@@ -189,9 +189,11 @@ def build_session_options(threads: int = 1) -> ort.SessionOptions:
     arena, all graph optimisations (measured by ``make bench``, docs/benchmarks.md).
 
     The default (``intra_op_num_threads=0``: one spinning thread per core) was 1.5-2x
-    slower per query on a shared 2-core machine than one thread: the spinning threads
-    compete with the event loop and with other requests' inference. Concurrent requests
-    run in separate worker threads anyway. ``threads`` above 1 splits one call's
+    slower per query on a busy shared 2-core machine than one thread: the spinning threads
+    compete with the event loop and with other requests' inference. On an idle machine a
+    lone query is faster with the defaults (10.2 against 15.2 ms in docs/benchmarks.md), so
+    this trades single-query latency at idle for throughput under concurrent load, where
+    requests run in separate worker threads anyway. ``threads`` above 1 splits one call's
     operators over that many threads (for batch indexing on an idle machine).
     """
     options = ort.SessionOptions()
