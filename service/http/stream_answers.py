@@ -11,7 +11,7 @@ event, with ``Idempotent-Replayed: true``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi.responses import Response, StreamingResponse
 
@@ -19,17 +19,24 @@ from service.answering.outcome import Outcome
 from service.answering.pipeline import AnswerService
 from service.answering.schemas import AnswerRequest, AnswerResponse
 from service.answering.stream_events import Delta, Final
-from service.answering.streaming import open_answer_stream
+from service.answering.streaming import AnswerStream, open_answer_stream
 from service.http.auth import Caller
 from service.http.feedback import Feedback
 from service.http.idempotency import Idempotency
 from service.http.idempotency_keys import Replay, StoredResponse
 from service.http.sse import SSE_HEADERS, build_sse_response, render_event
 
-__all__ = ["KEEPALIVE_SECONDS", "stream_answer"]
+__all__ = ["KEEPALIVE_SECONDS", "SendStream", "serve_stream", "stream_answer"]
 
 #: A keep-alive comment after this long without an event.
 KEEPALIVE_SECONDS = 15.0
+
+
+#: Sends an opened stream: (stream, on_final, on_other_end) -> the streaming response.
+SendStream = Callable[
+    [AnswerStream, Callable[[Final], Awaitable[None]], Callable[[], Awaitable[None]] | None],
+    Response,
+]
 
 
 async def stream_answer(
@@ -47,6 +54,48 @@ async def stream_answer(
     keepalive_seconds: float = KEEPALIVE_SECONDS,
 ) -> Response:
     """Open the stream (errors before the first byte are the usual problems) and send it."""
+
+    def send(
+        stream: AnswerStream,
+        on_final: Callable[[Final], Awaitable[None]],
+        on_other_end: Callable[[], Awaitable[None]] | None,
+    ) -> Response:
+        return build_sse_response(stream, keepalive_seconds, on_final, on_other_end)
+
+    return await serve_stream(
+        body,
+        raw_body,
+        answers=answers,
+        idempotency=idempotency,
+        feedback=feedback,
+        caller=caller,
+        request_id=request_id,
+        received_at=received_at,
+        pinned_version=pinned_version,
+        idempotency_key=idempotency_key,
+        send=send,
+        replay=_replay,
+    )
+
+
+async def serve_stream(
+    body: AnswerRequest,
+    raw_body: bytes,
+    *,
+    answers: AnswerService,
+    idempotency: Idempotency,
+    feedback: Feedback,
+    caller: Caller,
+    request_id: str,
+    received_at: float | None,
+    pinned_version: str | None,
+    idempotency_key: str | None,
+    send: SendStream,
+    replay: Callable[[StoredResponse], Response],
+) -> Response:
+    """Open the answer stream and `send` it; with an Idempotency-Key, a stream that ends
+    stores its answer, one that fails or is abandoned releases the key, and a repeat is
+    `replay`-ed from what was stored."""
     if idempotency_key is None:
         stream = await open_answer_stream(
             answers, body, request_id, secrets.token_hex(32), received_at=received_at
@@ -55,7 +104,7 @@ async def stream_answer(
         async def remember(final: Final) -> None:
             feedback.remember(request_id, final.response, caller.tenant)
 
-        return build_sse_response(stream, keepalive_seconds, on_final=remember)
+        return send(stream, remember, None)
     begun = await idempotency.begin(
         idempotency_key,
         scope=caller.scope,
@@ -64,7 +113,7 @@ async def stream_answer(
         tenant=caller.tenant,
     )
     if isinstance(begun, Replay):
-        return _replay(begun.response)
+        return replay(begun.response)
     try:
         stream = await open_answer_stream(
             answers, body, request_id, begun.upstream_key, received_at=received_at
@@ -86,7 +135,7 @@ async def stream_answer(
     async def release() -> None:
         await idempotency.release(begun)
 
-    return build_sse_response(stream, keepalive_seconds, on_final=store, on_other_end=release)
+    return send(stream, store, release)
 
 
 def _replay(stored: StoredResponse) -> Response:

@@ -13,7 +13,6 @@ chunk, one content chunk (answered/fallback outcomes), the last chunk and ``[DON
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -23,11 +22,11 @@ from service.answering.outcome import Outcome
 from service.answering.pipeline import AnswerService
 from service.answering.schemas import AnswerRequest, AnswerResponse
 from service.answering.stream_events import Delta, Final, StreamEvent
-from service.answering.streaming import AnswerStream, open_answer_stream
+from service.answering.streaming import AnswerStream
 from service.http.auth import Caller
 from service.http.feedback import Feedback
 from service.http.idempotency import Idempotency
-from service.http.idempotency_keys import Replay, StoredResponse
+from service.http.idempotency_keys import StoredResponse
 from service.http.openai_chunks import (
     ChunkContext,
     build_event_chunks,
@@ -35,7 +34,7 @@ from service.http.openai_chunks import (
     render_chunk_event,
 )
 from service.http.sse import SSE_HEADERS, build_sse_response
-from service.http.stream_answers import KEEPALIVE_SECONDS
+from service.http.stream_answers import KEEPALIVE_SECONDS, serve_stream
 
 __all__ = ["stream_completion"]
 
@@ -71,42 +70,28 @@ async def stream_completion(
     keepalive_seconds: float = KEEPALIVE_SECONDS,
 ) -> Response:
     """Open the stream (errors before the first byte are the usual errors) and send chunks."""
-    if idempotency_key is None:
-        stream = await open_answer_stream(
-            answers, body, request_id, secrets.token_hex(32), received_at=received_at
-        )
 
-        async def remember(final: Final) -> None:
-            feedback.remember(request_id, final.response, caller.tenant)
+    def send(
+        stream: AnswerStream,
+        on_final: Callable[[Final], Awaitable[None]],
+        on_other_end: Callable[[], Awaitable[None]] | None,
+    ) -> Response:
+        return _send(stream, body.prompt, include_usage, keepalive_seconds, on_final, on_other_end)
 
-        return _send(stream, body.prompt, include_usage, keepalive_seconds, remember, None)
-    begun = await idempotency.begin(
-        idempotency_key, scope=caller.scope, body=raw_body, tenant=caller.tenant
+    return await serve_stream(
+        body,
+        raw_body,
+        answers=answers,
+        idempotency=idempotency,
+        feedback=feedback,
+        caller=caller,
+        request_id=request_id,
+        received_at=received_at,
+        pinned_version=None,
+        idempotency_key=idempotency_key,
+        send=send,
+        replay=lambda stored: _replay(stored, request_id, include_usage),
     )
-    if isinstance(begun, Replay):
-        return _replay(begun.response, request_id, include_usage)
-    try:
-        stream = await open_answer_stream(
-            answers, body, request_id, begun.upstream_key, received_at=received_at
-        )
-    except BaseException:
-        await idempotency.release(begun)
-        raise
-
-    async def store(final: Final) -> None:
-        answer = final.response
-        feedback.remember(request_id, answer, caller.tenant)
-        stored = StoredResponse(
-            status=200,
-            headers=(("content-type", "application/json"), ("x-prompt-version", answer.version)),
-            body=answer.__pydantic_serializer__.to_json(answer),
-        )
-        await idempotency.complete(begun, stored)
-
-    async def release() -> None:
-        await idempotency.release(begun)
-
-    return _send(stream, body.prompt, include_usage, keepalive_seconds, store, release)
 
 
 def _send(
