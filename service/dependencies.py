@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
 from service.answering.pipeline import AnswerService
 from service.catalog.registry import PromptRegistry
@@ -20,7 +20,9 @@ __all__ = [
     "CallerDep",
     "FeedbackDep",
     "IdempotencyDep",
+    "IdempotencyKeyHeader",
     "MetricsDep",
+    "NoShadowHeader",
     "RegistryDep",
     "RequestIdDep",
     "ResourcesDep",
@@ -87,3 +89,22 @@ RequestIdDep = Annotated[str, Depends(get_request_id)]
 AnswerServiceDep = Annotated[AnswerService, Depends(get_answer_service)]
 RegistryDep = Annotated[PromptRegistry, Depends(get_registry)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+#: ``X-No-Shadow: true``: no canary answers the request in the background (shadow steps).
+NoShadowHeader = Annotated[
+    bool,
+    Header(
+        alias="X-No-Shadow",
+        description="`true`: no canary answers this request in the background (a shadow "
+        "step's shadow answer).",
+    ),
+]
+#: ``Idempotency-Key``: a repeat with the same key and body replays the first response.
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Makes retries safe: a repeat with the same key and body replays "
+        "the first response instead of answering again.",
+    ),
+]

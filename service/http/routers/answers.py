@@ -15,7 +15,9 @@ from service.dependencies import (
     CallerDep,
     FeedbackDep,
     IdempotencyDep,
+    IdempotencyKeyHeader,
     MetricsDep,
+    NoShadowHeader,
     RequestIdDep,
 )
 from service.http.access import require_prompt
@@ -60,22 +62,8 @@ async def create_answer(
             description="Pin a version for testing (the body's `version` wins).",
         ),
     ] = None,
-    no_shadow: Annotated[
-        bool,
-        Header(
-            alias="X-No-Shadow",
-            description="`true`: no canary answers this request in the background (a shadow "
-            "step's shadow answer).",
-        ),
-    ] = False,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Makes retries safe: a repeat with the same key and body replays "
-            "the first response instead of answering again.",
-        ),
-    ] = None,
+    no_shadow: NoShadowHeader = False,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Answer `question` with the prompt's current version (or the pinned `version`);
     with `"stream": true`, as server-sent events (docs/api.md, Streaming)."""

@@ -14,9 +14,9 @@ import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
@@ -29,7 +29,9 @@ from service.dependencies import (
     CallerDep,
     FeedbackDep,
     IdempotencyDep,
+    IdempotencyKeyHeader,
     MetricsDep,
+    NoShadowHeader,
     RegistryDep,
     RequestIdDep,
 )
@@ -109,22 +111,8 @@ async def create_chat_completion(
     request_id: RequestIdDep,
     caller: CallerDep,
     registry: RegistryDep,
-    no_shadow: Annotated[
-        bool,
-        Header(
-            alias="X-No-Shadow",
-            description="`true`: no canary answers this request in the background (a shadow "
-            "step's shadow answer).",
-        ),
-    ] = False,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Makes retries safe: a repeat with the same key and body replays "
-            "the first response instead of answering again.",
-        ),
-    ] = None,
+    no_shadow: NoShadowHeader = False,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Answer the last user message with the prompt named by `model` (OpenAI wire format)."""
     try:
