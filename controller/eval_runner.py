@@ -34,6 +34,7 @@ from controller.eval_gate import (
     build_eval_outcome,
     build_report_configmap,
 )
+from prompting.evals.asking import build_answer_body, read_answer, read_no_response
 from prompting.evals.evalset import EvalCase, EvalSet, EvalSetError, parse_evalset
 from prompting.evals.scoring import CaseResult, score_run
 
@@ -133,32 +134,13 @@ async def call_service(
     http: httpx.AsyncClient, target: EvalTarget, prompt: str, case: EvalCase, version: str
 ) -> dict[str, Any]:
     """The answer body for `case` on the pinned `version`, or a problem body (`status`...)."""
-    body: dict[str, Any] = {
-        "prompt": prompt,
-        "question": case.question,
-        "variables": case.variables,
-        "version": version,
-    }
-    if case.user is not None:
-        body["user"] = case.user
+    body = build_answer_body(prompt, case, version)
     url = f"{target.service_url.rstrip('/')}/v1/answers"
     try:
         response = await http.post(url, json=body, headers=_headers(target), timeout=60)
     except httpx.HTTPError as error:
-        return {"status": "no response", "title": type(error).__name__, "detail": str(error)}
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        return {"status": response.status_code, "detail": response.text[:200]}
-    if response.is_error:
-        return {
-            "status": response.status_code,
-            "title": data.get("title"),
-            "detail": data.get("detail"),
-        }
-    return data
+        return read_no_response(error)
+    return read_answer(response.status_code, response.text)
 
 
 async def _run_cases(

@@ -76,5 +76,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if needs else 1
 
 
-if __name__ == "__main__":  # pragma: no cover - the command line
+if __name__ == "__main__":  # python -m promptctl.evals.needs_model (scripts/prompt-ci.sh)
     sys.exit(main())

@@ -25,6 +25,7 @@ import httpx
 from pydantic import ValidationError
 
 from promptctl.evals.judge import call_judge
+from prompting.evals.asking import build_answer_body, read_answer, read_no_response
 from prompting.evals.evalset import Checks, EvalCase, EvalSet
 from prompting.evals.gates import assess_servability
 from prompting.evals.graders import measure_key
@@ -114,32 +115,12 @@ async def ask(
     client: httpx.AsyncClient, prompt: str, case: EvalCase, version: str
 ) -> dict[str, Any]:
     """The answer body, or a problem body (`status`, `title`, `detail`) for any failure."""
-    body: dict[str, Any] = {
-        "prompt": prompt,
-        "question": case.question,
-        "variables": case.variables,
-        "version": version,
-    }
-    if case.user is not None:
-        body["user"] = case.user
+    body = build_answer_body(prompt, case, version)
     try:
         response = await client.post("/v1/answers", json=body)
     except httpx.HTTPError as error:
-        return {"status": "no response", "title": type(error).__name__, "detail": str(error)}
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        return {"status": response.status_code, "detail": response.text[:200]}
-    if response.is_error:
-        # A problem body may carry an `outcome` (503 "unavailable"): it is still no answer.
-        return {
-            "status": response.status_code,
-            "title": data.get("title"),
-            "detail": data.get("detail"),
-        }
-    return data
+        return read_no_response(error)
+    return read_answer(response.status_code, response.text)
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
