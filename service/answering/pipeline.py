@@ -134,7 +134,7 @@ class AnswerService:
         call = AnswerCall(request, request_id, idempotency_key, served, deadline, started)
         ended: AnswerResponse | ServiceError | PromptingError
         try:
-            ended = await self._answer(call)
+            ended = await self.answer_whole(call)
         except AnswerableError as error:
             ended = error
         return AnswerResult(
@@ -150,7 +150,9 @@ class AnswerService:
             repairs=call.repairs,
         )
 
-    async def _answer(self, call: AnswerCall) -> AnswerResponse:
+    async def answer_whole(self, call: AnswerCall) -> AnswerResponse:
+        """Answer `call` with one model reply (tools and the output contract included): the
+        plain path, and the stream's for versions that cannot stream token by token."""
         prepared = await self.prepare(call)
         if isinstance(prepared, AnswerResponse):
             return prepared

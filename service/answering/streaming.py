@@ -270,7 +270,7 @@ async def _open(
     if spec.output is not None or spec.tools:
         # An output contract is checked (and repaired) on the whole document, and tool
         # rounds come before any answer text: answered whole, sent as one delta.
-        return await service._answer(call)
+        return await service.answer_whole(call)
     prepared = await service.prepare(call)
     if isinstance(prepared, AnswerResponse):
         return prepared
