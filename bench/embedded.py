@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import aiohttp
 
 from bench.results import REPO, BenchError
 from bench.servers import (
@@ -54,7 +54,8 @@ async def measure_embedded() -> EmbeddedRun:
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "service.log"
         argv = [sys.executable, "-m", "service", "--port", str(port), "--log-level", "warning"]
-        async with httpx.AsyncClient(timeout=60.0) as client:
+        timeout = aiohttp.ClientTimeout(total=60.0)
+        async with aiohttp.ClientSession(timeout=timeout) as client:
             spawned = time.perf_counter()
             service = stack.enter_context(
                 run_process(argv, env, stack.enter_context(log.open("wb")))
@@ -64,10 +65,11 @@ async def measure_embedded() -> EmbeddedRun:
             rss_ready = fetch_rss_mb(service.pid)
             body = {"prompt": "policy-qa", "question": QUESTION, "variables": {"tone": "formal"}}
             t0 = time.perf_counter()
-            response = await client.post(f"{url}/v1/answers", json=body)
+            async with client.post(f"{url}/v1/answers", json=body) as response:
+                text, status = await response.text(), response.status
             first = (time.perf_counter() - t0) * 1000
-            if response.status_code != 200:
-                raise BenchError(f"first answer: {response.status_code} {response.text[:300]}")
+            if status != 200:
+                raise BenchError(f"first answer: {status} {text[:300]}")
             return EmbeddedRun(cold, first, fetch_rss_mb(service.pid), rss_ready)
 
 

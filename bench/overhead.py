@@ -1,12 +1,13 @@
 """What the service adds to a model call: latency at concurrency 1, throughput at saturation.
 
-One run starts the fake model (``promptctl fake-model --latency-ms L``) and the service
-(uvicorn, retrieval disabled) on free 127.0.0.1 ports, then sends the same chat request
-straight to the fake model ("direct") and as ``POST /v1/answers`` through the service
-("service"), alternating the two in one loop so that drift hits both alike. Results are
-ratios and differences against the direct path measured in the same run; nothing here
-asserts a speed. Optionally (``--profile-requests``) the service also runs in process under
-cProfile to show where its own time goes.
+One run starts the fake model (``promptctl fake-model --latency-ms L --no-access-log``)
+and the service (uvicorn, retrieval disabled) on free 127.0.0.1 ports, then sends the same
+chat request straight to the fake model ("direct") and as ``POST /v1/answers`` through the
+service ("service") from one aiohttp client, alternating the two so that drift hits both
+alike. Results are ratios and differences against the direct path measured in the same run,
+with the client's own CPU per request and the machine's load; nothing here asserts a speed.
+Optionally (``--profile-requests``) the service also runs in process under cProfile to show
+where its own time goes. The report copies bench/tried.md (what was tried, kept by hand).
 
     python -m bench.overhead [--requests N] [--concurrency C] [--latency-ms L] [--output F]
 
@@ -27,8 +28,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
+from bench.caveats import TRIED_FILE, fetch_tried
 from bench.embedded import measure_embedded
 from bench.report import render_report
 from bench.results import (
@@ -164,10 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes = [n for n in params.retrieval_passages if n > 0]
         retrieval = [asyncio.run(measure_retrieval(n)) for n in sizes]
         embedded = asyncio.run(measure_embedded()) if params.embedded else None
-    except (BenchError, OSError, httpx.HTTPError) as error:
+    except (BenchError, OSError, aiohttp.ClientError) as error:
         sys.stderr.write(f"bench.overhead: {type(error).__name__}: {error}\n")
         return 1
-    report = render_report(results, _machine(argv), retrieval, embedded)
+    tried = fetch_tried(TRIED_FILE)
+    if tried is None:
+        sys.stderr.write(f"bench.overhead: {TRIED_FILE} not found; the report says so\n")
+    report = render_report(results, _machine(argv), retrieval, embedded, tried=tried)
     params.output.parent.mkdir(parents=True, exist_ok=True)
     params.output.write_text(report, encoding="utf-8")
     sys.stdout.write(report)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from bench.caveats import render_client_check, render_load, render_tried
 from bench.embedded import EmbeddedRun, render_embedded
 from bench.load import THROUGHPUT_ROUNDS
 from bench.results import (
@@ -15,6 +16,7 @@ from bench.results import (
     assess_goals,
 )
 from bench.retrieval import RetrievalRow, render_retrieval
+from bench.servers import build_max_inflight
 
 GOAL_PASSAGES = 10_000
 GOAL_RETRIEVAL_MS = 10.0
@@ -69,11 +71,14 @@ def render_report(
     machine: Mapping[str, str],
     retrieval: Sequence[RetrievalRow] = (),
     embedded: EmbeddedRun | None = None,
+    tried: str | None = None,
 ) -> str:
     """docs/benchmarks.md for one run (with the retrieval and embedded-model sections
-    when they were measured)."""
+    when they were measured); `tried` is bench/tried.md's text, None when it is missing."""
     p = results.params
     goals = assess_goals(results.scenarios)
+    extra = _extra_goal_rows(retrieval, embedded)
+    missed = sum(g.met is False for g in goals) + sum(r.endswith("| no |") for r in extra)
     lines = [
         "# Benchmarks",
         "",
@@ -96,13 +101,21 @@ def render_report(
         f"- Machine: {machine['nproc']} CPUs (nproc), Python {machine['python']}, "
         f"{machine['platform']}.",
         f"- Command: `{machine.get('command', 'python -m bench.overhead')}`.",
+        render_load(results.load_start, results.load_end),
+        "- Options: `python -m bench.overhead --help`.",
         "",
         "### Method",
         "",
-        "- For each upstream latency, the fake model (`promptctl fake-model --latency-ms L`)",
+        "- For each upstream latency, the fake model (`promptctl fake-model --latency-ms L",
+        "  --no-access-log`: uvicorn picks uvloop and httptools, both runtime dependencies)",
         "  and the service (`python -m service`, one worker, default settings but",
-        "  `LOG_LEVEL=WARNING`) run as subprocesses on 127.0.0.1; the client is one",
-        "  `httpx.AsyncClient` with keep-alive.",
+        f"  `LOG_LEVEL=WARNING`, `MAX_INFLIGHT={build_max_inflight(max(p.concurrency))}`: the",
+        "  service counts a request in flight until its handler returns, after its response",
+        "  was sent, and at 64 keep-alive connections it reached the default 100 and shed)",
+        "  run as subprocesses on 127.0.0.1. The load client is one",
+        "  `aiohttp.ClientSession` in the bench process, its pool as large as the highest",
+        "  concurrency, connections kept alive (httpx's pool cost ~8 ms of client CPU per",
+        "  request at 64 connections and was the limit; see each upstream's client check).",
         "- The service serves a copy of policy-qa 1.1.0 without `retrieval` (no CONTEXT block,",
         "  no embedding, no vector search; `CORPUS_DIR` empty). Variables, guardrails, metrics,",
         "  logging and the resilience layer stay on.",
@@ -148,8 +161,17 @@ def render_report(
             f"{'not measured here' if g.met is None else 'yes' if g.met else 'no'} |"
             for g in goals
         ),
-        *_extra_goal_rows(retrieval, embedded),
+        *extra,
         "",
+        (
+            f"{missed} goal(s) missed: where the time goes is in the hotspot tables at the end "
+            "(the profile before the work: [benchmarks-before.md](benchmarks-before.md)), "
+            "and what was tried under *What was tried* below."
+            if missed
+            else "Every goal measured here is met."
+        ),
+        "",
+        *render_tried(tried),
     ]
     for scenario in results.scenarios:
         lines += _scenario_lines(scenario)
@@ -202,6 +224,7 @@ def _scenario_lines(s: Scenario) -> list[str]:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
         *_throughput_rows(s),
         "",
+        *render_client_check(s),
     ]
 
 
@@ -231,6 +254,7 @@ def _profile_lines(profile: Profile, concurrency: int, latency_ms: float) -> lis
         "the event-loop thread's CPU time (`time.thread_time_ns`), so waiting is not counted;",
         "its per-call cost inflates the microseconds several times over, so read the shares.",
         "Time in C builtins is charged to the package that called them in the first table.",
+        "The same tables before the issue 15 work: [benchmarks-before.md](benchmarks-before.md).",
         "",
         "| package | own time/request (µs) | share |",
         "| --- | --- | --- |",

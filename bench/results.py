@@ -103,6 +103,8 @@ class ThroughputRow:
     #: Per-request wall time percentiles at this concurrency, in ms.
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    #: CPU of the load client (the bench process) over the same rounds.
+    client_cpu_ns: int | None = None
 
     @property
     def rps(self) -> float:
@@ -115,6 +117,13 @@ class ThroughputRow:
         if self.server_cpu_ns is None or not self.requests:
             return None
         return self.server_cpu_ns / 1e6 / self.requests
+
+    @property
+    def client_cpu_ms_per_request(self) -> float | None:
+        """CPU of the load client per request."""
+        if self.client_cpu_ns is None or not self.requests:
+            return None
+        return self.client_cpu_ns / 1e6 / self.requests
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,9 @@ class Results:
     #: In-process profiles, by concurrency (1 and the highest measured).
     profiles: list[tuple[int, Profile]]
     seconds: float
+    #: /proc/loadavg (1, 5 and 15 minutes) when the run started and ended; None off Linux.
+    load_start: str | None = None
+    load_end: str | None = None
 
 
 @dataclass(frozen=True)

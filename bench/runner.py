@@ -17,9 +17,14 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-
-from bench.load import Probe, build_direct_probe, measure_burst, measure_latency, measure_throughput
+from bench.load import (
+    Probe,
+    build_direct_probe,
+    measure_burst,
+    measure_latency,
+    measure_throughput,
+    open_client,
+)
 from bench.profiling import profile_in_process
 from bench.results import (
     BenchError,
@@ -34,26 +39,23 @@ from bench.results import (
 from bench.servers import (
     QUESTION,
     VARIABLES,
+    build_max_inflight,
     build_service_env,
     fetch_cpu_ns,
     fetch_free_port,
+    fetch_loadavg,
     fetch_rss_mb,
     run_process,
     wait_ready,
     write_prompts,
 )
 
-__all__ = ["CLIENT_KEEPALIVE_SECONDS", "run"]
-
-
-#: Idle keep-alive connections are dropped by the client before the servers' own keep-alive
-#: timeouts (5 s) close them, so that no request races a server-side close.
-CLIENT_KEEPALIVE_SECONDS = 2.0
+__all__ = ["run"]
 
 
 async def run(params: Params) -> Results:
     """For each upstream latency: start both servers, measure, stop them."""
-    started, t0 = datetime.now(UTC), time.perf_counter_ns()
+    started, t0, load_start = datetime.now(UTC), time.perf_counter_ns(), fetch_loadavg()
     bin_dir = Path(sys.executable).parent
     for tool in ("promptctl", "python"):
         if not (bin_dir / tool).exists():
@@ -71,6 +73,8 @@ async def run(params: Params) -> Results:
         scenarios=scenarios,
         profiles=profiles,
         seconds=(time.perf_counter_ns() - t0) / 1e9,
+        load_start=load_start,
+        load_end=fetch_loadavg(),
     )
 
 
@@ -94,17 +98,13 @@ async def _run_scenario(
                 [
                     *(str(bin_dir / "promptctl"), "fake-model", "--host", "127.0.0.1"),
                     *("--port", str(model_port), "--latency-ms", f"{latency_ms:g}"),
+                    "--no-access-log",
                 ],
                 os.environ,
                 stack.enter_context(model_log.open("wb")),
             )
         )
-        limits = httpx.Limits(
-            max_connections=2 * top + 4,
-            max_keepalive_connections=2 * top + 4,
-            keepalive_expiry=CLIENT_KEEPALIVE_SECONDS,
-        )
-        async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+        async with open_client(top) as client:
             await wait_ready(client, f"{model_url}/v1/models", model, model_log)
             spawned = time.perf_counter()
             service = stack.enter_context(
@@ -114,7 +114,8 @@ async def _run_scenario(
                         *("--host", "127.0.0.1", "--port", str(service_port)),
                         *("--log-level", "warning"),
                     ],
-                    build_service_env(prompts, f"{model_url}/v1"),
+                    build_service_env(prompts, f"{model_url}/v1")
+                    | {"MAX_INFLIGHT": str(build_max_inflight(top))},
                     stack.enter_context(service_log.open("wb")),
                 )
             )

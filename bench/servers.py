@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
+import aiohttp
 import yaml
 
 from api.v1alpha1.manifests import load_manifests
@@ -30,9 +30,11 @@ __all__ = [
     "SOURCE_PROMPT",
     "VARIABLES",
     "build_bench_manifest",
+    "build_max_inflight",
     "build_service_env",
     "fetch_cpu_ns",
     "fetch_free_port",
+    "fetch_loadavg",
     "fetch_rss_mb",
     "run_process",
     "wait_ready",
@@ -82,6 +84,17 @@ def build_service_env(prompts_dir: Path, model_base_url: str) -> dict[str, str]:
     }
 
 
+def build_max_inflight(concurrency: int) -> int:
+    """``MAX_INFLIGHT`` for the bench's service: the default (100), or 4 x `concurrency` if more.
+
+    The service counts a request in flight until its handler returns, which is a few
+    event-loop turns after its response was sent; a keep-alive client has sent its next
+    request by then. With a client that is not the bottleneck, 64 connections reached 100
+    in flight and the service shed (503), so the limit scales with the connections here.
+    """
+    return max(100, 4 * concurrency)
+
+
 def fetch_free_port() -> int:
     """A port free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -98,6 +111,14 @@ def fetch_cpu_ns(pid: int) -> int | None:
         return None
     ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def fetch_loadavg() -> str | None:
+    """The machine's load averages over 1, 5 and 15 minutes (Linux /proc), or None."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return None
 
 
 def fetch_rss_mb(pid: int) -> float | None:
@@ -137,7 +158,7 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 async def wait_ready(
-    client: httpx.AsyncClient, url: str, process: subprocess.Popen[bytes], log: Path
+    client: aiohttp.ClientSession, url: str, process: subprocess.Popen[bytes], log: Path
 ) -> None:
     """Poll `url` until it answers 200, the process dies, or the start-up timeout passes."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
@@ -145,9 +166,10 @@ async def wait_ready(
         if process.poll() is not None:
             raise BenchError(f"{url}: server exited with {process.returncode}:\n{_tail(log)}")
         try:
-            if (await client.get(url, timeout=2.0)).status_code == 200:
-                return
-        except httpx.TransportError:
+            async with client.get(url, timeout=aiohttp.ClientTimeout(total=2.0)) as response:
+                if response.status == 200:
+                    return
+        except (aiohttp.ClientError, TimeoutError):
             pass
         await asyncio.sleep(0.1)
     raise BenchError(f"{url}: not ready after {STARTUP_TIMEOUT_SECONDS:.0f} s:\n{_tail(log)}")

@@ -52,6 +52,12 @@ def fake_model_command(
     seed: Annotated[
         int, typer.Option(help="Seed for error-rate and jitter rolls (reproducible runs).")
     ] = 0,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            help="Log a line per request (off under load: it costs ~10 % of the CPU per request)."
+        ),
+    ] = True,
     reply: Annotated[
         ReplyMode,
         typer.Option(
@@ -210,6 +216,7 @@ def fake_model_command(
         host=host,
         port=port,
         log_level="info",
+        access_log=access_log,
         timeout_graceful_shutdown=5,
     )
     server_log = logging.getLogger("uvicorn.error")
