@@ -71,6 +71,17 @@ def test_a_tiny_run_writes_a_report_with_every_row(tmp_path: Path) -> None:
     assert "python -m bench.overhead --requests 20" in report
     assert "### Hotspots (cProfile, service in process, concurrency 1," in report
     assert "### Hotspots (cProfile, service in process, concurrency 3," in report
+    # What a reader needs to judge the figures: the client's own CPU against the fake model's
+    # ceiling, the machine's load, and what was tried (bench/tried.md as shipped).
+    for concurrency in ("2", "3"):
+        assert re.search(
+            rf"^\| {concurrency} \| [\d.]+ \| [\d.]+ \| \d+ \| \d+ % "
+            r"\| [\d.]+ / [\d.]+ \| [\d.]+ \|$",
+            report,
+            re.MULTILINE,
+        ), f"load client check row at concurrency {concurrency}"
+    assert re.search(r"Machine load \(`/proc/loadavg`, 1/5/15 min\): [\d. ]+ at the start", report)
+    assert "### What was tried\n\nKept by hand in `bench/tried.md`" in report
 
 
 def _throughput(report: str, concurrency: str, path: str) -> list[str]:
