@@ -3,9 +3,12 @@
 - ``results``: what a run measures (``Params`` in, ``Results`` out) and its pure statistics.
 - ``servers``: the fake model and the service as subprocesses on 127.0.0.1, and the
   retrieval-free prompt the service serves.
-- ``load``: the load generator: prepared requests, latency pairs, bursts at saturation.
+- ``load``: the load generator (one aiohttp session): prepared requests, latency pairs,
+  bursts at saturation, the client's own CPU.
 - ``profiling``: the service app in process under cProfile, own time per package.
 - ``report``: docs/benchmarks.md from one run's results (pure).
+- ``caveats``: what a reader needs to judge them: the load client check against the fake
+  model's ceiling, the machine's load, and ``bench/tried.md`` (what was tried, by hand).
 - ``runner``: one run: start both servers per upstream latency, measure, stop them.
 - ``overhead``: the command line.
 """
