@@ -72,7 +72,7 @@ def test_workers_that_run(settings: dict[str, object]) -> None:
 def test_refusals_name_the_problem_and_the_fix(
     settings: dict[str, object], present: list[str], absent: list[str]
 ) -> None:
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(ValueError, match="^WEB_CONCURRENCY=") as refused:
         decide_workers(Settings(**settings))  # type: ignore[arg-type]
     for text in present:
         assert text in str(refused.value)
@@ -178,9 +178,11 @@ def test_a_metrics_folder_that_cannot_hold_files_stops_start_up(
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(MetricsFolderError, match=f"PROMETHEUS_MULTIPROC_DIR={blocker}/m"):
-        with open_metrics_folder({"PROMETHEUS_MULTIPROC_DIR": str(blocker / "m")}):
-            pass
+    with (
+        pytest.raises(MetricsFolderError, match=f"PROMETHEUS_MULTIPROC_DIR={blocker}/m"),
+        open_metrics_folder({"PROMETHEUS_MULTIPROC_DIR": str(blocker / "m")}),
+    ):
+        pass
     # Through main: exit 2 with the message, before the port is bound.
     monkeypatch.setenv("WEB_CONCURRENCY", "2")
     monkeypatch.setenv("QDRANT_PATH", ":memory:")

@@ -60,7 +60,8 @@ def _answers_by_pid(folder: Path) -> dict[int, float]:
     counts: dict[int, float] = {}
     for path in folder.glob("counter_*.db"):
         pid = int(path.stem.removeprefix("counter_"))
-        for key, value, _timestamp, _pos in MmapedDict.read_all_values_from_file(str(path)):
+        entries = MmapedDict.read_all_values_from_file(str(path))  # type: ignore[no-untyped-call]
+        for key, value, _timestamp, _pos in entries:
             if json.loads(key)[1] == "promptrollouts_requests_total":
                 counts[pid] = counts.get(pid, 0.0) + value
     return counts
