@@ -72,7 +72,7 @@ def test_workers_that_run(settings: dict[str, object]) -> None:
 def test_refusals_name_the_problem_and_the_fix(
     settings: dict[str, object], present: list[str], absent: list[str]
 ) -> None:
-    with pytest.raises(ValueError, match="^WEB_CONCURRENCY=") as refused:
+    with pytest.raises(ValueError, match=r"^WEB_CONCURRENCY=") as refused:
         decide_workers(Settings(**settings))  # type: ignore[arg-type]
     for text in present:
         assert text in str(refused.value)
