@@ -16,7 +16,7 @@ import pytest
 
 from service.http.connections import ConnectionLimits, GuardedHttpToolsProtocol
 from service.http.shedding import ReportingInflightLimiter
-from service.server import build_server_config, main
+from service.server import AppFactory, build_server_config, main
 from service.settings import Settings, list_variables
 from service.supervisor import MetricsFolderError, open_metrics_folder
 from service.telemetry.multiprocess import clear_metric_files
@@ -131,10 +131,18 @@ def test_the_server_config_pickles_for_spawned_workers() -> None:
     config = build_server_config(settings, "127.0.0.1", 0, workers=2)
     assert config.workers == 2
     copy = pickle.loads(pickle.dumps(config))
-    assert copy.app.args == (settings, "127.0.0.1")  # the factory and its settings
+    assert copy.app == AppFactory(settings, "127.0.0.1")  # the factory and its settings
     factory = copy.http
     assert factory.func is GuardedHttpToolsProtocol
     assert factory.keywords == {"limits": ConnectionLimits(3.0, 2048, 7)}
+
+
+def test_the_workers_parent_does_not_load_the_app() -> None:
+    code = "import sys, service.server; print('service.app' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "False"
 
 
 def test_one_worker_config_does_not_read_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
