@@ -94,6 +94,7 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
             "REDIS_URL": redis,
             "METRICS_PORT": str(metrics_port),
             "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+            "MAX_HEADER_BYTES": "2048",
         }
         log = folder / "service.log"
         command = [sys.executable, "-m", "service", "--port", str(port), "--no-access-log"]
@@ -151,6 +152,15 @@ def test_two_workers_answer_and_metrics_add_up_exactly(workers: Workers) -> None
         text
     )
     assert "promptrollouts_inflight_requests 0.0" in text
+
+
+def test_connection_limits_reach_every_worker(workers: Workers) -> None:
+    # The guarded protocol is pickled into each worker with its limits: an oversized head
+    # is refused whichever worker accepts the connection.
+    for _ in range(6):
+        big = httpx.get(f"{workers.url}/healthz", headers={"x-big": "a" * 3000}, timeout=10)
+        assert big.status_code == 431
+        assert big.headers["content-type"] == "application/problem+json"
 
 
 def test_sigterm_stops_every_process_and_marks_the_workers_dead(workers: Workers) -> None:
