@@ -1,5 +1,14 @@
 """``python -m service``: run the answering service (see :mod:`service.server`)."""
 
-from service.server import main
+import os
 
-main()
+# Before anything imports prometheus-client, which picks its mode from the environment
+# once: one worker keeps plain in-memory metrics even if PROMETHEUS_MULTIPROC_DIR is set.
+from service.telemetry.multiprocess_env import apply_multiprocess_env
+
+apply_multiprocess_env(os.environ)
+
+from service.server import main  # noqa: E402
+
+if __name__ == "__main__":
+    main()

@@ -25,11 +25,16 @@ from service.http.middleware import (
 from service.http.openai_errors import OpenAIErrorMiddleware
 from service.http.problems import install_problem_handlers
 from service.http.routers import answers, chat_completions, feedback, health, models, prompts
-from service.http.shedding import InflightLimiter, LoadSheddingMiddleware
+from service.http.shedding import (
+    InflightLimiter,
+    LoadSheddingMiddleware,
+    ReportingInflightLimiter,
+)
 from service.resources import open_resources
 from service.settings import Settings
 from service.telemetry.logs import configure_logging
 from service.telemetry.metrics_server import serve_metrics
+from service.telemetry.multiprocess_env import multiprocess_dir
 from service.telemetry.tracing import configure_tracing
 
 if TYPE_CHECKING:
@@ -54,7 +59,13 @@ def create_app(
     settings = settings or Settings()
     host = bind_host or decide_bind_host(sys.argv, os.environ)
     configure_logging(settings.log_level)
-    limiter = InflightLimiter(settings.max_inflight)
+    # Several workers (WEB_CONCURRENCY): the in-flight gauge is set on every change, in
+    # files a scrape adds up; one worker reads the count only when scraped.
+    limiter = (
+        ReportingInflightLimiter(settings.max_inflight)
+        if multiprocess_dir() is not None
+        else InflightLimiter(settings.max_inflight)
+    )
     if tracer_provider is not None:
         tracer_provider.add_span_processor(TenantSpanProcessor())
 
@@ -75,7 +86,10 @@ def create_app(
                     tracing.provider.add_span_processor(TenantSpanProcessor())
                 stack.callback(tracing.shutdown)
             app.state.resources = resources
-            resources.metrics.inflight_requests.set_function(lambda: limiter.inflight)
+            if isinstance(limiter, ReportingInflightLimiter):
+                limiter.report = resources.metrics.inflight_requests.set
+            else:
+                resources.metrics.inflight_requests.set_function(lambda: limiter.inflight)
             yield
 
     app = FastAPI(

@@ -131,8 +131,9 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=64,
-        description="Worker processes of `python -m service`; above 1 needs QDRANT_URL (the "
-        "embedded store admits one process).",
+        description="Worker processes of `python -m service`; above 1 needs QDRANT_URL or "
+        "QDRANT_PATH=:memory: (the embedded store in a folder admits one process) and "
+        "REDIS_URL (state the workers must share).",
     )
     max_body_bytes: int = Field(
         default=256 * 1024,

@@ -3,12 +3,14 @@
 
 :class:`ConnectionGuard` holds one connection's head timer and :class:`HeaderMeter`;
 :class:`GuardedProtocol` wires it into uvicorn's protocol classes, the same for h11 and
-httptools, and :func:`build_protocol` binds a class to the configured limits.
+httptools, and :func:`build_protocol` binds a class to the configured limits (a picklable
+factory: with ``WEB_CONCURRENCY`` > 1 uvicorn sends it to every spawned worker).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -192,9 +194,10 @@ class GuardedProtocol(_Protocol):
         server_state: ServerState,
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.guard = ConnectionGuard(self.limits, self.loop)
+        self.guard = ConnectionGuard(limits or self.limits, self.loop)
 
     def _reading_head(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
@@ -235,8 +238,9 @@ class GuardedHttpToolsProtocol(GuardedProtocol, HttpToolsProtocol):  # type: ign
 def build_protocol(
     parser: Literal["h11", "httptools"], limits: ConnectionLimits
 ) -> type[asyncio.Protocol]:
-    """The guarded protocol class for `parser`, bound to `limits`."""
+    """The guarded protocol class for `parser`, bound to `limits`: a ``functools.partial``
+    of a module-level class, which pickles (a class made at run time would not)."""
     base: type[GuardedProtocol] = (
         GuardedH11Protocol if parser == "h11" else GuardedHttpToolsProtocol
     )
-    return cast(type[asyncio.Protocol], type(base.__name__, (base,), {"limits": limits}))
+    return cast(type[asyncio.Protocol], functools.partial(base, limits=limits))

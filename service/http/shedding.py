@@ -15,7 +15,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.http.middleware import send_problem
 
-__all__ = ["SHED_PATHS", "SHED_RETRY_AFTER_SECONDS", "InflightLimiter", "LoadSheddingMiddleware"]
+__all__ = [
+    "SHED_PATHS",
+    "SHED_RETRY_AFTER_SECONDS",
+    "InflightLimiter",
+    "LoadSheddingMiddleware",
+    "ReportingInflightLimiter",
+]
 
 _log = logging.getLogger(__name__)
 #: The endpoints that answer questions (and so may be shed).
@@ -43,6 +49,31 @@ class InflightLimiter:
     def release(self) -> None:
         """Give a slot back."""
         self.inflight -= 1
+
+
+class ReportingInflightLimiter(InflightLimiter):
+    """An :class:`InflightLimiter` that reports each change of the count to `report`.
+
+    For several workers: their in-flight gauge lives in files that a scrape adds up, so
+    it must be set when the count changes (a function read at scrape time would run in
+    whichever worker answers the scrape). One worker keeps the plain limiter.
+    """
+
+    def __init__(self, limit: int, report: Callable[[float], None] = lambda _: None) -> None:
+        super().__init__(limit)
+        self.report = report
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free (and report the new count)."""
+        if super().try_acquire():
+            self.report(self.inflight)
+            return True
+        return False
+
+    def release(self) -> None:
+        """Give a slot back (and report the new count)."""
+        super().release()
+        self.report(self.inflight)
 
 
 class LoadSheddingMiddleware:

@@ -8,9 +8,11 @@ series is bounded by the number of deployed versions and models.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 
 from service.telemetry.buckets import LATENCY_BUCKETS
+from service.telemetry.multiprocess import fetch_multiprocess_exposition
+from service.telemetry.multiprocess_env import multiprocess_dir
 from service.telemetry.shadow_metrics import ShadowMetrics
 from service.telemetry.tool_metrics import ToolMetrics
 
@@ -31,10 +33,15 @@ ANSWER_LENGTH_BUCKETS = (50, 100, 200, 400, 800, 1600, 3200, 6400)
 
 
 class Metrics:
-    """The service's metrics."""
+    """The service's metrics (gauges say how several workers' values combine:
+    ``multiprocess_mode``, read only in multi-process mode, see multiprocess.py)."""
 
     def __init__(self, tenant_labels: bool = False) -> None:
         self.registry = registry = CollectorRegistry()
+        #: PROMETHEUS_MULTIPROC_DIR with WEB_CONCURRENCY > 1: every worker's files, summed.
+        #: (prometheus-client chose its mode at import: files only if the variable was set.)
+        in_files = getattr(values.ValueClass, "_multiprocess", False)
+        self.multiprocess_dir = multiprocess_dir() if in_files else None
         #: TENANT_METRICS: per-tenant series carry a `tenant` label (off: no tenant anywhere).
         self.tenant_labels = tenant_labels
         self.requests = Counter(
@@ -75,6 +82,7 @@ class Metrics:
             "Circuit breaker state per model: 0 closed, 1 half-open, 2 open.",
             ["model"],
             registry=registry,
+            multiprocess_mode="livemax",  # each worker has its breaker: the most open one
         )
         self.upstream_throttled = Counter(
             "promptrollouts_upstream_throttled_total",
@@ -150,8 +158,9 @@ class Metrics:
         )
         self.inflight_requests = Gauge(
             "promptrollouts_inflight_requests",
-            "Answering requests in flight in this worker (shed above MAX_INFLIGHT).",
+            "Answering requests in flight (summed over workers; each sheds above MAX_INFLIGHT).",
             registry=registry,
+            multiprocess_mode="livesum",
         )
         self.idempotency_save_failures = Counter(
             "promptrollouts_idempotency_save_failures_total",
@@ -187,6 +196,7 @@ class Metrics:
             "Share of traffic each loaded version receives, in percent.",
             ["prompt", "version"],
             registry=registry,
+            multiprocess_mode="livemostrecent",  # the latest weights any worker loaded
         )
         # --- Quality signals (issue 11): what answers were like, and what users thought ---
         # Labels prompt and version only (no tenant: one series per served version, created
@@ -262,6 +272,12 @@ class Metrics:
             tools.errors,
             tools.duration,
         )
+
+    def exposition(self) -> bytes:
+        """The text a scrape of /metrics gets: this registry, or every worker's files."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        return fetch_multiprocess_exposition(self.multiprocess_dir)
 
     def tenant_counter(self, counter: Counter, tenant: str) -> Counter:
         """``counter`` for ``tenant``: labelled only with TENANT_METRICS=true."""

@@ -3,8 +3,9 @@
 The listener binds the same address as the API (see
 :func:`service.http.access.decide_bind_host`), serves ``GET /metrics`` and nothing else, and
 is unauthenticated: keep it reachable by the monitoring system only (the chart's
-NetworkPolicy admits the monitoring namespace alone). One listener per process, so run
-one uvicorn worker per pod (replicas scale the service).
+NetworkPolicy admits the monitoring namespace alone). With several workers
+(``WEB_CONCURRENCY``) each one listens on the port (``SO_REUSEPORT``) and any of them
+answers a scrape with every worker's metrics added up (service/telemetry/multiprocess.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -49,15 +50,17 @@ class _Listener(uvicorn.Server):
             self.done_starting.set()
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, shared: bool = False) -> socket.socket:
     """A listening-ready socket on ``host:port`` (IPv4 or IPv6), so a taken port is a clear
-    error here rather than uvicorn's exit."""
+    error here rather than uvicorn's exit; `shared`: the other workers bind it too."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
     except OSError:
         sock.close()
@@ -69,7 +72,7 @@ def build_metrics_app(metrics: Metrics) -> Starlette:
     """An ASGI app with only ``GET /metrics``."""
 
     async def exposition(_request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(routes=[Route("/metrics", exposition, methods=["GET"])])
 
@@ -86,7 +89,7 @@ async def serve_metrics(metrics: Metrics, host: str, port: int) -> AsyncIterator
         log_config=None,
     )
     try:
-        listening = _bind(host, port)
+        listening = _bind(host, port, shared=metrics.multiprocess_dir is not None)
     except OSError as error:
         raise MetricsListenerError(
             f"cannot serve /metrics on {host}:{port} (METRICS_PORT): {error.strerror}"

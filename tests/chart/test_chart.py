@@ -262,6 +262,7 @@ def test_defaults_server(helm: Helm) -> None:
         "LOG_LEVEL": "INFO",
         "LOG_CONTENT": "redacted",
         "QDRANT_PATH": "/var/lib/prompt-rollouts/qdrant",
+        "WEB_CONCURRENCY": "1",  # the embedded store admits one process (test_workers.py)
     }
     assert env_of(server)["IDEMPOTENCY_SECRET"]["valueFrom"] == {
         "secretKeyRef": {"name": f"{FULLNAME}-idempotency", "key": "idempotency-secret"}

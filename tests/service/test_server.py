@@ -300,8 +300,12 @@ def test_python_m_service_reads_its_limits_from_the_environment(tmp_path: Path) 
         "PROMPTS_DIR": str(ROOT / "prompts"),
         "HTTP_PARSER": "httptools",
         "MAX_HEADER_BYTES": "2048",
+        # Read only with WEB_CONCURRENCY > 1: one worker keeps in-memory metrics, no files.
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
+    (tmp_path / "metrics").mkdir()
     env.pop("MODEL_BASE_URL", None)
+    env.pop("WEB_CONCURRENCY", None)
     log = tmp_path / "service.log"
     command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
     with (
@@ -324,6 +328,9 @@ def test_python_m_service_reads_its_limits_from_the_environment(tmp_path: Path) 
             )
             assert big.status_code == 431
             assert big.headers["content-type"] == PROBLEM
+            scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            assert 'promptrollouts_version_weight_percent{prompt="policy-qa"' in scrape
+            assert not list((tmp_path / "metrics").iterdir())
         finally:
             proc.terminate()
             proc.wait(timeout=20)

@@ -147,3 +147,35 @@ The Secret holding IDEMPOTENCY_SECRET: idempotency.existingSecret, or the chart'
 {{- define "prompt-rollouts.idempotencySecret" -}}
 {{- .Values.idempotency.existingSecret | default (include "prompt-rollouts.componentName" (list . "idempotency")) }}
 {{- end }}
+
+{{/*
+WEB_CONCURRENCY of the server: server.workers when set; else one worker per requested CPU
+(ceil of server.resources.requests.cpu, "500m" or "2"), between 1 and server.maxWorkers.
+More than one only when the service would run them: a Qdrant server (the embedded store in
+the pod's folder admits one process) and Redis (idempotency keys, feedback ids and tenant
+quotas must be shared by the workers). An explicit server.workers above 1 without both
+fails the render with the reason; the automatic choice falls back to 1.
+*/}}
+{{- define "prompt-rollouts.serverWorkers" -}}
+{{- $server := .Values.server -}}
+{{- $qdrant := or .Values.qdrant.bundled.enabled .Values.qdrant.url -}}
+{{- $redis := or .Values.redis.bundled.enabled .Values.redis.existingSecret .Values.redis.url -}}
+{{- if not (kindIs "invalid" $server.workers) -}}
+{{- $workers := int $server.workers -}}
+{{- if and (gt $workers 1) (not (and $qdrant $redis)) -}}
+{{- fail (printf "server.workers=%d needs a Qdrant server (qdrant.url or qdrant.bundled.enabled) and Redis (redis.url, redis.existingSecret or redis.bundled.enabled): the service refuses WEB_CONCURRENCY above 1 without them (the embedded store admits one process; idempotency keys, feedback ids and tenant quotas must be shared)" $workers) -}}
+{{- end -}}
+{{- $workers -}}
+{{- else -}}
+{{- $cpu := "" -}}
+{{- with $server.resources -}}{{- with .requests -}}{{- $cpu = toString (.cpu | default "") -}}{{- end -}}{{- end -}}
+{{- $milli := 0 -}}
+{{- if hasSuffix "m" $cpu -}}
+{{- $milli = int (trimSuffix "m" $cpu) -}}
+{{- else if $cpu -}}
+{{- $milli = int (ceil (mulf (float64 $cpu) 1000)) -}}
+{{- end -}}
+{{- $workers := max 1 (min (div (add $milli 999) 1000) (int $server.maxWorkers)) -}}
+{{- if and $qdrant $redis -}}{{ $workers }}{{- else -}}1{{- end -}}
+{{- end -}}
+{{- end }}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.answering.schemas import HealthResponse
 from service.dependencies import MetricsDep, ResourcesDep
@@ -49,4 +49,4 @@ async def readyz(resources: ResourcesDep) -> HealthResponse | JSONResponse:
 @metrics_router.get("/metrics", response_class=Response)
 async def metrics(metrics: MetricsDep) -> Response:
     """Prometheus exposition of the service's metrics."""
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
