@@ -76,6 +76,10 @@ class ExactIndex:
     def __contains__(self, point_id: object) -> bool:
         return point_id in self._rows
 
+    def payloads(self) -> dict[str, Mapping[str, Any]]:
+        """Every point's payload, by id."""
+        return dict(zip(self._ids, self._payloads, strict=True))
+
     def upsert(
         self,
         ids: Sequence[str],
