@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,17 +20,15 @@ from service.catalog.registry import PromptRegistry
 from service.catalog.sources import load_file_registry, watch_cluster, watch_routing_file
 from service.http.access import AccessControl
 from service.http.auth import KeyFile, watch_key_file
-from service.http.feedback import Feedback, FeedbackStore
-from service.http.feedback_memory import MemoryFeedbackStore
-from service.http.idempotency import Idempotency, IdempotencyStore
-from service.http.idempotency_memory import MemoryIdempotencyStore
+from service.http.feedback import Feedback
+from service.http.idempotency import Idempotency
 from service.http.quota import build_quota
 from service.judge_setup import build_judge
 from service.llm.chat import AnswerModel
+from service.llm.deferred_transport import build_transport
 from service.llm.extractive import ExtractiveAnswerer
 from service.llm.openai_chat import OpenAIChatModel
 from service.llm.resilience.streaming import ResilientStreamingModel
-from service.llm.transport import AiohttpTransport
 from service.retrieval.chunking import read_documents
 from service.retrieval.embeddings import Embedder, build_embedder
 from service.retrieval.heap import trim_heap
@@ -41,6 +38,7 @@ from service.retrieval.store import VectorStore
 from service.retrieval.vectorstore import open_store
 from service.settings import Settings
 from service.shadow_setup import open_shadow
+from service.shared_state import build_feedback, build_idempotency, open_redis
 from service.telemetry.metrics import Metrics
 from service.telemetry.request_log import ContentMode, RequestLogger
 from service.telemetry.resilience_observer import MetricsObserver
@@ -182,7 +180,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             httpx.AsyncClient(
                 timeout=httpx.Timeout(30.0, connect=5.0),
                 limits=limits,
-                transport=AiohttpTransport(limits),
+                # aiohttp is imported now only if the answer path calls an upstream.
+                transport=build_transport(
+                    bool(settings.model_base_url or settings.embedding_base_url), limits
+                ),
             )
         )
         store = open_store(settings)
@@ -213,16 +214,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         )
         open_shadow(settings, answers, embedder, stack)  # stopped before the HTTP pool closes
         client = open_redis(settings.redis_url)
-        keys_store: IdempotencyStore = (
-            MemoryIdempotencyStore() if client is None else _redis_idempotency(client)
-        )
-        idempotency = Idempotency(
-            keys_store,
-            build_idempotency_secret(settings),
-            lease_seconds=settings.idempotency_lease_seconds,
-            ttl_seconds=settings.idempotency_ttl_seconds,
-            metrics=metrics,
-        )
+        idempotency = build_idempotency(settings, client, metrics)
         stack.push_async_callback(idempotency.close)  # the Redis store's closes the client
         feedback = build_feedback(settings, client, metrics)
         stack.push_async_callback(feedback.close)  # runs first: before the client is closed
@@ -242,42 +234,6 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             tracing,
             judge,
         )
-
-
-def _redis_idempotency(client: redis.asyncio.Redis) -> IdempotencyStore:
-    """The idempotency store shared by replicas (imported only with REDIS_URL)."""
-    from service.http.idempotency_redis import RedisIdempotencyStore  # noqa: PLC0415
-
-    return RedisIdempotencyStore(client)
-
-
-def build_feedback(
-    settings: Settings, client: redis.asyncio.Redis | None, metrics: Metrics
-) -> Feedback:
-    """Feedback over Redis when REDIS_URL is set (any replica takes a rating), else in memory."""
-    if client is None:
-        store: FeedbackStore = MemoryFeedbackStore()
-    else:
-        # Deferred, like every Redis module: redis is imported only when REDIS_URL is set.
-        from service.http.feedback_redis import RedisFeedbackStore  # noqa: PLC0415
-
-        store = RedisFeedbackStore(client)
-    return Feedback(
-        store,
-        ttl_seconds=settings.feedback_ttl,
-        metrics=metrics,
-        log_content=ContentMode(settings.log_content),
-    )
-
-
-def open_redis(url: str | None) -> redis.asyncio.Redis | None:
-    """One client for everything replicas share (idempotency keys, tenant quotas, feedback)."""
-    if not url:
-        return None
-    # Deferred: redis is imported only when REDIS_URL is set (~0.13 s of start-up otherwise).
-    import redis.asyncio  # noqa: PLC0415
-
-    return redis.asyncio.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
 
 
 def open_access(
@@ -301,16 +257,3 @@ def open_access(
         tenant_rpm=settings.tenant_rpm,
         metrics=metrics,
     )
-
-
-def build_idempotency_secret(settings: Settings) -> bytes:
-    """IDEMPOTENCY_SECRET, or a random one for this process (logged: replicas need one)."""
-    if settings.idempotency_secret is not None:
-        return settings.idempotency_secret.get_secret_value().encode()
-    if settings.redis_url:
-        _log.warning(
-            "IDEMPOTENCY_SECRET is unset: generated one for this process. Replicas sharing "
-            "REDIS_URL must all set the same IDEMPOTENCY_SECRET, or a retry served by another "
-            "replica sends the model a different Idempotency-Key"
-        )
-    return secrets.token_bytes(32)
