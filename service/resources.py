@@ -35,6 +35,7 @@ from service.retrieval.heap import trim_heap
 from service.retrieval.indexing import index_documents
 from service.retrieval.search import Retriever
 from service.retrieval.store import VectorStore
+from service.retrieval.vector_cache import CachedEmbedder, cache_path, read_vectors
 from service.retrieval.vectorstore import open_store
 from service.settings import Settings
 from service.shadow_setup import open_shadow
@@ -132,10 +133,15 @@ async def index_corpora(
 ) -> None:
     """Index each start-up folder into its collection, in order; raises on the first failure."""
     for collection, folder in corpora.items():
+        # Vectors built ahead for this folder, if any: checked by content hash and model.
+        cache = cache_path(folder, embedder.model_id)
+        cached = CachedEmbedder(embedder, read_vectors(cache, embedder.model_id))
         # No pruning: passages indexed by `promptctl index` from other folders stay.
         report = await index_documents(
-            store, embedder, collection, read_documents(folder), prune=False
+            store, cached, collection, read_documents(folder), prune=False
         )
+        if cached.hits:
+            _log.info("%s: %d passages' vectors taken from %s", collection, cached.hits, cache)
         _log.info(
             "indexed %s from %s: %d added, %d updated, %d unchanged, %d removed",
             report.collection,

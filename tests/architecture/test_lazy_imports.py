@@ -63,7 +63,7 @@ def run_probe(environ: dict[str, str]) -> dict[str, list[str]]:
         "MODEL_BASE_URL": "",
         "EMBEDDING_BASE_URL": "",
     } | environ
-    done = subprocess.run(  # noqa: S603 - our interpreter and our probe
+    done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
         env=env,
