@@ -12,7 +12,6 @@ from fastapi import FastAPI
 
 from service.http.access import (
     AccessMiddleware,
-    TenantSpanProcessor,
     decide_bind_host,
     install_access_problem_handlers,
 )
@@ -43,6 +42,13 @@ if TYPE_CHECKING:
 __all__ = ["create_app"]
 
 
+def stamp_tenant(provider: TracerProvider) -> None:
+    """Add the tenant stamp to a provider's spans (the OpenTelemetry SDK loads only now)."""
+    from service.http.tenant_spans import TenantSpanProcessor  # noqa: PLC0415 - tracing only
+
+    provider.add_span_processor(TenantSpanProcessor())
+
+
 def create_app(
     settings: Settings | None = None,
     bind_host: str | None = None,
@@ -67,7 +73,7 @@ def create_app(
         else InflightLimiter(settings.max_inflight)
     )
     if tracer_provider is not None:
-        tracer_provider.add_span_processor(TenantSpanProcessor())
+        stamp_tenant(tracer_provider)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,7 +89,7 @@ def create_app(
             )
             if tracing is not None:
                 if tracing.owns_provider:  # a caller's provider got its stamp above
-                    tracing.provider.add_span_processor(TenantSpanProcessor())
+                    stamp_tenant(tracing.provider)
                 stack.callback(tracing.shutdown)
             app.state.resources = resources
             if isinstance(limiter, ReportingInflightLimiter):

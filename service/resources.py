@@ -5,16 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import redis.asyncio
-from qdrant_client import AsyncQdrantClient
 
 from service.answering.judge import OnlineJudge
 from service.answering.pipeline import AnswerService
@@ -23,32 +20,35 @@ from service.catalog.registry import PromptRegistry
 from service.catalog.sources import load_file_registry, watch_cluster, watch_routing_file
 from service.http.access import AccessControl
 from service.http.auth import KeyFile, watch_key_file
-from service.http.feedback import Feedback, FeedbackStore
-from service.http.feedback_memory import MemoryFeedbackStore
-from service.http.feedback_redis import RedisFeedbackStore
-from service.http.idempotency import Idempotency, IdempotencyStore
-from service.http.idempotency_memory import MemoryIdempotencyStore
-from service.http.idempotency_redis import RedisIdempotencyStore
+from service.http.feedback import Feedback
+from service.http.idempotency import Idempotency
 from service.http.quota import build_quota
 from service.judge_setup import build_judge
 from service.llm.chat import AnswerModel
+from service.llm.deferred_transport import build_transport
 from service.llm.extractive import ExtractiveAnswerer
 from service.llm.openai_chat import OpenAIChatModel
 from service.llm.resilience.streaming import ResilientStreamingModel
-from service.llm.transport import AiohttpTransport
 from service.retrieval.chunking import read_documents
 from service.retrieval.embeddings import Embedder, build_embedder
 from service.retrieval.heap import trim_heap
 from service.retrieval.indexing import index_documents
 from service.retrieval.search import Retriever
-from service.retrieval.vectorstore import open_qdrant
+from service.retrieval.store import VectorStore
+from service.retrieval.vector_cache import CachedEmbedder, cache_path, read_vectors
+from service.retrieval.vectorstore import open_store
 from service.settings import Settings
 from service.shadow_setup import open_shadow
+from service.shared_state import build_feedback, build_idempotency, open_redis
 from service.telemetry.metrics import Metrics
 from service.telemetry.request_log import ContentMode, RequestLogger
 from service.telemetry.resilience_observer import MetricsObserver
 from service.telemetry.spans import Tracing
 from service.tools.setup import build_tool_runner
+
+if TYPE_CHECKING:
+    import redis.asyncio
+    from qdrant_client import AsyncQdrantClient
 
 __all__ = ["Resources", "index_corpora", "open_resources"]
 
@@ -61,7 +61,8 @@ class Resources:
 
     settings: Settings
     http: httpx.AsyncClient
-    qdrant: AsyncQdrantClient
+    #: The vector store (QDRANT_URL, QDRANT_PATH, or in memory).
+    store: VectorStore
     embedder: Embedder
     catalog: Catalog
     chat: AnswerModel
@@ -128,14 +129,19 @@ async def open_catalog(
 
 
 async def index_corpora(
-    qdrant: AsyncQdrantClient, embedder: Embedder, corpora: Mapping[str, Path]
+    store: VectorStore | AsyncQdrantClient, embedder: Embedder, corpora: Mapping[str, Path]
 ) -> None:
     """Index each start-up folder into its collection, in order; raises on the first failure."""
     for collection, folder in corpora.items():
+        # Vectors built ahead for this folder, if any: checked by content hash and model.
+        cache = cache_path(folder, embedder.model_id)
+        cached = CachedEmbedder(embedder, read_vectors(cache, embedder.model_id))
         # No pruning: passages indexed by `promptctl index` from other folders stay.
         report = await index_documents(
-            qdrant, embedder, collection, read_documents(folder), prune=False
+            store, cached, collection, read_documents(folder), prune=False
         )
+        if cached.hits:
+            _log.info("%s: %d passages' vectors taken from %s", collection, cached.hits, cache)
         _log.info(
             "indexed %s from %s: %d added, %d updated, %d unchanged, %d removed",
             report.collection,
@@ -180,16 +186,19 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             httpx.AsyncClient(
                 timeout=httpx.Timeout(30.0, connect=5.0),
                 limits=limits,
-                transport=AiohttpTransport(limits),
+                # aiohttp is imported now only if the answer path calls an upstream.
+                transport=build_transport(
+                    bool(settings.model_base_url or settings.embedding_base_url), limits
+                ),
             )
         )
-        qdrant = open_qdrant(settings)
-        stack.push_async_callback(qdrant.close)
+        store = open_store(settings)
+        stack.push_async_callback(store.close)
         tracing = Tracing()
         embedder = build_embedder(settings, http, tracing)
-        await index_corpora(qdrant, embedder, settings.start_up_corpora())
+        await index_corpora(store, embedder, settings.start_up_corpora())
         trim_heap()  # indexing's batch buffers, freed but kept by the allocator
-        collections = {c.name for c in (await qdrant.get_collections()).collections}
+        collections = await store.collection_names()
         metrics = Metrics(tenant_labels=settings.tenant_metrics)
         catalog = await open_catalog(settings, collections, metrics, stack)
         chat = build_chat_model(settings, http, embedder, metrics, tracing)
@@ -199,7 +208,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             stack.push_async_callback(judge.stop)  # before the HTTP pool closes
         answers = AnswerService(
             catalog=catalog,
-            retriever=Retriever(qdrant, embedder, tracing, settings.query_embedding_cache),
+            retriever=Retriever(store, embedder, tracing, settings.query_embedding_cache),
             chat=chat,
             prices=settings.model_prices,
             metrics=metrics,
@@ -211,23 +220,14 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         )
         open_shadow(settings, answers, embedder, stack)  # stopped before the HTTP pool closes
         client = open_redis(settings.redis_url)
-        store: IdempotencyStore = (
-            MemoryIdempotencyStore() if client is None else RedisIdempotencyStore(client)
-        )
-        idempotency = Idempotency(
-            store,
-            build_idempotency_secret(settings),
-            lease_seconds=settings.idempotency_lease_seconds,
-            ttl_seconds=settings.idempotency_ttl_seconds,
-            metrics=metrics,
-        )
+        idempotency = build_idempotency(settings, client, metrics)
         stack.push_async_callback(idempotency.close)  # the Redis store's closes the client
         feedback = build_feedback(settings, client, metrics)
         stack.push_async_callback(feedback.close)  # runs first: before the client is closed
         yield Resources(
             settings,
             http,
-            qdrant,
+            store,
             embedder,
             catalog,
             chat,
@@ -240,26 +240,6 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             tracing,
             judge,
         )
-
-
-def build_feedback(
-    settings: Settings, client: redis.asyncio.Redis | None, metrics: Metrics
-) -> Feedback:
-    """Feedback over Redis when REDIS_URL is set (any replica takes a rating), else in memory."""
-    store: FeedbackStore = MemoryFeedbackStore() if client is None else RedisFeedbackStore(client)
-    return Feedback(
-        store,
-        ttl_seconds=settings.feedback_ttl,
-        metrics=metrics,
-        log_content=ContentMode(settings.log_content),
-    )
-
-
-def open_redis(url: str | None) -> redis.asyncio.Redis | None:
-    """One client for everything replicas share (idempotency keys, tenant quotas, feedback)."""
-    if not url:
-        return None
-    return redis.asyncio.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
 
 
 def open_access(
@@ -283,16 +263,3 @@ def open_access(
         tenant_rpm=settings.tenant_rpm,
         metrics=metrics,
     )
-
-
-def build_idempotency_secret(settings: Settings) -> bytes:
-    """IDEMPOTENCY_SECRET, or a random one for this process (logged: replicas need one)."""
-    if settings.idempotency_secret is not None:
-        return settings.idempotency_secret.get_secret_value().encode()
-    if settings.redis_url:
-        _log.warning(
-            "IDEMPOTENCY_SECRET is unset: generated one for this process. Replicas sharing "
-            "REDIS_URL must all set the same IDEMPOTENCY_SECRET, or a retry served by another "
-            "replica sends the model a different Idempotency-Key"
-        )
-    return secrets.token_bytes(32)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
@@ -80,6 +78,10 @@ def assess_output_schema(schema: dict[str, Any]) -> str | None:
     external = _external_refs(schema)
     if external:
         return f"schema $ref must point inside the schema ('#...'), got {external[0]!r}"
+    # Deferred: jsonschema loads with the first schema, not at start-up.
+    from jsonschema import Draft202012Validator  # noqa: PLC0415
+    from jsonschema.exceptions import SchemaError  # noqa: PLC0415
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as error:

@@ -11,8 +11,6 @@ import re
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -142,6 +140,10 @@ class Tool(_Model):
     @field_validator("parameters")
     @classmethod
     def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        # Deferred: jsonschema loads with the first schema, not at start-up.
+        from jsonschema import Draft202012Validator  # noqa: PLC0415
+        from jsonschema.exceptions import SchemaError  # noqa: PLC0415
+
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as error:

@@ -20,14 +20,14 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from typing import TYPE_CHECKING, Any
 
 from api.v1alpha1.output import measure_depth
 from prompting.redaction import redact
 from prompting.rendering import Message
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 __all__ = [
     "MAX_OUTPUT_CHARS",
@@ -143,6 +143,10 @@ def assess_output(text: str, schema: Mapping[str, Any]) -> OutputCheck:
     depth = measure_depth(value)
     if depth > MAX_OUTPUT_DEPTH:
         return OutputCheck(problem=f"the answer nests {depth} levels, more than {MAX_OUTPUT_DEPTH}")
+    # Deferred: jsonschema loads with the first schema, not at start-up.
+    from jsonschema import Draft202012Validator  # noqa: PLC0415
+    from jsonschema.exceptions import best_match  # noqa: PLC0415
+
     try:
         violation = best_match(Draft202012Validator(dict(schema)).iter_errors(value))
     except RecursionError:

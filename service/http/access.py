@@ -27,9 +27,7 @@ from typing import Literal
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import AccessError, PermissionDeniedError
@@ -46,7 +44,6 @@ __all__ = [
     "AccessControl",
     "AccessMiddleware",
     "Refusal",
-    "TenantSpanProcessor",
     "decide_bind_host",
     "decide_caller",
     "install_access_problem_handlers",
@@ -161,18 +158,6 @@ class AccessControl:
             "(docs/security.md), or listen on 127.0.0.1 only.",
             address=Verbatim(host),
         )
-
-
-class TenantSpanProcessor(SpanProcessor):
-    """Sets the tenant bound by AccessMiddleware on every span started inside a request."""
-
-    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
-        tenant = structlog.contextvars.get_contextvars().get("tenant")
-        if isinstance(tenant, str):
-            span.set_attribute(TENANT_ATTRIBUTE, tenant)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        """Nothing to do when a span ends."""
 
 
 class AccessMiddleware:

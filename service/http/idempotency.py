@@ -25,8 +25,6 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis.asyncio
-
 from service.errors import IdempotencyUnavailableError
 from service.http.idempotency_keys import (
     BeginResult,
@@ -38,7 +36,6 @@ from service.http.idempotency_keys import (
     parse_key_header,
 )
 from service.http.idempotency_memory import MemoryIdempotencyStore
-from service.http.idempotency_redis import RedisIdempotencyStore
 from service.telemetry.metrics import Metrics
 
 __all__ = [
@@ -84,6 +81,11 @@ class IdempotencyStore(Protocol):
 def build_idempotency_store(redis_url: str | None) -> IdempotencyStore:
     """A Redis store when ``redis_url`` is given (shared by replicas), else a memory store."""
     if redis_url:
+        # Deferred: redis is imported only when a Redis URL is given.
+        import redis.asyncio  # noqa: PLC0415
+
+        from service.http.idempotency_redis import RedisIdempotencyStore  # noqa: PLC0415
+
         return RedisIdempotencyStore(redis.asyncio.from_url(redis_url))
     return MemoryIdempotencyStore()
 

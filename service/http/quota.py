@@ -16,10 +16,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import redis.asyncio
-from redis.exceptions import RedisError
+if TYPE_CHECKING:
+    import redis.asyncio
+
 
 __all__ = [
     "MemoryQuota",
@@ -99,6 +100,10 @@ class RedisQuota:
     """Windows shared by every replica through Redis."""
 
     def __init__(self, client: redis.asyncio.Redis, prefix: str = "promptrollouts:quota:") -> None:
+        # Deferred: redis is imported only when REDIS_URL gives the service a client.
+        from redis.exceptions import RedisError  # noqa: PLC0415
+
+        self._error: type[Exception] = RedisError
         self._prefix = prefix
         self._admit = client.register_script(_ADMIT)
 
@@ -109,7 +114,7 @@ class RedisQuota:
                 keys=[self._prefix + tenant],
                 args=[int(WINDOW_SECONDS * 1000), limit, member],
             )
-        except RedisError as error:
+        except self._error as error:
             raise QuotaUnavailableError(type(error).__name__) from error
         if int(wait_ms) == 0:
             return QuotaDecision(True)

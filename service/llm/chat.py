@@ -18,6 +18,7 @@ from prompting.rendering import Message
 from service.llm.resilience.deadline import Deadline
 
 __all__ = [
+    "STREAM_EXTENSION",
     "AnswerModel",
     "ChatModel",
     "ChatRequest",
@@ -27,6 +28,11 @@ __all__ = [
     "ToolCall",
     "call_model",
 ]
+
+#: Request extension asking the transport for a streamed body (``client.build_request(...,
+#: extensions={STREAM_EXTENSION: True})`` then ``client.send(request, stream=True)``); here,
+#: not in :mod:`service.llm.transport`, so that the clients using it do not import aiohttp.
+STREAM_EXTENSION = "prompt_rollouts.stream"
 
 
 @dataclass(frozen=True)

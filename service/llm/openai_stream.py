@@ -18,10 +18,9 @@ from typing import Any
 import httpx
 
 from service.errors import UpstreamError
-from service.llm.chat import ChatRequest
+from service.llm.chat import STREAM_EXTENSION, ChatRequest
 from service.llm.resilience.policy import parse_retry_after
 from service.llm.streams import ChatStream, StreamUsage, estimate_usage
-from service.llm.transport import STREAM_EXTENSION
 
 __all__ = ["open_openai_stream", "parse_stream_line"]
 

@@ -28,11 +28,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import httpx
 
-__all__ = ["STREAM_EXTENSION", "AiohttpTransport"]
+from service.llm.chat import STREAM_EXTENSION
 
-#: Request extension asking for a streamed body (``client.build_request(...,
-#: extensions={STREAM_EXTENSION: True})`` then ``client.send(request, stream=True)``).
-STREAM_EXTENSION = "prompt_rollouts.stream"
+__all__ = ["STREAM_EXTENSION", "AiohttpTransport"]
 
 
 def _httpx_error(error: BaseException, request: httpx.Request) -> httpx.TransportError:

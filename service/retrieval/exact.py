@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from service.retrieval.vectors import FloatArray, normalise_rows
+from service.retrieval.vectors import normalise_rows
+
+if TYPE_CHECKING:
+    from service.retrieval.vectors import FloatArray
 
 __all__ = ["ExactHit", "ExactIndex", "decide_top_k"]
 
@@ -75,6 +78,10 @@ class ExactIndex:
 
     def __contains__(self, point_id: object) -> bool:
         return point_id in self._rows
+
+    def payloads(self) -> dict[str, Mapping[str, Any]]:
+        """Every point's payload, by id."""
+        return dict(zip(self._ids, self._payloads, strict=True))
 
     def upsert(
         self,

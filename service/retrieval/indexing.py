@@ -16,13 +16,9 @@ Passages of files that are not in ``documents`` are kept unless ``prune`` is set
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from qdrant_client import AsyncQdrantClient, models
-from qdrant_client.http.exceptions import ApiException
+from typing import TYPE_CHECKING, Any
 
 from prompting.screening import Flag
 from service.errors import CollectionMismatchError
@@ -34,7 +30,11 @@ from service.retrieval.index_decisions import (
     build_screened_chunks,
     decide_changes,
 )
-from service.retrieval.vectorstore import build_store_error
+from service.retrieval.store import VectorStore
+from service.retrieval.vectorstore import as_store
+
+if TYPE_CHECKING:
+    from qdrant_client import AsyncQdrantClient
 
 __all__ = [
     "CollectionMismatchError",
@@ -47,8 +47,6 @@ __all__ = [
     "decide_changes",
     "index_documents",
 ]
-
-_SCROLL_PAGE = 256
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,7 @@ class IndexReport:
 
 
 async def index_documents(
-    client: AsyncQdrantClient,
+    client: VectorStore | AsyncQdrantClient,
     embedder: Embedder,
     collection: str,
     documents: Sequence[tuple[str, str]],
@@ -109,8 +107,10 @@ async def index_documents(
 ) -> IndexReport:
     """Make ``collection`` hold the screened passages of ``documents`` (``(source, text)`` pairs).
 
+    ``client`` is a :class:`~service.retrieval.store.VectorStore` or a qdrant-client.
     Creates the collection (cosine, ``embedder.dimension``) if missing; raises
-    CollectionMismatchError if it exists with another vector size. Passages of
+    CollectionMismatchError if it exists with another vector size, RetrievalError when the
+    store fails. Passages of
     sources not in ``documents`` are kept, unless ``prune`` is set. With ``dry_run``
     nothing is embedded, created or written: the report says what would change.
     ``on_progress(1)`` is called after each document.
@@ -118,36 +118,34 @@ async def index_documents(
     if len({source for source, _ in documents}) != len(documents):
         raise ValueError("documents must have distinct sources")
     report = IndexReport(collection=collection, documents=len(documents), dry_run=dry_run)
-    try:
-        if dry_run:
-            exists = await client.collection_exists(collection)
-            stored = await _scroll_payloads(client, collection) if exists else {}
-        else:
-            await _ensure_collection(client, collection, await fetch_dimension(embedder))
-            stored = await _scroll_payloads(client, collection)
-        for source, text in documents:
-            screened = build_screened_chunks(source, text, max_chars)
-            if screened.flags:
-                report.screened[source] = screened.flags
-            changes = decide_changes(
-                screened.chunks, stored.pop(source, {}), embedder.model_id, screened.screened
+    store = as_store(client)
+    if dry_run:
+        exists = await store.collection_exists(collection)
+        stored = await store.fetch_payloads(collection) if exists else {}
+    else:
+        await store.ensure_collection(collection, await fetch_dimension(embedder))
+        stored = await store.fetch_payloads(collection)
+    for source, text in documents:
+        screened = build_screened_chunks(source, text, max_chars)
+        if screened.flags:
+            report.screened[source] = screened.flags
+        changes = decide_changes(
+            screened.chunks, stored.pop(source, {}), embedder.model_id, screened.screened
+        )
+        if not dry_run:
+            await _apply(store, embedder, collection, changes, screened.screened)
+        report.files.append(
+            FileChanges(
+                source,
+                added=len(changes.to_add),
+                updated=len(changes.to_update),
+                unchanged=changes.unchanged,
+                removed=len(changes.to_remove),
             )
-            if not dry_run:
-                await _apply(client, embedder, collection, changes, screened.screened)
-            report.files.append(
-                FileChanges(
-                    source,
-                    added=len(changes.to_add),
-                    updated=len(changes.to_update),
-                    unchanged=changes.unchanged,
-                    removed=len(changes.to_remove),
-                )
-            )
-            if on_progress is not None:
-                on_progress(1)
-        report.files += await _settle_others(client, collection, stored, prune, dry_run)
-    except ApiException as exc:
-        raise build_store_error(exc, collection) from exc
+        )
+        if on_progress is not None:
+            on_progress(1)
+    report.files += await _settle_others(store, collection, stored, prune, dry_run)
     for change in report.files:
         report.added += change.added
         report.updated += change.updated
@@ -158,7 +156,7 @@ async def index_documents(
 
 
 async def _settle_others(
-    client: AsyncQdrantClient,
+    store: VectorStore,
     collection: str,
     others: Mapping[str, Mapping[str, Any]],
     prune: bool,
@@ -172,50 +170,13 @@ async def _settle_others(
             changes.append(FileChanges(source, kept=len(points)))
             continue
         if not dry_run:
-            await _delete(client, collection, points)
+            await store.delete(collection, points)
         changes.append(FileChanges(source, removed=len(points), pruned=True))
     return changes
 
 
-async def _ensure_collection(client: AsyncQdrantClient, collection: str, dimension: int) -> None:
-    if not await client.collection_exists(collection):
-        await client.create_collection(
-            collection,
-            vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
-        )
-        return
-    info = await client.get_collection(collection)
-    vectors = info.config.params.vectors
-    if not isinstance(vectors, models.VectorParams):
-        raise CollectionMismatchError(
-            f"collection {collection!r} uses named vectors; index into a new collection"
-        )
-    if vectors.size != dimension:
-        raise CollectionMismatchError(
-            f"collection {collection!r} holds {vectors.size}-d vectors but the embedding model "
-            f"makes {dimension}-d ones: index into another collection or delete this one"
-        )
-
-
-async def _scroll_payloads(
-    client: AsyncQdrantClient, collection: str
-) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every stored payload, as ``{source: {point_id: payload}}``."""
-    stored: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    offset: Any = None
-    while True:
-        records, offset = await client.scroll(
-            collection, limit=_SCROLL_PAGE, offset=offset, with_payload=True, with_vectors=False
-        )
-        for record in records:
-            payload = dict(record.payload or {})
-            stored[str(payload.get("source", ""))][str(record.id)] = payload
-        if offset is None:
-            return stored
-
-
 async def _apply(
-    client: AsyncQdrantClient,
+    store: VectorStore,
     embedder: Embedder,
     collection: str,
     changes: SourceChanges,
@@ -224,19 +185,14 @@ async def _apply(
     chunks = [*changes.to_add, *changes.to_update]
     if chunks:
         vectors = await embedder.embed([f"{chunk.title}\n{chunk.text}" for chunk in chunks])
-        points = [
-            models.PointStruct(
-                id=chunk.point_id,
-                vector=vector,
-                payload=build_payload(chunk, embedder.model_id, screened.get(chunk.point_id, 0)),
-            )
-            for chunk, vector in zip(chunks, vectors, strict=True)
-        ]
-        await client.upsert(collection, points=points)
-    await _delete(client, collection, changes.to_remove)
-
-
-async def _delete(client: AsyncQdrantClient, collection: str, point_ids: list[str]) -> None:
-    if point_ids:
-        ids: list[models.ExtendedPointId] = list(point_ids)
-        await client.delete(collection, points_selector=models.PointIdsList(points=ids))
+        await store.upsert(
+            collection,
+            [chunk.point_id for chunk in chunks],
+            vectors,
+            [
+                build_payload(chunk, embedder.model_id, screened.get(chunk.point_id, 0))
+                for chunk in chunks
+            ],
+        )
+    if changes.to_remove:
+        await store.delete(collection, changes.to_remove)

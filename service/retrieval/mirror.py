@@ -12,6 +12,10 @@ write (payload or vector updates, batches, uploads, collection changes) drops th
 mirror so the next search reloads it. No other process can write the embedded store
 while this one holds it (its folder lock), so nothing changes behind the mirror's back.
 
+The service opens it for a ``QDRANT_PATH`` folder; for ``:memory:`` it needs no local mode at
+all (:class:`~service.retrieval.store.MemoryStore`), while ``open_qdrant`` callers
+(``promptctl index``, the bench) still get this client there.
+
 A Qdrant server (``QDRANT_URL``) keeps the plain client and its own HNSW search.
 :func:`fetch_top_k` is the one search call for both.
 """

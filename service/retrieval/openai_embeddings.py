@@ -7,13 +7,16 @@ Vectors come back L2-normalised, as the bundled model's do
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import httpx
-import numpy as np
 
 from service.errors import EmbeddingError
-from service.retrieval.vectors import FloatArray, normalise_rows
+from service.retrieval.vectors import normalise_rows
 from service.telemetry.spans import OPENAI_PROVIDER, Tracing, embedding_span
+
+if TYPE_CHECKING:
+    from service.retrieval.vectors import FloatArray
 
 __all__ = ["OpenAIEmbedder"]
 
@@ -106,6 +109,8 @@ class OpenAIEmbedder:
 
 def _parse_embeddings(response: httpx.Response, count: int) -> FloatArray:
     """The ``data[].embedding`` rows of a response, in ``index`` order."""
+    import numpy as np  # noqa: PLC0415 - numpy loads with the first vector, not at start-up
+
     try:
         data = response.json()["data"]
         rows = sorted(data, key=lambda item: int(item.get("index", 0)))

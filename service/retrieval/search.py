@@ -15,16 +15,18 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-from qdrant_client import AsyncQdrantClient
+from typing import TYPE_CHECKING
 
 from prompting.screening import screen_text
 from prompting.tokens import estimate_tokens
 from service.retrieval.embeddings import Embedder
-from service.retrieval.mirror import fetch_top_k
 from service.retrieval.query_cache import QueryEmbeddingCache
-from service.retrieval.vectorstore import STORE_ERRORS, build_store_error
+from service.retrieval.store import VectorStore
+from service.retrieval.vectorstore import as_store
 from service.telemetry.spans import Tracing, record_retrieval, retrieval_span
+
+if TYPE_CHECKING:
+    from qdrant_client import AsyncQdrantClient
 
 __all__ = [
     "Passage",
@@ -58,12 +60,12 @@ class Retriever:
 
     def __init__(
         self,
-        client: AsyncQdrantClient,
+        client: VectorStore | AsyncQdrantClient,
         embedder: Embedder,
         tracing: Tracing | None = None,
         query_cache: int = 1024,
     ) -> None:
-        self._client = client
+        self._store = as_store(client)
         self._embedder = embedder
         self._tracing = tracing or Tracing()
         #: Question embeddings, LRU-bounded to ``query_cache`` entries (0: off).
@@ -87,10 +89,7 @@ class Retriever:
         if top_k < 1:
             return []
         vector = await self.query_cache.embed_query(question)
-        try:
-            hits = await fetch_top_k(self._client, collection, vector, top_k, min_score)
-        except STORE_ERRORS as exc:
-            raise build_store_error(exc, collection) from exc
+        hits = await self._store.search(collection, vector, top_k, min_score)
         passages: list[Passage] = []
         for point in hits:
             payload = point.payload
@@ -110,10 +109,7 @@ class Retriever:
 
     async def collection_exists(self, name: str) -> bool:
         """Whether ``name`` exists (raises RetrievalError when the store fails)."""
-        try:
-            return await self._client.collection_exists(name)
-        except STORE_ERRORS as exc:
-            raise build_store_error(exc, name) from exc
+        return await self._store.collection_exists(name)
 
 
 def reference_markers(boundary: str) -> tuple[str, str]:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    #: For annotations only (import it under ``TYPE_CHECKING``): numpy is imported by the
+    #: functions here when they first run, so importing this module costs nothing.
+    FloatArray: TypeAlias = npt.NDArray[np.float32]
 
 __all__ = ["FloatArray", "normalise_rows", "pool_mean"]
-
-FloatArray = npt.NDArray[np.float32]
 
 
 def normalise_rows(vectors: FloatArray) -> FloatArray:
     """Each row scaled to unit L2 norm; all-zero rows stay zero (pure)."""
+    import numpy as np  # noqa: PLC0415 - numpy loads with the first vector, not at start-up
+
     norms: FloatArray = np.linalg.norm(vectors, axis=1, keepdims=True)
     scaled: FloatArray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
     return scaled
@@ -22,6 +29,8 @@ def pool_mean(hidden: FloatArray, attention_mask: npt.NDArray[np.int64]) -> Floa
 
     ``hidden`` is ``[batch, seq, dim]``, ``attention_mask`` is ``[batch, seq]``.
     """
+    import numpy as np  # noqa: PLC0415 - numpy loads with the first vector, not at start-up
+
     mask = attention_mask[..., np.newaxis].astype(np.float32)
     summed = (hidden * mask).sum(axis=1)
     counts = np.maximum(mask.sum(axis=1), 1e-9)

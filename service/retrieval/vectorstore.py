@@ -1,12 +1,21 @@
-"""Open the Qdrant client the settings describe: a server, a local folder, or memory.
+"""Open the vector store the settings describe: a server, a local folder, or memory.
 
 ``QDRANT_URL`` set: a Qdrant server (with ``QDRANT_API_KEY``). Otherwise the
 embedded local store in ``QDRANT_PATH`` (its folder is created), or in memory
-when that is ``:memory:``. The same client calls work on all three; the embedded
-store's client is a :class:`~service.retrieval.mirror.MirroredQdrant`, which searches
-an exact in-memory copy of each collection (kept in sync with every write). The local
-store admits one process per folder; a second one gets a
-:class:`~service.errors.VectorStoreError` that says what to do.
+when that is ``:memory:``.
+
+:func:`open_store` is what the service opens: for ``:memory:`` a
+:class:`~service.retrieval.store.MemoryStore` (the exact in-memory index is the store; no
+qdrant-client), else a :class:`~service.retrieval.qdrant_store.QdrantStore` over
+:func:`open_qdrant`'s client. :func:`open_qdrant` gives the qdrant-client itself (``promptctl
+index``, tests): the embedded store's client is a
+:class:`~service.retrieval.mirror.MirroredQdrant`, which searches an exact in-memory copy of
+each collection (kept in sync with every write). The local store admits one process per
+folder; a second one gets a :class:`~service.errors.VectorStoreError` that says what to do.
+
+qdrant-client is imported inside these functions, never at module level: its import is
+~1/3 of the service's start-up CPU (docs/benchmarks-performance.md, "Cold start"), and
+``tests/architecture/test_lazy_imports.py`` keeps ``import service.app`` free of it.
 """
 
 from __future__ import annotations
@@ -14,29 +23,46 @@ from __future__ import annotations
 import io
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from qdrant_client import AsyncQdrantClient
-from qdrant_client.http.exceptions import (
-    ApiException,
-    ResponseHandlingException,
-    UnexpectedResponse,
-)
-
-from service.errors import RetrievalError, VectorStoreError
-from service.retrieval.mirror import MirroredQdrant
+from service.errors import VectorStoreError
+from service.retrieval.store import MemoryStore, VectorStore
 from service.settings import Settings
 
-__all__ = ["MEMORY", "STORE_ERRORS", "VectorStoreError", "build_store_error", "open_qdrant"]
+if TYPE_CHECKING:
+    from qdrant_client import AsyncQdrantClient
+
+__all__ = ["MEMORY", "VectorStoreError", "as_store", "open_qdrant", "open_store"]
 
 MEMORY = ":memory:"
 _LOCKED = "already accessed by another instance"
 
-#: What client calls raise: ApiException from a server, ValueError from the local store.
-STORE_ERRORS: tuple[type[Exception], ...] = (ApiException, ValueError)
+
+def open_store(settings: Settings) -> VectorStore:
+    """The store the service indexes into and searches; the caller closes it."""
+    if not settings.qdrant_url and settings.qdrant_path == MEMORY:
+        return MemoryStore()
+    return as_store(open_qdrant(settings))
+
+
+def as_store(client: VectorStore | AsyncQdrantClient) -> VectorStore:
+    """``client`` as a VectorStore: a store as it is, a qdrant-client wrapped (it stays the
+    caller's to close, or the wrapper's through ``close``)."""
+    if isinstance(client, VectorStore):
+        return client
+    # Only a qdrant-client reaches here, so qdrant-client is already imported.
+    from service.retrieval.qdrant_store import QdrantStore  # noqa: PLC0415
+
+    return QdrantStore(client)
 
 
 def open_qdrant(settings: Settings) -> AsyncQdrantClient:
     """A client for the configured store; the caller closes it (``await client.close()``)."""
+    # Deferred: qdrant-client is imported only when a Qdrant client is actually opened.
+    from qdrant_client import AsyncQdrantClient  # noqa: PLC0415
+
+    from service.retrieval.mirror import MirroredQdrant  # noqa: PLC0415 - imports qdrant-client
+
     if settings.qdrant_url:
         key = settings.qdrant_api_key
         # No start-up version check: it runs a blocking request in a thread and only
@@ -78,18 +104,3 @@ def _close_leaked_lock_file(tb: TracebackType | None) -> None:
         if isinstance(leaked, io.IOBase):
             leaked.close()
         tb = tb.tb_next
-
-
-def build_store_error(exc: Exception, collection: str) -> RetrievalError:
-    """A RetrievalError that says what a failed client call on ``collection`` means (pure)."""
-    missing = (isinstance(exc, UnexpectedResponse) and exc.status_code == 404) or (
-        isinstance(exc, ValueError) and "not found" in str(exc)
-    )
-    if missing:
-        return RetrievalError(
-            f"collection {collection!r} does not exist: index the corpus first "
-            f"(promptctl index DIR --collection {collection})"
-        )
-    if isinstance(exc, ResponseHandlingException):
-        return VectorStoreError(f"the Qdrant server cannot be reached: {exc}")
-    return RetrievalError(f"the vector store failed on collection {collection!r}: {exc}")

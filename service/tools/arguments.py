@@ -18,9 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from jsonschema import Draft202012Validator
-from referencing.exceptions import Unresolvable
-
 from api.v1alpha1 import Tool
 
 __all__ = ["ArgumentsDecision", "ToolHttpRequest", "build_http_request", "decide_arguments"]
@@ -61,6 +58,10 @@ def decide_arguments(tool: Tool, raw: str) -> ArgumentsDecision:
         return ArgumentsDecision(error="arguments are not valid JSON")
     if not isinstance(arguments, dict):
         return ArgumentsDecision(error="arguments must be a JSON object")
+    # Deferred: jsonschema loads with the first schema, not at start-up.
+    from jsonschema import Draft202012Validator  # noqa: PLC0415
+    from referencing.exceptions import Unresolvable  # noqa: PLC0415
+
     try:
         errors = sorted(
             Draft202012Validator(tool.parameters).iter_errors(arguments),

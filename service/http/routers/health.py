@@ -27,7 +27,7 @@ async def readyz(resources: ResourcesDep) -> HealthResponse | JSONResponse:
     """Prompts are loaded, the vector store answers, and Redis too when REDIS_URL is set
     (without it, requests with an Idempotency-Key would fail)."""
     try:
-        await resources.qdrant.get_collections()
+        await resources.store.collection_names()
     except Exception as error:
         body = HealthResponse(status="unavailable", detail=f"vector store: {type(error).__name__}")
         return JSONResponse(body.model_dump(), status_code=503)

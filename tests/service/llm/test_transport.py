@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from fakemodel.app import FakeModelState, create_fake_model_app
 from fakemodel.faults import Faults
+from service.llm.deferred_transport import DeferredTransport, build_transport
 from service.llm.transport import AiohttpTransport
 from tests.support.net import free_port
 from tests.support.servers import serve_in_thread
@@ -107,3 +108,18 @@ async def test_a_gzip_body_is_decoded_once_by_httpx() -> None:
         async with _client() as client:
             response = await client.get(f"{url}/z")
     assert response.json() == {"ok": True}
+
+
+async def test_the_deferred_transport_opens_aiohttp_on_the_first_request(base_url: str) -> None:
+    limits = httpx.Limits(max_connections=10, max_keepalive_connections=10)
+    assert isinstance(build_transport(True, limits), AiohttpTransport)
+    deferred = build_transport(False, limits)
+    assert isinstance(deferred, DeferredTransport)
+    assert not deferred.opened
+    async with httpx.AsyncClient(transport=deferred, timeout=5.0) as client:
+        response = await client.post(f"{base_url}/v1/chat/completions", json=_CHAT)
+        assert response.status_code == 200
+        assert deferred.opened
+    unused = DeferredTransport(limits)
+    await unused.aclose()  # nothing opened: nothing to close
+    assert not unused.opened
