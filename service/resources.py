@@ -85,9 +85,10 @@ def build_chat_model(
     embedder: Embedder,
     metrics: Metrics,
     tracing: Tracing | None = None,
+    direct: AiohttpTransport | None = None,
 ) -> AnswerModel:
     """The configured model: an OpenAI-compatible server behind the resilience layer, or the
-    embedded extractive answerer."""
+    embedded extractive answerer. `direct`: `http`'s transport, for calls without httpx."""
     if settings.model_base_url is None:
         return ExtractiveAnswerer(embedder)
     key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
@@ -97,6 +98,7 @@ def build_chat_model(
         key,
         tracing=tracing,
         response_format_mode=settings.model_response_format,
+        direct=direct,
     )
     return ResilientStreamingModel(upstream, settings.resilience, observer=MetricsObserver(metrics))
 
@@ -176,11 +178,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         # Every pooled connection is kept alive: closing those above a smaller cap would
         # reconnect on most requests at high concurrency.
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        transport = AiohttpTransport(limits)
         http = await stack.enter_async_context(
             httpx.AsyncClient(
-                timeout=httpx.Timeout(30.0, connect=5.0),
-                limits=limits,
-                transport=AiohttpTransport(limits),
+                timeout=httpx.Timeout(30.0, connect=5.0), limits=limits, transport=transport
             )
         )
         qdrant = open_qdrant(settings)
@@ -192,7 +193,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         collections = {c.name for c in (await qdrant.get_collections()).collections}
         metrics = Metrics(tenant_labels=settings.tenant_metrics)
         catalog = await open_catalog(settings, collections, metrics, stack)
-        chat = build_chat_model(settings, http, embedder, metrics, tracing)
+        chat = build_chat_model(settings, http, embedder, metrics, tracing, direct=transport)
         judge = build_judge(settings, http, chat, metrics, tracing)
         if judge is not None:
             judge.start()
