@@ -10,6 +10,7 @@ also reads typographic apostrophes as ``'`` and skips leading quotes, asterisks 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from prompting import redaction
@@ -55,6 +56,9 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": 
 _LEADING = " \"'*_>"
 
 
+# Cached: one answer is normalised by each check of the guardrails in turn, and the
+# forbidden phrases and empty answers of a version are the same on every request.
+@functools.lru_cache(maxsize=256)
 def normalise(text: str) -> str:
     """Text as redaction sees it (NFKC, no invisibles), case-folded, spaces collapsed."""
     return " ".join(redaction.normalise(text).casefold().split())

@@ -25,7 +25,7 @@ from service.http.idempotency import Idempotency
 from service.http.quota import build_quota
 from service.judge_setup import build_judge
 from service.llm.chat import AnswerModel
-from service.llm.deferred_transport import build_transport
+from service.llm.deferred_transport import DeferredTransport, build_transport
 from service.llm.extractive import ExtractiveAnswerer
 from service.llm.openai_chat import OpenAIChatModel
 from service.llm.resilience.streaming import ResilientStreamingModel
@@ -49,6 +49,8 @@ from service.tools.setup import build_tool_runner
 if TYPE_CHECKING:
     import redis.asyncio
     from qdrant_client import AsyncQdrantClient
+
+    from service.llm.transport import AiohttpTransport
 
 __all__ = ["Resources", "index_corpora", "open_resources"]
 
@@ -86,9 +88,10 @@ def build_chat_model(
     embedder: Embedder,
     metrics: Metrics,
     tracing: Tracing | None = None,
+    direct: AiohttpTransport | None = None,
 ) -> AnswerModel:
     """The configured model: an OpenAI-compatible server behind the resilience layer, or the
-    embedded extractive answerer."""
+    embedded extractive answerer. `direct`: `http`'s transport, for calls without httpx."""
     if settings.model_base_url is None:
         return ExtractiveAnswerer(embedder)
     key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
@@ -98,6 +101,7 @@ def build_chat_model(
         key,
         tracing=tracing,
         response_format_mode=settings.model_response_format,
+        direct=direct,
     )
     return ResilientStreamingModel(upstream, settings.resilience, observer=MetricsObserver(metrics))
 
@@ -182,14 +186,13 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         # Every pooled connection is kept alive: closing those above a smaller cap would
         # reconnect on most requests at high concurrency.
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        # aiohttp is imported now only if the answer path calls an upstream.
+        transport = build_transport(
+            bool(settings.model_base_url or settings.embedding_base_url), limits
+        )
         http = await stack.enter_async_context(
             httpx.AsyncClient(
-                timeout=httpx.Timeout(30.0, connect=5.0),
-                limits=limits,
-                # aiohttp is imported now only if the answer path calls an upstream.
-                transport=build_transport(
-                    bool(settings.model_base_url or settings.embedding_base_url), limits
-                ),
+                timeout=httpx.Timeout(30.0, connect=5.0), limits=limits, transport=transport
             )
         )
         store = open_store(settings)
@@ -201,7 +204,9 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         collections = await store.collection_names()
         metrics = Metrics(tenant_labels=settings.tenant_metrics)
         catalog = await open_catalog(settings, collections, metrics, stack)
-        chat = build_chat_model(settings, http, embedder, metrics, tracing)
+        # The chat call goes to the aiohttp pool directly (no httpx models) when it was opened.
+        direct = None if isinstance(transport, DeferredTransport) else transport
+        chat = build_chat_model(settings, http, embedder, metrics, tracing, direct=direct)
         judge = build_judge(settings, http, chat, metrics, tracing)
         if judge is not None:
             judge.start()

@@ -10,6 +10,7 @@ in ``promptrollouts_requests_total{outcome="refused"}``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -82,6 +83,15 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(normalise(text))
 
 
+# Cached: a version's system message (minus the caller's values) is mostly the same text
+# from one request to the next.
+@functools.lru_cache(maxsize=64)
+def _runs(protected: str) -> frozenset[tuple[str, ...]]:
+    """Every run of SYSTEM_ECHO_WORDS consecutive words of `protected`."""
+    source, size = _words(protected), SYSTEM_ECHO_WORDS
+    return frozenset(tuple(source[i : i + size]) for i in range(len(source) - size + 1))
+
+
 def find_leak(answer: str, canary: str | None, protected: str | None) -> str | None:
     """Why `answer` reveals the system message, or None (pure)."""
     if canary:
@@ -90,8 +100,7 @@ def find_leak(answer: str, canary: str | None, protected: str | None) -> str | N
             return "the answer contains the system message's canary token"
     if protected:
         size = SYSTEM_ECHO_WORDS
-        source = _words(protected)
-        runs = {tuple(source[i : i + size]) for i in range(len(source) - size + 1)}
+        runs = _runs(protected)
         said = _words(answer)
         if any(tuple(said[i : i + size]) in runs for i in range(len(said) - size + 1)):
             return f"the answer repeats {size} or more consecutive words of the system message"

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import structlog
 from opentelemetry.trace import Span, SpanKind
+from prometheus_client.metrics import MetricWrapperBase
 
 from prompting.redaction import redact
 from prompting.rendering import Message
@@ -49,6 +51,7 @@ _log = structlog.get_logger("service.answering.guardrails")
 _MODEL_ANSWERS = frozenset({Outcome.ANSWERED, Outcome.FALLBACK})
 #: Longest excerpt of a leaking answer in its warning (redacted, canary masked).
 _LEAK_EXCERPT_CHARS = 200
+_M = TypeVar("_M", bound=MetricWrapperBase)
 
 
 def cost_usd(
@@ -126,6 +129,18 @@ class AnswerRecorder:
     metrics: Metrics
     prices: Mapping[str, ModelPrice]
     request_log: RequestLogger | None = None
+    #: Label children by (metric, values): prometheus_client's ``labels()`` checks and
+    #: locks on every call; the label sets are those the registry keeps anyway.
+    _children: dict[tuple[object, tuple[str, ...]], Any] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def _child(self, metric: _M, *values: str) -> _M:
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return cast("_M", child)
 
     def record(self, result: AnswerResult, span: Span) -> None:
         """Record `result`; a request for which no version was chosen only marks the span."""
@@ -138,10 +153,10 @@ class AnswerRecorder:
         if result.reply is not None:
             self._count_usage(served, result.reply)
         labels = (served.prompt, served.version)
-        self.metrics.requests.labels(*labels, result.outcome.value).inc()
-        self.metrics.request_duration.labels(*labels).observe(result.elapsed_seconds)
+        self._child(self.metrics.requests, *labels, result.outcome.value).inc()
+        self._child(self.metrics.request_duration, *labels).observe(result.elapsed_seconds)
         if result.repairs:
-            self.metrics.output_repairs.labels(*labels).inc(result.repairs)
+            self._child(self.metrics.output_repairs, *labels).inc(result.repairs)
         self._count_quality(served, result.response)
         if result.leak is not None and result.reply is not None:
             self._warn_leak(served, result.leak, result.reply.text)
@@ -167,28 +182,28 @@ class AnswerRecorder:
         if response is None or response.outcome not in _MODEL_ANSWERS:
             return
         labels = (served.prompt, served.version)
-        self.metrics.answer_length.labels(*labels).observe(len(response.answer))
+        self._child(self.metrics.answer_length, *labels).observe(len(response.answer))
         if not response.citations:
-            self.metrics.answers_uncited.labels(*labels).inc()
+            self._child(self.metrics.answers_uncited, *labels).inc()
 
     def _count_retrieval(self, served: ServedVersion, facts: RetrievalFacts | None) -> None:
         if facts is None:
             return
-        self.metrics.retrieval_duration.labels(facts.collection).observe(facts.seconds)
+        self._child(self.metrics.retrieval_duration, facts.collection).observe(facts.seconds)
         if facts.screened:
-            self.metrics.injection_screened.labels(facts.collection).inc(facts.screened)
+            self._child(self.metrics.injection_screened, facts.collection).inc(facts.screened)
         if facts.empty:
-            self.metrics.empty_retrievals.labels(served.prompt, served.version).inc()
+            self._child(self.metrics.empty_retrievals, served.prompt, served.version).inc()
 
     def _count_usage(self, served: ServedVersion, reply: ChatResponse) -> None:
         if reply.cache_hit:
-            self.metrics.cache_hits.labels(served.prompt, served.version).inc()
+            self._child(self.metrics.cache_hits, served.prompt, served.version).inc()
             return
         labels = (served.prompt, served.version, reply.model)
-        self.metrics.tokens.labels(*labels, "input").inc(reply.input_tokens)
-        self.metrics.tokens.labels(*labels, "output").inc(reply.output_tokens)
+        self._child(self.metrics.tokens, *labels, "input").inc(reply.input_tokens)
+        self._child(self.metrics.tokens, *labels, "output").inc(reply.output_tokens)
         cost = cost_usd(self.prices, reply.model, reply.input_tokens, reply.output_tokens)
-        self.metrics.cost.labels(*labels).inc(cost)
+        self._child(self.metrics.cost, *labels).inc(cost)
 
 
 def build_request_record(served: ServedVersion, result: AnswerResult) -> RequestRecord:

@@ -16,6 +16,7 @@ Per-prompt permission (403) is checked by the handlers once they know the prompt
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -69,6 +70,7 @@ class Refusal:
     detail: str
 
 
+@functools.lru_cache(maxsize=64)  # asked on every request, of the few local addresses
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (an address or ``localhost``) reaches this machine only (pure)."""
     if host == "localhost":
@@ -79,6 +81,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=64)
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))

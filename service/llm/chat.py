@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, cast, runtime_checkable
 
 from prompting.rendering import Message
 from service.llm.resilience.deadline import Deadline
@@ -24,6 +24,7 @@ __all__ = [
     "ChatRequest",
     "ChatResponse",
     "GroundedModel",
+    "RawResponse",
     "ResponseFormat",
     "ToolCall",
     "call_model",
@@ -33,6 +34,18 @@ __all__ = [
 #: extensions={STREAM_EXTENSION: True})`` then ``client.send(request, stream=True)``); here,
 #: not in :mod:`service.llm.transport`, so that the clients using it do not import aiohttp.
 STREAM_EXTENSION = "prompt_rollouts.stream"
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """An upstream response read whole without httpx's models (the transport's ``post``);
+    here, not in :mod:`service.llm.transport`, so that its users do not import aiohttp."""
+
+    status: int
+    #: Case-insensitive, as received.
+    headers: Mapping[str, str]
+    #: The body, content-encoding decoded.
+    content: bytes
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,9 @@ async def call_model(
     model: AnswerModel, request: ChatRequest, sources: Sequence[str]
 ) -> ChatResponse:
     """`model`'s reply: a grounded model gets `sources`, a chat model the request alone."""
-    if isinstance(model, GroundedModel):
-        return await model.answer_from(sources, request)
-    return await model.complete(request)
+    # What `isinstance(model, GroundedModel)` decides (a runtime protocol of one method),
+    # without the protocol check's cost on every answer.
+    answer_from = getattr(model, "answer_from", None)
+    if answer_from is not None:
+        return await cast("GroundedModel", model).answer_from(sources, request)
+    return await cast("ChatModel", model).complete(request)

@@ -51,7 +51,7 @@ class DeferredTransport(httpx.AsyncBaseTransport):
             await self._transport.aclose()
 
 
-def build_transport(upstream: bool, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+def build_transport(upstream: bool, limits: httpx.Limits) -> AiohttpTransport | DeferredTransport:
     """The aiohttp transport now when an ``upstream`` is configured, else a deferred one."""
     if upstream:
         return _open(limits)

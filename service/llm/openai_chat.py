@@ -10,6 +10,13 @@ is sent as ``response_format: {type: json_schema, ...}`` by default; ``MODEL_RES
 that answers 400 to a ``response_format`` is asked again at once without it (the template
 still asks for JSON and the service validates the answer), and that model is then asked
 without it for the life of the process: the one negotiation step, not a retry.
+
+Given the client's :class:`~service.llm.transport.AiohttpTransport` (``direct``), a call
+made while tracing is off skips httpx's request and response models and goes straight to
+the transport's pool (:meth:`~service.llm.transport.AiohttpTransport.post`): the same
+bytes on the wire (the client's default headers, the same JSON encoding), the same
+exceptions; with tracing on, httpx carries the call so that its instrumentation records
+the client span.
 """
 
 from __future__ import annotations
@@ -20,17 +27,20 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import httpx
 
 from prompting.tokens import estimate_tokens
 from service.errors import UpstreamError
-from service.llm.chat import ChatRequest, ChatResponse, ResponseFormat, ToolCall
+from service.llm.chat import ChatRequest, ChatResponse, RawResponse, ResponseFormat, ToolCall
 from service.llm.openai_stream import open_openai_stream
 from service.llm.resilience.policy import parse_retry_after
 from service.llm.streams import ChatStream
 from service.telemetry.spans import OPENAI_PROVIDER, Tracing, chat_span, record_chat_response
+
+if TYPE_CHECKING:
+    from service.llm.transport import AiohttpTransport  # aiohttp: imported by the transport
 
 __all__ = ["OpenAIChatModel", "ResponseFormatMode", "build_response_format"]
 
@@ -67,12 +77,21 @@ class OpenAIChatModel:
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         tracing: Tracing | None = None,
         response_format_mode: ResponseFormatMode = "json_schema",
+        direct: AiohttpTransport | None = None,
     ) -> None:
         self._http = http
+        self._direct = direct
         self.base_url = base_url.rstrip("/")
         # Parsed once: httpx would parse (and validate) a string URL on every call.
         self._url = httpx.URL(self.base_url + "/chat/completions")
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # What httpx would send: the client's default headers, ours, the JSON type.
+        self._direct_url = str(self._url)
+        self._direct_headers = {
+            **dict(http.headers),
+            **self._headers,
+            "Content-Type": "application/json",
+        }
         self._wall_clock = wall_clock
         self._tracing = tracing or Tracing()
         self._mode: ResponseFormatMode = response_format_mode
@@ -86,8 +105,8 @@ class OpenAIChatModel:
             tracing, request, provider=OPENAI_PROVIDER, server_url=self.base_url
         ) as span:
             response = await self._post_negotiated(request)
-            reply = _parse(response, request)
-            record_chat_response(tracing, span, reply, response)
+            reply = _parse(response.content, request)
+            record_chat_response(tracing, span, reply, response.content)
             return reply
 
     async def open_stream(self, request: ChatRequest) -> ChatStream:
@@ -96,7 +115,7 @@ class OpenAIChatModel:
             self._http, self._url, self._headers, request, self._wall_clock
         )
 
-    async def _post_negotiated(self, request: ChatRequest) -> httpx.Response:
+    async def _post_negotiated(self, request: ChatRequest) -> RawResponse:
         """POST, and once more without ``response_format`` if the upstream answers 400 to it."""
         mode = "none" if request.model in self._without_format else self._mode
         response_format = build_response_format(request.response_format, mode)
@@ -120,7 +139,7 @@ class OpenAIChatModel:
 
     async def _post(
         self, request: ChatRequest, response_format: dict[str, Any] | None, seconds: float
-    ) -> httpx.Response:
+    ) -> RawResponse:
         body: dict[str, Any] = {
             "model": request.model,
             "messages": [
@@ -138,15 +157,10 @@ class OpenAIChatModel:
             body["tools"] = list(request.tools)
             if request.tool_choice:
                 body["tool_choice"] = request.tool_choice
-        headers = dict(self._headers)
-        if request.idempotency_key:
-            headers["Idempotency-Key"] = request.idempotency_key
         name = request.model
         try:
             async with asyncio.timeout(seconds):
-                response = await self._http.post(
-                    self._url, json=body, headers=headers, timeout=seconds
-                )
+                response = await self._send(body, request.idempotency_key, seconds)
         except (TimeoutError, httpx.TimeoutException) as error:
             raise UpstreamError(f"model {name}: timed out", kind="timeout") from error
         except httpx.ConnectError as error:
@@ -155,22 +169,41 @@ class OpenAIChatModel:
             raise UpstreamError(
                 f"model {name}: connection broke ({type(error).__name__})", kind="reset"
             ) from error
-        if response.status_code != 200:
+        if response.status != 200:
             raise UpstreamError(
-                f"model {name}: upstream answered {response.status_code}",
+                f"model {name}: upstream answered {response.status}",
                 kind="status",
-                status=response.status_code,
+                status=response.status,
                 retry_after=parse_retry_after(
                     response.headers.get("retry-after"), self._wall_clock()
                 ),
             )
         return response
 
+    async def _send(
+        self, body: dict[str, Any], idempotency_key: str | None, seconds: float
+    ) -> RawResponse:
+        """One POST: straight to the pool while tracing is off, else through httpx."""
+        if self._direct is not None and not self._tracing.enabled:
+            headers = self._direct_headers
+            if idempotency_key:
+                headers = {**headers, "Idempotency-Key": idempotency_key}
+            # httpx's own JSON encoding of `json=`: compact, UTF-8, no NaN.
+            content = json.dumps(
+                body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
+            return await self._direct.post(self._direct_url, content, headers, seconds)
+        extra = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        response = await self._http.post(
+            self._url, json=body, headers={**self._headers, **extra}, timeout=seconds
+        )
+        return RawResponse(response.status_code, response.headers, response.content)
 
-def _parse(response: httpx.Response, request: ChatRequest) -> ChatResponse:
+
+def _parse(content: bytes, request: ChatRequest) -> ChatResponse:
     try:
         # The bytes straight to json.loads (it detects UTF-8/16/32 as httpx does).
-        payload = json.loads(response.content)
+        payload = json.loads(content)
         message = payload["choices"][0]["message"]
         calls = _tool_calls(message.get("tool_calls")) if request.tools else ()
         text = message["content"]

@@ -17,23 +17,28 @@ Bodies are read whole (the service's upstream calls are small JSON exchanges), a
 handed to httpx undecoded, so content-encoding is decoded by httpx as before; a request
 carrying the :data:`STREAM_EXTENSION` gets its response at the headers and its body as it
 arrives (streamed chat answers).
+
+:meth:`AiohttpTransport.post` is the same pool without httpx's request and response
+models, for the one call on every answer's path (``service.llm.openai_chat``, while
+tracing is off): the body decoded as httpx decodes it, the failures the same httpx
+exceptions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 import httpx
 
-from service.llm.chat import STREAM_EXTENSION
+from service.llm.chat import STREAM_EXTENSION, RawResponse
 
-__all__ = ["STREAM_EXTENSION", "AiohttpTransport"]
+__all__ = ["STREAM_EXTENSION", "AiohttpTransport", "RawResponse"]
 
 
-def _httpx_error(error: BaseException, request: httpx.Request) -> httpx.TransportError:
+def _httpx_error(error: BaseException, request: httpx.Request | None) -> httpx.TransportError:
     """The httpx exception for an aiohttp failure (see the module docstring)."""
     if isinstance(error, aiohttp.ConnectionTimeoutError):
         return httpx.ConnectTimeout(str(error), request=request)
@@ -122,6 +127,29 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             request=request,
             extensions={"http_version": b"HTTP/1.1"},
         )
+
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], seconds: float
+    ) -> RawResponse:
+        """POST `body` within `seconds` per phase (as ``httpx.Timeout(seconds)``); the
+        response read whole, gzip/deflate decoded; failures as the httpx exceptions."""
+        if self._session is None or self._session.closed:
+            self._session = self._open()
+        limits = aiohttp.ClientTimeout(
+            total=None, connect=seconds, sock_connect=seconds, sock_read=seconds
+        )
+        try:
+            async with self._session.post(
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=limits,
+                auto_decompress=True,
+            ) as response:
+                return RawResponse(response.status, response.headers, await response.read())
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise _httpx_error(error, None) from error
 
     async def _open_stream(
         self, request: httpx.Request, body: bytes, limits: aiohttp.ClientTimeout

@@ -22,13 +22,13 @@ only after :func:`prompting.redaction.redact`.
 
 from __future__ import annotations
 
+import json
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import httpx
 from opentelemetry import trace
 from opentelemetry.trace import NoOpTracer, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
@@ -131,6 +131,9 @@ def chat_span(
     On success call :func:`record_chat_response`. With content capture on, the request's
     messages go in ``gen_ai.input.messages`` (redacted).
     """
+    if not tracing.enabled:  # no attributes built for a span that is never recorded
+        yield trace.INVALID_SPAN
+        return
     attributes = build_chat_attributes(
         provider=provider,
         model=request.model,
@@ -145,15 +148,16 @@ def chat_span(
 
 
 def record_chat_response(
-    tracing: Tracing, span: Span, reply: ChatResponse, response: httpx.Response | None = None
+    tracing: Tracing, span: Span, reply: ChatResponse, body: bytes | None = None
 ) -> None:
-    """Usage tokens (as billed), and the response's id, model and finish reasons."""
+    """Usage tokens (as billed), and the response's id, model and finish reasons (from
+    `body`, the upstream's JSON)."""
     if not span.is_recording():
         return
     payload: object = None
-    if response is not None:
+    if body is not None:
         try:
-            payload = response.json()
+            payload = json.loads(body)
         except ValueError:
             payload = None
     span.set_attributes(

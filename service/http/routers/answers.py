@@ -11,14 +11,11 @@ from fastapi.responses import Response
 from api.v1alpha1 import SEMVER_PATTERN
 from service.answering.schemas import AnswerRequest, AnswerResponse
 from service.dependencies import (
-    AnswerServiceDep,
-    CallerDep,
-    FeedbackDep,
-    IdempotencyDep,
     IdempotencyKeyHeader,
-    MetricsDep,
     NoShadowHeader,
-    RequestIdDep,
+    read_caller,
+    read_request_id,
+    read_resources,
 )
 from service.http.access import require_prompt
 from service.http.idempotency_keys import Replay, StoredResponse
@@ -48,12 +45,6 @@ def _answer_response(answer: AnswerResponse) -> Response:
 async def create_answer(
     body: AnswerRequest,
     request: Request,
-    answers: AnswerServiceDep,
-    idempotency: IdempotencyDep,
-    feedback: FeedbackDep,
-    metrics: MetricsDep,
-    request_id: RequestIdDep,
-    caller: CallerDep,
     pinned_version: Annotated[
         str | None,
         Header(
@@ -67,7 +58,11 @@ async def create_answer(
 ) -> Response:
     """Answer `question` with the prompt's current version (or the pinned `version`);
     with `"stream": true`, as server-sent events (docs/api.md, Streaming)."""
-    require_prompt(caller, body.prompt, metrics)
+    # Read from the request, not through `Depends`: no dependency tree to solve per request.
+    resources, caller = read_resources(request), read_caller(request)
+    request_id = read_request_id(request)
+    answers, idempotency, feedback = resources.answers, resources.idempotency, resources.feedback
+    require_prompt(caller, body.prompt, resources.metrics)
     if pinned_version is not None and body.version is None:
         body = body.model_copy(update={"version": pinned_version})
     received_at = request.scope.get("state", {}).get("received_at")

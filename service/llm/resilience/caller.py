@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from functools import partial
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState
@@ -34,6 +35,7 @@ from service.errors import UpstreamError, UpstreamRejectedError
 from service.llm.chat import ChatModel, ChatRequest, ChatResponse
 from service.llm.resilience.breaker import BreakerState
 from service.llm.resilience.config import ResilienceConfig, ResilienceObserver, SilentObserver
+from service.llm.resilience.first_try import call_with_retries
 from service.llm.resilience.outcomes import (
     Tally,
     Tries,
@@ -175,28 +177,25 @@ class ResilientChatModel:
         tally: Tally,
         send: Callable[[ChatRequest], Awaitable[_R]],
     ) -> _R:
-        """Tenacity's loop over attempts at one model until `deadline` (its slice's end);
-        reraises the last UpstreamError. `patience`: the request's whole deadline."""
+        """Attempts at one model until `deadline` (its slice's end), retried by tenacity's
+        loop once the first fails (`first_try`); reraises the last UpstreamError.
+        `patience`: the request's whole deadline."""
         state.budget.deposit(self._clock())
         tries = Tries()
-        retrying = AsyncRetrying(
-            retry=lambda rs: self._should_retry(rs, state),
-            wait=self._wait,
-            stop=lambda rs: self._should_stop(rs, deadline, state, tries),
-            sleep=self._sleep,
-            before_sleep=lambda rs: self._before_sleep(rs, model, tally),
-            reraise=True,
+
+        attempt = partial(self._attempt, model, state, request, deadline, patience, tries, send)
+        return await call_with_retries(
+            lambda: attempt(first=True),
+            lambda: attempt(first=False),
+            lambda: AsyncRetrying(
+                retry=lambda rs: self._should_retry(rs, state),
+                wait=self._wait,
+                stop=lambda rs: self._should_stop(rs, deadline, state, tries),
+                sleep=self._sleep,
+                before_sleep=lambda rs: self._before_sleep(rs, model, tally),
+                reraise=True,
+            ),
         )
-        attempts = 0
-
-        async def attempt() -> _R:
-            nonlocal attempts
-            attempts += 1
-            return await self._attempt(
-                model, state, request, deadline, patience, tries, send, first=attempts == 1
-            )
-
-        return await retrying(attempt)
 
     async def _attempt(
         self,

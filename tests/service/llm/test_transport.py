@@ -123,3 +123,84 @@ async def test_the_deferred_transport_opens_aiohttp_on_the_first_request(base_ur
     unused = DeferredTransport(limits)
     await unused.aclose()  # nothing opened: nothing to close
     assert not unused.opened
+
+
+# --- post(): the same pool without httpx's models (the answer path's chat call) -------
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _transport() -> AiohttpTransport:
+    return AiohttpTransport(httpx.Limits(max_connections=10, max_keepalive_connections=10))
+
+
+async def test_post_round_trips_status_headers_and_body(
+    base_url: str, state: FakeModelState
+) -> None:
+    transport = _transport()
+    try:
+        for _ in range(3):  # the pooled connection is reused
+            raw = await transport.post(
+                f"{base_url}/v1/chat/completions",
+                json.dumps(_CHAT).encode(),
+                {**_JSON, "Idempotency-Key": "k2"},
+                5.0,
+            )
+            assert raw.status == 200
+            assert raw.headers["Content-Type"].startswith("application/json")
+            assert json.loads(raw.content)["choices"][0]["message"]["content"]
+    finally:
+        await transport.aclose()
+    seen = state.requests[-1]
+    assert seen.body == _CHAT
+    assert seen.headers["idempotency-key"] == "k2"
+
+
+async def test_post_keeps_an_error_status_and_its_retry_after(
+    base_url: str, state: FakeModelState
+) -> None:
+    state.set_faults(Faults(status=429, retry_after=7))
+    transport = _transport()
+    try:
+        raw = await transport.post(
+            f"{base_url}/v1/chat/completions", json.dumps(_CHAT).encode(), _JSON, 5.0
+        )
+    finally:
+        await transport.aclose()
+    assert raw.status == 429
+    assert raw.headers["retry-after"] == "7"
+
+
+async def test_post_fails_with_the_httpx_exceptions(base_url: str, state: FakeModelState) -> None:
+    transport = _transport()
+    body = json.dumps(_CHAT).encode()
+    try:
+        state.set_faults(Faults(reset=True))
+        with pytest.raises(httpx.TransportError) as raised:
+            await transport.post(f"{base_url}/v1/chat/completions", body, _JSON, 5.0)
+        assert not isinstance(raised.value, httpx.TimeoutException)
+        state.set_faults(Faults(hang=True))
+        with pytest.raises(httpx.ReadTimeout):
+            await transport.post(f"{base_url}/v1/chat/completions", body, _JSON, 0.3)
+        with pytest.raises(httpx.ConnectError):
+            await transport.post(f"http://127.0.0.1:{free_port()}/v1", body, _JSON, 2.0)
+    finally:
+        await transport.aclose()
+
+
+async def test_post_decodes_a_gzip_body() -> None:
+    payload = json.dumps({"ok": True}).encode()
+
+    async def zipped(_: Request) -> Response:
+        return Response(
+            gzip.compress(payload),
+            headers={"content-encoding": "gzip", "content-type": "application/json"},
+        )
+
+    with serve_in_thread(Starlette(routes=[Route("/z", zipped, methods=["POST"])])) as url:
+        transport = _transport()
+        try:
+            raw = await transport.post(f"{url}/z", b"{}", _JSON, 5.0)
+        finally:
+            await transport.aclose()
+    assert json.loads(raw.content) == {"ok": True}
