@@ -85,14 +85,13 @@ def build_service_env(prompts_dir: Path, model_base_url: str) -> dict[str, str]:
 
 
 def build_max_inflight(concurrency: int) -> int:
-    """``MAX_INFLIGHT`` for the bench's service: the default (100), or 4 x `concurrency` if more.
+    """``MAX_INFLIGHT`` for the bench's service: the default (100), or `concurrency` if more.
 
-    The service counts a request in flight until its handler returns, which is a few
-    event-loop turns after its response was sent; a keep-alive client has sent its next
-    request by then. With a client that is not the bottleneck, 64 connections reached 100
-    in flight and the service shed (503), so the limit scales with the connections here.
+    Each connection has at most one request in flight (HTTP/1.1, no pipelining) and the
+    service frees a slot when the response's last byte is sent, so the default sheds
+    nothing up to 100 connections; only a larger concurrency needs a larger limit.
     """
-    return max(100, 4 * concurrency)
+    return max(100, concurrency)
 
 
 def fetch_free_port() -> int:

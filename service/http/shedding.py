@@ -1,6 +1,7 @@
 """Load shedding: a bounded number of answering requests in flight per worker.
 
-Beyond ``MAX_INFLIGHT`` a request is answered at once with ``503`` problem+json and
+A request holds its slot until its response's last byte is sent (or its handler ends
+without one). Beyond ``MAX_INFLIGHT`` a request is answered at once with ``503`` problem+json and
 ``Retry-After``, before any work is done for it, so the requests already accepted keep
 their latency instead of every request slowing down together. Only the answering
 endpoints are shed; health, readiness, metrics and the prompt list always answer.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.http.middleware import send_problem
 
@@ -114,7 +115,24 @@ class LoadSheddingMiddleware:
                 ((b"retry-after", str(SHED_RETRY_AFTER_SECONDS).encode()),),
             )
             return
+        released = False
+
+        async def send_and_release(message: Message) -> None:
+            nonlocal released
+            await send(message)
+            # The slot is free once the response's last byte is written: a kept-alive
+            # client's next request must not find it still taken while the handler's
+            # frames unwind (64 connections then counted up to 90 in flight).
+            if (
+                not released
+                and message["type"] == "http.response.body"
+                and not message.get("more_body", False)
+            ):
+                released = True
+                self.limiter.release()
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_and_release)
         finally:
-            self.limiter.release()
+            if not released:
+                self.limiter.release()

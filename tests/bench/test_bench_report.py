@@ -83,7 +83,7 @@ def test_the_report_carries_the_load_the_tried_file_and_the_before_profile_link(
     assert "0.50 0.40 0.30 at the start, 1.50 0.60 0.35 at the end" in report
     assert "`python -m bench.overhead --help`" in report
     assert "`aiohttp.ClientSession`" in report
-    assert "`MAX_INFLIGHT=256`" in report
+    assert "`MAX_INFLIGHT=100`" in report
     assert "### What was tried\n\nKept by hand in `bench/tried.md`" in report
     assert "#### Client\n\n- aiohttp: kept.\n" in report
     assert "note to the lead" not in report

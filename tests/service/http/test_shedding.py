@@ -85,6 +85,32 @@ async def test_only_answering_paths_are_shed_and_slots_come_back() -> None:
     assert (await _call(app, "/v1/answers"))[0]["status"] == 200
 
 
+@pytest.mark.asyncio
+async def test_the_slot_is_free_once_the_last_byte_is_sent_and_given_back_once() -> None:
+    seen: list[int] = []
+    limiter = InflightLimiter(1)
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        seen.append(limiter.inflight)  # streaming: still in flight
+        await send({"type": "http.response.body", "body": b"b"})
+        seen.append(limiter.inflight)  # the handler still unwinding: the slot is free
+        await send({"type": "http.response.body", "body": b""})  # a stray extra message
+
+    app = LoadSheddingMiddleware(inner, limiter)
+    await _call(app, "/v1/answers")
+    assert seen == [1, 0]
+    assert limiter.inflight == 0  # not released twice (would be -1)
+
+    async def fails(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await _call(LoadSheddingMiddleware(fails, limiter), "/v1/answers")
+    assert limiter.inflight == 0
+
+
 @pytest.fixture(scope="module")
 def slow_model() -> Iterator[str]:
     """The fake model answering every chat call after 400 ms."""
