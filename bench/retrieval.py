@@ -153,7 +153,7 @@ async def _interleaved_ms(
 
 
 async def _concurrent(
-    embedders: dict[str, OnnxMiniLMEmbedder], questions: Sequence[str], rounds: int = 4
+    embedders: dict[str, OnnxMiniLMEmbedder], questions: Sequence[str], rounds: int = 2
 ) -> tuple[tuple[str, float, float], ...]:
     """Questions/s and CPU ms per question with ``CONCURRENT`` in flight, per setting
     (settings alternated round by round; medians over the rounds)."""

@@ -40,17 +40,18 @@ def build_session_options(threads: int | None = None) -> ort.SessionOptions:
     no memory arena, all graph optimisations.
 
     Measured on one 2-core machine, settings alternated (docs/benchmarks-performance.md,
-    "Query embedding"): a 16-token question costs 15.6-16.6 ms of CPU whatever the options.
-    Two sleeping threads: 10.7-13.6 against 15.7-17.0 ms with one thread on a quiet machine,
-    never slower under load, the same throughput with 4 questions in flight (116 against
-    115 q/s), start-up indexing 1.4-1.7x faster. Spinning threads (ONNX Runtime's default)
-    reach ~10 ms quiet but were the slowest of all under load (a spinning worker holds the
-    core other requests need); spinning only during a run (``session.force_spinning_stop``)
-    also gives ~10 ms quiet, for +15 % CPU per question and -15 % throughput with 4 in
-    flight, so it is not used. The CPU arena made no measurable difference per question
-    (±1 %) and keeps the largest batch's peak (781 MB of RSS after indexing 96 long passages
-    against 361 MB without it). Graph levels basic, extended and all were within 2-5 % of
-    each other; the ``onnxruntime.transformers`` fusions bought nothing measurable.
+    "Query embedding"): a 16-token question costs 15-17 ms of CPU whatever the options.
+    Two sleeping threads: 9.4-13.6 against 14.5-17.0 ms with one thread on a quiet machine
+    (+3-9 % CPU), faster or equal in 7 of 8 loaded runs, about the same throughput with 4
+    questions in flight (119-125 against 122-126 q/s), start-up indexing 1.4-1.7x faster.
+    Spinning threads (ONNX Runtime's default) reach ~10 ms quiet but were the slowest of
+    all under load (a spinning worker holds the core other requests need). Spinning during
+    a run only (``session.force_spinning_stop``) also gives ~10 ms quiet, for +15 % CPU per
+    question and -15 % throughput with 4 in flight, so it is not used. The CPU arena made
+    no measurable difference per question (±1 %) and keeps the largest batch's peak (781 MB
+    of RSS after indexing 96 long passages against 361 MB without it). Graph levels basic,
+    extended and all were within 2-5 % of each other; the ``onnxruntime.transformers``
+    fusions bought nothing measurable.
     """
     options = ort.SessionOptions()
     options.intra_op_num_threads = decide_threads() if threads is None else max(1, threads)
