@@ -46,12 +46,12 @@ def build_session_options(threads: int | None = None) -> ort.SessionOptions:
     questions in flight (119-125 against 122-126 q/s), start-up indexing 1.4-1.7x faster.
     Spinning threads (ONNX Runtime's default) reach ~10 ms quiet but were the slowest of
     all under load (a spinning worker holds the core other requests need). Spinning during
-    a run only (``session.force_spinning_stop``) also gives ~10 ms quiet, for +15 % CPU per
-    question and -15 % throughput with 4 in flight, so it is not used. The CPU arena made
-    no measurable difference per question (±1 %) and keeps the largest batch's peak (781 MB
-    of RSS after indexing 96 long passages against 361 MB without it). Graph levels basic,
-    extended and all were within 2-5 % of each other; the ``onnxruntime.transformers``
-    fusions bought nothing measurable.
+    a run only (``session.force_spinning_stop``) also gives ~10 ms quiet, for +15-27 % CPU
+    per question (that much less throughput once the cores are saturated): not used.
+    The CPU arena made no measurable difference per question (±1 %) and keeps the largest
+    batch's peak (781 MB of RSS after indexing 96 long passages against 361 MB without
+    it). Graph levels basic, extended and all were within 2-5 % of each other; the
+    ``onnxruntime.transformers`` fusions bought nothing measurable.
     """
     options = ort.SessionOptions()
     options.intra_op_num_threads = decide_threads() if threads is None else max(1, threads)
