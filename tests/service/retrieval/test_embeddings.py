@@ -50,6 +50,20 @@ def test_pool_mean_ignores_padding() -> None:
     np.testing.assert_allclose(pool_mean(hidden, mask), [[1.0, 0.0]], atol=1e-6)
 
 
+def test_pool_mean_matches_a_plain_loop_on_a_padded_batch() -> None:
+    rng = np.random.default_rng(3)
+    hidden = rng.normal(size=(4, 7, 5)).astype(np.float32)
+    mask = np.array([[1] * 7, [1] * 3 + [0] * 4, [1] + [0] * 6, [0] * 7], dtype=np.int64)
+    expected = []
+    for row, keep in zip(hidden, mask, strict=True):
+        mean = row[keep == 1].mean(axis=0) if keep.any() else np.zeros(5)
+        norm = np.linalg.norm(mean)
+        expected.append(mean / norm if norm else mean)
+    got = pool_mean(hidden, mask)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
 # --- OnnxMiniLMEmbedder ------------------------------------------------------------------
 
 
