@@ -1,8 +1,10 @@
 """The service as shipped, with the embedded model: cold start to ready, first answer, RSS.
 
 ``python -m service`` with default settings (the shipped prompts and corpora, indexed at
-start-up into the embedded store in memory, the bundled MiniLM model, the extractive
-answerer: no ``MODEL_BASE_URL``) on a free 127.0.0.1 port. Measured: seconds from spawn
+start-up, the bundled MiniLM model, the extractive answerer: no ``MODEL_BASE_URL``) on a
+free 127.0.0.1 port, once per vector store: a fresh folder (the default ``QDRANT_PATH``
+kind, qdrant-client's local mode, as ``make run`` runs it) and ``:memory:`` (the exact
+in-memory store). Measured: seconds from spawn
 to the first 200 on ``/readyz`` (start-up indexing included), the first answer's latency
 (a retrieval prompt: question embedding, exact search, extractive answer), and ``VmRSS``
 after it. Raises :class:`bench.results.BenchError` if the service does not start or answer.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,7 @@ from bench.servers import (
     wait_ready,
 )
 
-__all__ = ["EmbeddedRun", "measure_embedded", "render_embedded"]
+__all__ = ["FOLDER", "EmbeddedRun", "measure_embedded", "render_embedded"]
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,16 @@ class EmbeddedRun:
     first_answer_ms: float
     rss_mb: float | None
     rss_ready_mb: float | None
+    #: ``QDRANT_PATH`` as run: ``:memory:``, or :data:`FOLDER` for a fresh folder.
+    store: str = ":memory:"
 
 
-async def measure_embedded() -> EmbeddedRun:
-    """Start the shipped service, time it to ready and one answer, read its RSS."""
+#: ``measure_embedded``'s store for a fresh folder (the default kind: ``var/qdrant``).
+FOLDER = "folder"
+
+
+async def measure_embedded(store: str = FOLDER) -> EmbeddedRun:
+    """Start the shipped service on `store`, time it to ready and one answer, read its RSS."""
     port = fetch_free_port()
     url = f"http://127.0.0.1:{port}"
     env = build_service_env(REPO / "prompts", "") | {
@@ -52,6 +61,7 @@ async def measure_embedded() -> EmbeddedRun:
     for unset in ("MODEL_BASE_URL", "CORPUS_DIR"):
         env.pop(unset, None)
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        env["QDRANT_PATH"] = str(Path(tmp) / "qdrant") if store == FOLDER else store
         log = Path(tmp) / "service.log"
         argv = [sys.executable, "-m", "service", "--port", str(port), "--log-level", "warning"]
         timeout = aiohttp.ClientTimeout(total=60.0)
@@ -70,25 +80,39 @@ async def measure_embedded() -> EmbeddedRun:
             first = (time.perf_counter() - t0) * 1000
             if status != 200:
                 raise BenchError(f"first answer: {status} {text[:300]}")
-            return EmbeddedRun(cold, first, fetch_rss_mb(service.pid), rss_ready)
+            return EmbeddedRun(cold, first, fetch_rss_mb(service.pid), rss_ready, store)
 
 
-def render_embedded(run: EmbeddedRun) -> list[str]:
+def describe_store(store: str) -> str:
+    """How the report names a run's store (pure)."""
+    return "folder store (default)" if store == FOLDER else f"`QDRANT_PATH={store}`"
+
+
+def render_embedded(runs: Sequence[EmbeddedRun]) -> list[str]:
     """The report's section on the shipped service with the embedded model (pure)."""
-    rss = "n/a" if run.rss_mb is None else f"{run.rss_mb:.0f} MB"
-    ready = "n/a" if run.rss_ready_mb is None else f"{run.rss_ready_mb:.0f} MB"
+
+    def mb(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.0f} MB"
+
+    cells = {
+        "cold start to ready (start-up indexing included)": [
+            f"{r.cold_start_s:.2f} s" for r in runs
+        ],
+        "RSS when ready": [mb(r.rss_ready_mb) for r in runs],
+        "first answer (policy-qa, retrieval)": [f"{r.first_answer_ms:.1f} ms" for r in runs],
+        "RSS after the first answer": [mb(r.rss_mb) for r in runs],
+    }
     return [
         "### The shipped service with the embedded model",
         "",
         "`python -m service` with default settings: the shipped prompts, both corpora",
-        "(`data/policies`, `data/faq`) indexed at start-up into the embedded store (in memory),",
-        "the bundled MiniLM model, the extractive answerer (no `MODEL_BASE_URL`).",
+        "(`data/policies`, `data/faq`) indexed at start-up, the bundled MiniLM model, the",
+        "extractive answerer (no `MODEL_BASE_URL`). Once per vector store: a fresh folder",
+        "(the default `QDRANT_PATH=var/qdrant` kind, qdrant-client's local mode: what `make run`",
+        "starts) and `QDRANT_PATH=:memory:` (the exact in-memory store; no qdrant-client).",
         "",
-        "| measure | value |",
-        "| --- | --- |",
-        f"| cold start to ready (start-up indexing included) | {run.cold_start_s:.2f} s |",
-        f"| RSS when ready | {ready} |",
-        f"| first answer (policy-qa, retrieval) | {run.first_answer_ms:.1f} ms |",
-        f"| RSS after the first answer | {rss} |",
+        "| measure | " + " | ".join(describe_store(r.store) for r in runs) + " |",
+        "| --- |" + " --- |" * len(runs),
+        *(f"| {name} | " + " | ".join(values) + " |" for name, values in cells.items()),
         "",
     ]

@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 
 from bench.caveats import TRIED_FILE, fetch_tried
-from bench.embedded import measure_embedded
+from bench.embedded import FOLDER, measure_embedded
 from bench.report import render_report
 from bench.results import (
     BenchError,
@@ -165,7 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = asyncio.run(run(params))
         sizes = [n for n in params.retrieval_passages if n > 0]
         retrieval = [asyncio.run(measure_retrieval(n)) for n in sizes]
-        embedded = asyncio.run(measure_embedded()) if params.embedded else None
+        embedded = (
+            [asyncio.run(measure_embedded(store)) for store in (FOLDER, ":memory:")]
+            if params.embedded
+            else []
+        )
     except (BenchError, OSError, aiohttp.ClientError) as error:
         sys.stderr.write(f"bench.overhead: {type(error).__name__}: {error}\n")
         return 1
