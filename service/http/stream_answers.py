@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 from fastapi.responses import Response, StreamingResponse
 
@@ -26,7 +27,7 @@ from service.http.idempotency import Idempotency
 from service.http.idempotency_keys import Replay, StoredResponse
 from service.http.sse import SSE_HEADERS, build_sse_response, render_event
 
-__all__ = ["KEEPALIVE_SECONDS", "SendStream", "serve_stream", "stream_answer"]
+__all__ = ["KEEPALIVE_SECONDS", "SendStream", "StreamCall", "serve_stream", "stream_answer"]
 
 #: A keep-alive comment after this long without an event.
 KEEPALIVE_SECONDS = 15.0
@@ -39,20 +40,24 @@ SendStream = Callable[
 ]
 
 
-async def stream_answer(
-    body: AnswerRequest,
-    raw_body: bytes,
-    *,
-    answers: AnswerService,
-    idempotency: Idempotency,
-    feedback: Feedback,
-    caller: Caller,
-    request_id: str,
-    received_at: float | None,
-    pinned_version: str | None,
-    idempotency_key: str | None,
-    keepalive_seconds: float = KEEPALIVE_SECONDS,
-) -> Response:
+@dataclass(frozen=True)
+class StreamCall:
+    """One streamed request: what it asks, who asks, and the stores it answers through."""
+
+    body: AnswerRequest
+    raw_body: bytes
+    answers: AnswerService
+    idempotency: Idempotency
+    feedback: Feedback
+    caller: Caller
+    request_id: str
+    received_at: float | None
+    idempotency_key: str | None
+    #: The ``X-Prompt-Version`` header, part of an Idempotency-Key's fingerprint.
+    pinned_version: str | None = None
+
+
+async def stream_answer(call: StreamCall, keepalive_seconds: float = KEEPALIVE_SECONDS) -> Response:
     """Open the stream (errors before the first byte are the usual problems) and send it."""
 
     def send(
@@ -62,61 +67,38 @@ async def stream_answer(
     ) -> Response:
         return build_sse_response(stream, keepalive_seconds, on_final, on_other_end)
 
-    return await serve_stream(
-        body,
-        raw_body,
-        answers=answers,
-        idempotency=idempotency,
-        feedback=feedback,
-        caller=caller,
-        request_id=request_id,
-        received_at=received_at,
-        pinned_version=pinned_version,
-        idempotency_key=idempotency_key,
-        send=send,
-        replay=_replay,
-    )
+    return await serve_stream(call, send=send, replay=_replay)
 
 
 async def serve_stream(
-    body: AnswerRequest,
-    raw_body: bytes,
-    *,
-    answers: AnswerService,
-    idempotency: Idempotency,
-    feedback: Feedback,
-    caller: Caller,
-    request_id: str,
-    received_at: float | None,
-    pinned_version: str | None,
-    idempotency_key: str | None,
-    send: SendStream,
-    replay: Callable[[StoredResponse], Response],
+    call: StreamCall, *, send: SendStream, replay: Callable[[StoredResponse], Response]
 ) -> Response:
     """Open the answer stream and `send` it; with an Idempotency-Key, a stream that ends
     stores its answer, one that fails or is abandoned releases the key, and a repeat is
     `replay`-ed from what was stored."""
-    if idempotency_key is None:
+    feedback, caller, request_id = call.feedback, call.caller, call.request_id
+    if call.idempotency_key is None:
         stream = await open_answer_stream(
-            answers, body, request_id, secrets.token_hex(32), received_at=received_at
+            call.answers, call.body, request_id, secrets.token_hex(32), received_at=call.received_at
         )
 
         async def remember(final: Final) -> None:
             feedback.remember(request_id, final.response, caller.tenant)
 
         return send(stream, remember, None)
+    idempotency = call.idempotency
     begun = await idempotency.begin(
-        idempotency_key,
+        call.idempotency_key,
         scope=caller.scope,
-        body=raw_body,
-        pinned_version=pinned_version,
+        body=call.raw_body,
+        pinned_version=call.pinned_version,
         tenant=caller.tenant,
     )
     if isinstance(begun, Replay):
         return replay(begun.response)
     try:
         stream = await open_answer_stream(
-            answers, body, request_id, begun.upstream_key, received_at=received_at
+            call.answers, call.body, request_id, begun.upstream_key, received_at=call.received_at
         )
     except BaseException:
         await idempotency.release(begun)

@@ -19,13 +19,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi.responses import Response, StreamingResponse
 
 from service.answering.outcome import Outcome
-from service.answering.pipeline import AnswerService
-from service.answering.schemas import AnswerRequest, AnswerResponse
+from service.answering.schemas import AnswerResponse
 from service.answering.stream_events import Delta, Final, StreamEvent
 from service.answering.streaming import AnswerStream
-from service.http.auth import Caller
-from service.http.feedback import Feedback
-from service.http.idempotency import Idempotency
 from service.http.idempotency_keys import StoredResponse
 from service.http.openai_chunks import (
     ChunkContext,
@@ -34,7 +30,7 @@ from service.http.openai_chunks import (
     render_chunk_event,
 )
 from service.http.sse import SSE_HEADERS, build_sse_response
-from service.http.stream_answers import KEEPALIVE_SECONDS, serve_stream
+from service.http.stream_answers import KEEPALIVE_SECONDS, StreamCall, serve_stream
 
 __all__ = ["stream_completion"]
 
@@ -56,18 +52,7 @@ def _render(context: ChunkContext) -> Callable[[StreamEvent], bytes]:
 
 
 async def stream_completion(
-    body: AnswerRequest,
-    raw_body: bytes,
-    *,
-    include_usage: bool,
-    answers: AnswerService,
-    idempotency: Idempotency,
-    feedback: Feedback,
-    caller: Caller,
-    request_id: str,
-    received_at: float | None,
-    idempotency_key: str | None,
-    keepalive_seconds: float = KEEPALIVE_SECONDS,
+    call: StreamCall, *, include_usage: bool, keepalive_seconds: float = KEEPALIVE_SECONDS
 ) -> Response:
     """Open the stream (errors before the first byte are the usual errors) and send chunks."""
 
@@ -76,21 +61,12 @@ async def stream_completion(
         on_final: Callable[[Final], Awaitable[None]],
         on_other_end: Callable[[], Awaitable[None]] | None,
     ) -> Response:
-        return _send(stream, body.prompt, include_usage, keepalive_seconds, on_final, on_other_end)
+        return _send(
+            stream, call.body.prompt, include_usage, keepalive_seconds, on_final, on_other_end
+        )
 
     return await serve_stream(
-        body,
-        raw_body,
-        answers=answers,
-        idempotency=idempotency,
-        feedback=feedback,
-        caller=caller,
-        request_id=request_id,
-        received_at=received_at,
-        pinned_version=None,
-        idempotency_key=idempotency_key,
-        send=send,
-        replay=lambda stored: _replay(stored, request_id, include_usage),
+        call, send=send, replay=lambda stored: _replay(stored, call.request_id, include_usage)
     )
 
 

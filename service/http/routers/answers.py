@@ -19,7 +19,7 @@ from service.dependencies import (
 )
 from service.http.access import require_prompt
 from service.http.idempotency_keys import Replay, StoredResponse
-from service.http.stream_answers import stream_answer
+from service.http.stream_answers import StreamCall, stream_answer
 
 __all__ = ["router"]
 
@@ -68,16 +68,18 @@ async def create_answer(
     received_at = request.scope.get("state", {}).get("received_at")
     if body.stream:
         return await stream_answer(
-            body,
-            await request.body(),
-            answers=answers,
-            idempotency=idempotency,
-            feedback=feedback,
-            caller=caller,
-            request_id=request_id,
-            received_at=received_at,
-            pinned_version=pinned_version,
-            idempotency_key=idempotency_key,
+            StreamCall(
+                body,
+                await request.body(),
+                answers,
+                idempotency,
+                feedback,
+                caller,
+                request_id,
+                received_at,
+                idempotency_key,
+                pinned_version,
+            )
         )
     if idempotency_key is None:
         # A fresh key per request for the model's retries, never the caller's X-Request-ID.

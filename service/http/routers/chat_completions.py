@@ -45,6 +45,7 @@ from service.http.openai_request import (
     decide_variable_types,
 )
 from service.http.openai_shapes import build_completion
+from service.http.stream_answers import StreamCall
 from service.http.stream_completions import stream_completion
 
 __all__ = ["router"]
@@ -122,17 +123,19 @@ async def create_chat_completion(
     require_prompt(caller, ask.prompt, metrics)
     received_at = request.scope.get("state", {}).get("received_at")
     if body.stream:
-        return await stream_completion(
+        call = StreamCall(
             ask,
             await request.body(),
-            include_usage=bool((body.stream_options or {}).get("include_usage")),
-            answers=answers,
-            idempotency=idempotency,
-            feedback=feedback,
-            caller=caller,
-            request_id=request_id,
-            received_at=received_at,
-            idempotency_key=idempotency_key,
+            answers,
+            idempotency,
+            feedback,
+            caller,
+            request_id,
+            received_at,
+            idempotency_key,
+        )
+        return await stream_completion(
+            call, include_usage=bool((body.stream_options or {}).get("include_usage"))
         )
     with_history = len(body.messages) > 1
 
