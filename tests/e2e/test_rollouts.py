@@ -182,6 +182,11 @@ def test_prometheus_unavailable_holds_the_weight_then_rolls_back(
 
     Prometheus is shared by the session, so it stays up: the controller is restarted with
     PROMETHEUS_URL on a closed port instead (one controller at a time), and restored after.
+
+    The count of errored analyses is read from the Events the controller posts, one per
+    analysis: polling the status can miss a count that lives a fraction of a second (the
+    restarted controller's first decision is slow, so its second analysis, due one interval
+    after the first one *started*, follows right after the first one is written).
     """
     rollout = prompt_rollout("faq-blind")
     rollout.apply(rollout.version("1.0.0"))
@@ -190,12 +195,10 @@ def test_prometheus_unavailable_holds_the_weight_then_rolls_back(
     with LoadDriver(rollout.service, rollout.prompt):
         rollout.apply(rollout.version("1.1.0", model=CANARY_MODEL, steps=steps))
         rollout.wait("1.1.0", lambda s: s.get("stepIndex") == 1, 30, "analysis to pass step 1")
-        seen: list[tuple[Any, ...]] = []
+        seen: set[tuple[Any, ...]] = set()
 
         def rolled_back(status: dict[str, Any]) -> bool:
-            state = (*_progress(status), status.get("consecutiveErrors"), _verdict(status))
-            if not seen or seen[-1] != state:
-                seen.append(state)
+            seen.add(_progress(status))
             return status.get("phase") == "RolledBack"
 
         controller.restart(PROMETHEUS_URL=closed_port_url())
@@ -203,12 +206,17 @@ def test_prometheus_unavailable_holds_the_weight_then_rolls_back(
             status = rollout.wait("1.1.0", rolled_back, 30, "to be rolled back")
         finally:
             controller.restart()
-    held = [s for s in seen if s[0] == "Progressing"]
-    assert {s[:3] for s in held} == {("Progressing", 1, 50)}, seen
-    assert [s[3] for s in held if s[4] == "Error"] == [1, 2], seen
+    # Polling can miss a state, never invent one: every state seen before the rollback held 50%.
+    assert seen - {("RolledBack", 1, 0)} == {("Progressing", 1, 50)}, seen
     assert _progress(status)[::2] == ("RolledBack", 0)
     assert status["consecutiveErrors"] == 3
     assert "prometheus" in status["message"], status["message"]
+    events = rollout.events("1.1.0")
+    counts = [message.split(":")[0] for _, reason, message in events if reason == "AnalysisError"]
+    assert counts == ["1/3", "2/3", "3/3"], events
+    reasons = [reason for _, reason, _ in events]
+    assert (reasons.count("StepAdvanced"), reasons.count("RolledBack")) == (1, 1), events
+    assert "Promoted" not in reasons, events
     rollout.wait("1.0.0", lambda s: s.get("weight") == 100, 10, "to take 100% back")
 
 
