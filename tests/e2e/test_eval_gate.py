@@ -246,7 +246,9 @@ def test_the_controller_gates_a_canary_on_its_eval_set(
     assert stopped["evalGate"]["regressions"] == ["refund-time"]
     report = kube.get("default", stopped["evalGate"]["report"], "v1/configmaps")
     assert "regression" in report["data"]["report.md"]
-    assert any(reason == "EvalGateFailed" for _, reason, _ in rollout.events("1.2.0"))
+    rollout.wait_events(
+        "1.2.0", lambda es: any(r == "EvalGateFailed" for _, r, _ in es), "to show the failure"
+    )
     # It never got traffic; the good canary carries on.
     assert rollout.served()["1.2.0"][1] == 0
     assert rollout.status("1.1.0")["phase"] in ("Progressing", "Promoted")

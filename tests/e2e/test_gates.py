@@ -83,8 +83,11 @@ def test_confirm_promotion_holds_the_last_step_until_it_says_yes(
     assert notice.verified
     assert (notice.body["phase"], notice.body["type"]) == ("Promoted", "post-rollout")
     assert announced["phase"] == "Promoted"
-    reasons = [reason for _, reason, _ in rollout.events("1.1.0")]
-    assert "GateHeld" in reasons and "WebhookSucceeded" in reasons
+    rollout.wait_events(
+        "1.1.0",
+        lambda es: {"GateHeld", "WebhookSucceeded"} <= {r for _, r, _ in es},
+        "to show the held gate and the webhook",
+    )
 
 
 def test_a_failing_pre_rollout_stops_the_version_before_any_traffic(
@@ -113,7 +116,8 @@ def test_a_failing_pre_rollout_stops_the_version_before_any_traffic(
     calls = receiver.received("/smoke")
     assert len(calls) >= 2 and all(r.verified for r in calls)  # 5xx: retried
     assert calls[0].body["phase"] == "Pending" and calls[0].body["metadata"] == {"suite": "smoke"}
-    assert ("Warning", "Aborted", stopped["message"]) in rollout.events("1.1.0")
+    aborted = ("Warning", "Aborted", stopped["message"])
+    rollout.wait_events("1.1.0", lambda es: aborted in es, "to show the abort")
 
 
 def test_a_hung_webhook_holds_its_version_and_no_other_prompt(
@@ -179,8 +183,6 @@ def test_a_rollback_webhook_is_told_once_and_its_failure_undoes_nothing(
         ("RolledBack", "rollback", True)
     }
     assert rollout.status("1.1.0")["phase"] == "RolledBack"
-    assert (
-        "Warning",
-        "WebhookFailed",
-        f"rollback webhook 'page': {_gate(told, 'page')['message']}",
-    ) in (rollout.events("1.1.0"))
+    message = f"rollback webhook 'page': {_gate(told, 'page')['message']}"
+    failed = ("Warning", "WebhookFailed", message)
+    rollout.wait_events("1.1.0", lambda es: failed in es, "to show the failed webhook")

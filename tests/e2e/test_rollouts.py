@@ -36,6 +36,15 @@ def _progress(status: dict[str, Any]) -> tuple[Any, ...]:
     return (status.get("phase"), status.get("stepIndex"), status.get("weight"))
 
 
+def _reasons(events: list[tuple[str, str, str]]) -> list[str]:
+    return [reason for _, reason, _ in events]
+
+
+def _with(*reasons: str) -> Callable[[list[tuple[str, str, str]]], bool]:
+    """An Events check: every one of `reasons` is among them."""
+    return lambda events: set(reasons) <= set(_reasons(events))
+
+
 def test_a_healthy_canary_is_promoted_through_every_step(prompt_rollout: MakeRollout) -> None:
     rollout = prompt_rollout("faq-healthy")
     rollout.apply(rollout.version("1.0.0"))
@@ -68,9 +77,8 @@ def test_a_healthy_canary_is_promoted_through_every_step(prompt_rollout: MakeRol
     assert analysis["values"]["canary"]["requests"] >= 5, analysis
     stable = rollout.status("1.0.0")
     assert (stable["phase"], stable["weight"]) == ("Superseded", 0)
-    reasons = [reason for _, reason, _ in rollout.events("1.1.0")]
-    assert {"Progressing", "StepAdvanced", "Promoted"} <= set(reasons), reasons
-    assert "Superseded" in [reason for _, reason, _ in rollout.events("1.0.0")]
+    rollout.wait_events("1.1.0", _with("Progressing", "StepAdvanced", "Promoted"), "to show it")
+    rollout.wait_events("1.0.0", _with("Superseded"), "to show it was superseded")
     rollout.wait_served({"1.0.0": 0, "1.1.0": 100})
     assert load.versions()["1.1.0"] > 0, load.counts()
 
@@ -127,8 +135,11 @@ def test_a_canary_whose_model_fails_is_rolled_back_then_retried(
     assert "error rate" in status["message"], status["message"]
     assert status["consecutiveFailures"] == 2
     assert elapsed < 30
-    reasons = [reason for _, reason, _ in rollout.events("1.1.0")]
-    assert reasons.count("AnalysisFailed") >= 2 and "RolledBack" in reasons, reasons
+    rollout.wait_events(
+        "1.1.0",
+        lambda es: _reasons(es).count("AnalysisFailed") >= 2 and "RolledBack" in _reasons(es),
+        "to show two failed analyses and the rollback",
+    )
 
     # retry: the version goes back to its first step, counters cleared.
     httpx.delete(f"{fake_model}/admin/faults", timeout=10).raise_for_status()
@@ -175,6 +186,12 @@ def test_a_canary_without_traffic_is_inconclusive_and_stays_put(
     assert rollout.status("1.0.0")["weight"] == 80
 
 
+def _rolled_back_by_errors(events: list[tuple[str, str, str]]) -> bool:
+    """The rollback's own Events are in: its last errored analysis and RolledBack."""
+    last_error = any(m.startswith("3/3") for _, r, m in events if r == "AnalysisError")
+    return last_error and "RolledBack" in _reasons(events)
+
+
 def test_prometheus_unavailable_holds_the_weight_then_rolls_back(
     prompt_rollout: MakeRollout, controller: ControllerProcess
 ) -> None:
@@ -204,6 +221,8 @@ def test_prometheus_unavailable_holds_the_weight_then_rolls_back(
         controller.restart(PROMETHEUS_URL=closed_port_url())
         try:
             status = rollout.wait("1.1.0", rolled_back, 30, "to be rolled back")
+            # kopf posts Events after the status patch: wait for them before stopping it.
+            events = rollout.wait_events("1.1.0", _rolled_back_by_errors, "to show the rollback")
         finally:
             controller.restart()
     # Polling can miss a state, never invent one: every state seen before the rollback held 50%.
@@ -211,10 +230,9 @@ def test_prometheus_unavailable_holds_the_weight_then_rolls_back(
     assert _progress(status)[::2] == ("RolledBack", 0)
     assert status["consecutiveErrors"] == 3
     assert "prometheus" in status["message"], status["message"]
-    events = rollout.events("1.1.0")
     counts = [message.split(":")[0] for _, reason, message in events if reason == "AnalysisError"]
     assert counts == ["1/3", "2/3", "3/3"], events
-    reasons = [reason for _, reason, _ in events]
+    reasons = _reasons(events)
     assert (reasons.count("StepAdvanced"), reasons.count("RolledBack")) == (1, 1), events
     assert "Promoted" not in reasons, events
     rollout.wait("1.0.0", lambda s: s.get("weight") == 100, 10, "to take 100% back")
@@ -309,7 +327,9 @@ def test_an_invalid_version_is_marked_and_never_served(
         degraded = [c for c in status["conditions"] if c["type"] == "Degraded"]
         assert degraded and degraded[0]["status"] == "True"
     assert _progress(rollout.status("1.0.0"))[::2] == ("Stable", 100)
-    assert ("Warning", "Invalid") in [e[:2] for e in rollout.events("1.1.0")]
+    rollout.wait_events(
+        "1.1.0", lambda es: ("Warning", "Invalid") in [e[:2] for e in es], "to warn Invalid"
+    )
 
     served = rollout.served()
     assert served["1.0.0"] == ("Stable", 100) and served["1.1.0"] == ("Invalid", 0), served

@@ -348,6 +348,22 @@ class PromptRollout:
             if (e.get("involvedObject") or {}).get("name") == name
         ]
 
+    def wait_events(
+        self,
+        version: str,
+        check: Callable[[list[tuple[str, str, str]]], bool],
+        what: str,
+        timeout: float = 10.0,
+    ) -> list[tuple[str, str, str]]:
+        """Poll `version`'s Events until `check(events)`: kopf posts them after the status
+        patch, from a queue, so a status already seen can be ahead of its Event."""
+
+        def probe() -> list[tuple[str, str, str]] | None:
+            events = self.events(version)
+            return events if check(events) else None
+
+        return poll(probe, timeout, lambda: f"{version}'s Events {what}: {self.events(version)}")
+
     def delete_all(self) -> None:
         """Delete the prompt's versions without waiting for the controller's finalizers."""
         with contextlib.suppress(subprocess.TimeoutExpired):
