@@ -14,7 +14,6 @@ import functools
 import json
 import logging
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -26,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from service.http.problems import PROBLEM_MEDIA_TYPE, build_problem
+from service.http.request_ids import new_request_id
 
 __all__ = [
     "ConnectionGuard",
@@ -58,7 +58,7 @@ def render_raw_problem(
 ) -> bytes:
     """A complete HTTP/1.1 problem response that closes the connection (pure)."""
     title = HTTPStatus(status).phrase
-    request_id = uuid.uuid4().hex
+    request_id = new_request_id()
     body = json.dumps(build_problem(status, slug, title, detail, "", request_id)).encode()
     lines = [
         f"HTTP/1.1 {status} {title}",

@@ -8,13 +8,13 @@ import json
 import logging
 import re
 import time
-import uuid
 from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.http.problems import PROBLEM_MEDIA_TYPE, build_problem
+from service.http.request_ids import new_request_id
 
 __all__ = [
     "BodySizeLimitMiddleware",
@@ -70,7 +70,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else new_request_id()
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         # The request's deadline counts from here (time.monotonic), queueing included.

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.http import request_ids
 
 from .conftest import build_settings
 
@@ -57,3 +58,25 @@ def test_request_event_per_answer(capfd: pytest.CaptureFixture[str], mode: str) 
         assert first["variables"] == {"tone": "formal"}
     else:
         assert EMAIL in json.dumps(first["messages"])
+
+
+def test_a_generated_id_that_looks_like_a_card_is_never_the_one_logged(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A uuid4 holding a Luhn-valid digit run would be logged as ``…[CARD]…``: it is redrawn,
+    so the log line and the caller's X-Request-ID agree. A caller's own id that looks like a
+    card is personal data as far as the log can tell: it is echoed, and logged redacted."""
+    card_like, clean = "ab4111111111111111cdef0123abcdef", "0123abcd" * 4
+    draws = iter([card_like, clean])
+    monkeypatch.setattr(request_ids, "draw_hex", lambda: next(draws))
+    body = {"prompt": "policy-qa", "question": "Refunds?", "variables": {"tone": "formal"}}
+    with TestClient(create_app(build_settings())) as client:
+        capfd.readouterr()
+        generated = client.post("/v1/answers", json=body)
+        supplied = client.post("/v1/answers", json=body, headers={"X-Request-ID": card_like})
+        out = capfd.readouterr().out
+    assert generated.headers["x-request-id"] == clean
+    assert supplied.headers["x-request-id"] == card_like
+    first, second = _events(out)
+    assert first["request_id"] == clean
+    assert "[CARD]" in second["request_id"] and "4111111111111111" not in out
