@@ -15,6 +15,7 @@ from service.http.access import (
     decide_bind_host,
     install_access_problem_handlers,
 )
+from service.http.answer_fast_path import AnswerFastPath
 from service.http.middleware import (
     BodySizeLimitMiddleware,
     CancelOnDisconnectMiddleware,
@@ -116,7 +117,9 @@ def create_app(
             resources.metrics.shed_requests.inc()
 
     # Outermost last: OpenAI error shapes (OpenAI paths only) → request id → header check →
-    # access (key, quota) → body read (size, time) → shedding → cancel on disconnect.
+    # access (key, quota) → body read (size, time) → shedding → cancel on disconnect →
+    # plain answers without FastAPI's routing (everything else goes on to the routes).
+    app.add_middleware(AnswerFastPath)
     app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(LoadSheddingMiddleware, limiter=limiter, on_shed=count_shed)
     app.add_middleware(

@@ -31,8 +31,18 @@ def _render(user: str, **values: object) -> str:
         ("{% if flag %}yes{% else %}no{% endif %}", {"flag": False}, "no"),
         ("Q: {{ question }}", {"question": "{{ 7 * 7 }}"}, "Q: {{ 7 * 7 }}"),
         ("{{ tone | upper }}", {"tone": "calm"}, "CALM"),
+        ("{{ range(3) | join(',') }}", {}, "0,1,2"),
+        ("{{ cycler }}", {"cycler": "mine"}, "mine"),
     ],
-    ids=["substitution", "arithmetic", "conditional", "values-are-data-not-code", "filters"],
+    ids=[
+        "substitution",
+        "arithmetic",
+        "conditional",
+        "values-are-data-not-code",
+        "filters",
+        "environment-globals",
+        "variables-shadow-globals",
+    ],
 )
 def test_renders(user: str, values: dict[str, object], expected: str) -> None:
     assert _render(user, **values) == expected

@@ -18,12 +18,17 @@ from service.dependencies import (
     read_resources,
 )
 from service.http.access import require_prompt
+from service.http.auth import Caller
 from service.http.idempotency_keys import Replay, StoredResponse
 from service.http.stream_answers import StreamCall, stream_answer
+from service.resources import Resources
 
-__all__ = ["router"]
+__all__ = ["ANSWERS_PATH", "answer_plainly", "router"]
 
 router = APIRouter(prefix="/v1", tags=["answers"])
+_ROUTE = "/answers"
+#: The endpoint's path (service/http/answer_fast_path.py serves its plain requests too).
+ANSWERS_PATH = router.prefix + _ROUTE
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = dict.fromkeys(
@@ -41,7 +46,27 @@ def _answer_response(answer: AnswerResponse) -> Response:
     )
 
 
-@router.post("/answers", response_model=AnswerResponse, responses=_ERRORS)
+async def answer_plainly(
+    resources: Resources,
+    caller: Caller,
+    request_id: str,
+    received_at: float | None,
+    body: AnswerRequest,
+    *,
+    shadow: bool,
+) -> Response:
+    """Answer a request that carries no Idempotency-Key and asks for no stream."""
+    require_prompt(caller, body.prompt, resources.metrics)
+    # A fresh key per request for the model's retries, never the caller's X-Request-ID.
+    upstream_key = secrets.token_hex(32)
+    answer = await resources.answers.answer(
+        body, request_id, upstream_key, received_at=received_at, shadow=shadow
+    )
+    resources.feedback.remember(request_id, answer, caller.tenant)
+    return _answer_response(answer)
+
+
+@router.post(_ROUTE, response_model=AnswerResponse, responses=_ERRORS)
 async def create_answer(
     body: AnswerRequest,
     request: Request,
@@ -62,10 +87,14 @@ async def create_answer(
     resources, caller = read_resources(request), read_caller(request)
     request_id = read_request_id(request)
     answers, idempotency, feedback = resources.answers, resources.idempotency, resources.feedback
-    require_prompt(caller, body.prompt, resources.metrics)
     if pinned_version is not None and body.version is None:
         body = body.model_copy(update={"version": pinned_version})
     received_at = request.scope.get("state", {}).get("received_at")
+    if not body.stream and idempotency_key is None:
+        return await answer_plainly(
+            resources, caller, request_id, received_at, body, shadow=not no_shadow
+        )
+    require_prompt(caller, body.prompt, resources.metrics)
     if body.stream:
         return await stream_answer(
             StreamCall(
@@ -81,14 +110,7 @@ async def create_answer(
                 pinned_version,
             )
         )
-    if idempotency_key is None:
-        # A fresh key per request for the model's retries, never the caller's X-Request-ID.
-        upstream_key = secrets.token_hex(32)
-        answer = await answers.answer(
-            body, request_id, upstream_key, received_at=received_at, shadow=not no_shadow
-        )
-        feedback.remember(request_id, answer, caller.tenant)
-        return _answer_response(answer)
+    assert idempotency_key is not None  # the plain case returned above
     begun = await idempotency.begin(
         idempotency_key,
         scope=caller.scope,
