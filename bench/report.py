@@ -148,10 +148,15 @@ def render_report(
         "",
         "### Summary (service / direct ratios)",
         "",
+        "*CPU ratio*: the service's CPU per answer over the fake model's CPU per request in",
+        "the same rounds, the yardstick that moves least with the machine's speed.",
+        "",
         "| upstream | added p50 at c=1 (ms) | added p99 at c=1 (ms) | "
         + " | ".join(f"req/s ratio c={c}" for c in p.concurrency)
+        + " | "
+        + " | ".join(f"CPU ratio c={c}" for c in p.concurrency)
         + " |",
-        "| --- | --- | --- | " + " | ".join("---" for _ in p.concurrency) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in p.concurrency * 2) + " |",
         *(_summary_row(s, p.concurrency) for s in results.scenarios),
         "",
         "### Goals (issue 15: one worker, 50 ms upstream)",
@@ -188,14 +193,17 @@ def render_report(
 
 def _summary_row(scenario: Scenario, concurrencies: tuple[int, ...]) -> str:
     rows = {r.label: r for r in scenario.latency}
-    ratios = []
+    ratios, cpu_ratios = [], []
     for c in concurrencies:
         pair = {t.path: t for t in scenario.throughput if t.concurrency == c}
         d, s = pair.get("direct"), pair.get("service")
         ratios.append(f"{s.rps / d.rps:.2f}" if d and s and d.rps else "n/a")
+        d_cpu = d.cpu_ms_per_request if d else None
+        s_cpu = s.cpu_ms_per_request if s else None
+        cpu_ratios.append(f"{s_cpu / d_cpu:.2f}" if s_cpu is not None and d_cpu else "n/a")
     return (
         f"| {scenario.latency_ms:g} ms | {rows['p50'].added_ms:.2f} | {rows['p99'].added_ms:.2f} | "
-        + " | ".join(ratios)
+        + " | ".join(ratios + cpu_ratios)
         + " |"
     )
 

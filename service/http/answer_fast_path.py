@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -65,9 +66,12 @@ _Handler = Callable[[Request, Exception], Any]
 def find_exception_handler(handlers: dict[Any, _Handler], error: Exception) -> _Handler | None:
     """The handler Starlette's ExceptionMiddleware would pick for `error` (pure).
 
-    The ``Exception`` handler is not one of them: Starlette runs it in the outermost
-    ServerErrorMiddleware, which an unhandled error still reaches from here.
+    A status-code handler comes first for an HTTPException. The ``Exception`` handler is
+    not one of them: Starlette runs it in the outermost ServerErrorMiddleware, which an
+    unhandled error still reaches from here.
     """
+    if isinstance(error, HTTPException) and error.status_code in handlers:
+        return handlers[error.status_code]
     for kind in type(error).__mro__:
         if kind is Exception:
             return None

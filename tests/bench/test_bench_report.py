@@ -3,6 +3,7 @@ bench/tried.md, rendered into the report (pure)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -110,3 +111,20 @@ def test_the_shipped_tried_file_is_read(tmp_path: Path) -> None:
     assert shipped is not None
     assert "#### The load client and the fake model" in "\n".join(render_tried(shipped))
     assert fetch_tried(tmp_path / "absent.md") is None
+
+
+def test_the_summary_has_the_cpu_ratio_against_the_fake_model() -> None:
+    report = render_report(results(), MACHINE, tried="")
+    # req/s 600 / 1000 = 0.60; CPU per request 1.5 ms (service) / 0.8 ms (fake model).
+    assert "| req/s ratio c=64 | CPU ratio c=64 |" in report
+    assert "| 50 ms | 1.00 | 1.00 | 0.60 | 1.88 |" in report
+    unknown = Scenario(
+        latency_ms=50.0,
+        pairs=10,
+        latency=[LatencyRow(f"p{q}", 50.0, 51.0) for q in (50, 90, 99)],
+        paired_median_added_ms=1.0,
+        service_cpu_ms_at_c1=None,
+        throughput=[ThroughputRow("direct", 10, 10**9, None, 64)],
+    )
+    bare = render_report(replace(results(), scenarios=[unknown]), MACHINE, tried="")
+    assert "| 50 ms | 1.00 | 1.00 | n/a | n/a |" in bare

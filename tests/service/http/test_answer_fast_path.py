@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.exceptions import HTTPException
 
 from fakemodel.app import FakeModelState, create_fake_model_app
 from fakemodel.faults import Faults
@@ -113,8 +114,19 @@ async def _handler(request: Any, error: Exception) -> Any:
         ({ServiceError: "base"}, UpstreamRejectedError("x"), "base"),
         ({ServiceError: "base"}, KeyError("x"), None),
         ({Exception: "server-error", 500: "status"}, KeyError("x"), None),
+        ({404: "status", HTTPException: "class"}, HTTPException(404), "status"),
+        ({409: "status", HTTPException: "class"}, HTTPException(404), "class"),
     ],
-    ids=["exact", "base-class", "nearest", "sibling", "unhandled", "exception-is-outer"],
+    ids=[
+        "exact",
+        "base-class",
+        "nearest",
+        "sibling",
+        "unhandled",
+        "exception-is-outer",
+        "status-first",
+        "other-status",
+    ],
 )
 def test_exception_handlers_are_picked_as_starlette_picks_them(
     handlers: dict[Any, Any], error: Exception, expected: str | None
