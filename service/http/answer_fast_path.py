@@ -28,9 +28,10 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.answering.schemas import AnswerRequest
+from service.http.middleware import build_replay
 from service.http.routers.answers import ANSWERS_PATH, answer_plainly
 
 __all__ = ["AnswerFastPath", "decide_plain_answer", "find_exception_handler"]
@@ -97,15 +98,7 @@ class AnswerFastPath:
             return
         # BodySizeLimitMiddleware, further out, has read the whole body: one message.
         first = await receive()
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return first
-
+        replay = build_replay(first, receive)
         whole = first["type"] == "http.request" and not first.get("more_body", False)
         plain = decide_plain_answer(scope["headers"], first.get("body", b"")) if whole else None
         if plain is None:

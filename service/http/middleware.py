@@ -21,6 +21,7 @@ __all__ = [
     "CancelOnDisconnectMiddleware",
     "HeaderCheckMiddleware",
     "RequestIdMiddleware",
+    "build_replay",
     "send_problem",
 ]
 
@@ -57,6 +58,20 @@ async def send_problem(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def build_replay(first: Message, receive: Receive) -> Receive:
+    """A receive that hands out `first` once, then the server's own messages."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return first
+
+    return replay
 
 
 class RequestIdMiddleware:
@@ -188,16 +203,8 @@ class BodySizeLimitMiddleware:
                 ((b"connection", b"close"),),
             )
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-
-        await self.app(scope, replay, send)
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, build_replay(whole, receive), send)
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
         await send_problem(
