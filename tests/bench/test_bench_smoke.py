@@ -41,8 +41,12 @@ def test_a_tiny_run_writes_a_report_with_every_row(tmp_path: Path) -> None:
         assert float(ratio) > 0
     for upstream in ("1", "2"):
         assert f"### Upstream {upstream} ms" in report
+        # added p50, p99, the req/s ratio and the CPU ratio at each concurrency; a CPU ratio
+        # is n/a when the fake model's few requests took under one clock tick of CPU.
+        cpu = rf"(?:{_NUMBER}|n/a)"
         assert re.search(
-            rf"^\| {upstream} ms \| {_NUMBER} \| {_NUMBER} \| {_NUMBER} \| {_NUMBER} \|$",
+            rf"^\| {upstream} ms \| {_NUMBER} \| {_NUMBER} \| {_NUMBER} \| {_NUMBER} "
+            rf"\| {cpu} \| {cpu} \|$",
             report,
             re.MULTILINE,
         ), "summary row with both concurrencies"
