@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import gc
 import pstats
 import sysconfig
 import time
@@ -95,7 +96,9 @@ async def profile_in_process(
         model_base_url=model_base_url,
         log_level="WARNING",
     )
-    app = create_app(settings)
+    # As `python -m service` serves it: the collector settled once started (undone below).
+    app = create_app(settings, settle_gc=True)
+    thresholds = gc.get_threshold()
 
     async def one() -> None:
         sent: list[Message] = []
@@ -151,4 +154,6 @@ async def profile_in_process(
                 done += batch
         finally:
             profiler.disable()
+            gc.unfreeze()
+            gc.set_threshold(*thresholds)
     return build_profile(pstats.Stats(profiler), max(1, done))

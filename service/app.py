@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from service.garbage_collection import settle_heap
 from service.http.access import (
     AccessMiddleware,
     decide_bind_host,
@@ -54,6 +55,8 @@ def create_app(
     settings: Settings | None = None,
     bind_host: str | None = None,
     tracer_provider: TracerProvider | None = None,
+    *,
+    settle_gc: bool = False,
 ) -> FastAPI:
     """Assemble the app; settings come from the environment unless given.
 
@@ -61,7 +64,9 @@ def create_app(
     uvicorn's command line (``--host``) or ``UVICORN_HOST``, as uvicorn does.
     ``tracer_provider`` traces the app through a provider the caller owns (tests collect
     spans in memory this way) whatever the ``OTEL_*`` variables say; by default the
-    lifespan builds one from them, or none.
+    lifespan builds one from them, or none. ``settle_gc`` sets Python's garbage collector
+    for a server once start-up is over (``GC_GEN0_THRESHOLD``): the process that serves
+    the app asks for it; an app built in a test or a tool leaves its process's collector alone.
     """
     settings = settings or Settings()
     host = bind_host or decide_bind_host(sys.argv, os.environ)
@@ -97,6 +102,8 @@ def create_app(
                 limiter.report = resources.metrics.inflight_requests.set
             else:
                 resources.metrics.inflight_requests.set_function(lambda: limiter.inflight)
+            if settle_gc:
+                settle_heap(settings.gc_gen0_threshold)
             yield
 
     app = FastAPI(

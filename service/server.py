@@ -74,7 +74,8 @@ class AppFactory:
 
     The app is imported when it is built, in the process that serves it: with several
     workers their supervisor never loads it (measured: ~70 MB of RSS instead of ~155 MB,
-    and none of the app's import time before the workers start).
+    and none of the app's import time before the workers start). The app it builds sets
+    the garbage collector for serving once started (:mod:`service.garbage_collection`).
     """
 
     settings: Settings
@@ -83,7 +84,7 @@ class AppFactory:
     def __call__(self) -> FastAPI:
         from service.app import create_app  # noqa: PLC0415 - see the docstring
 
-        return create_app(self.settings, self.host)
+        return create_app(self.settings, self.host, settle_gc=True)
 
 
 def build_limits(settings: Settings) -> ConnectionLimits:

@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from api.v1alpha1.types import COLLECTION_PATTERN
+from service.garbage_collection import DEFAULT_GEN0_THRESHOLD
 from service.llm.resilience.config import ModelLimit, ResilienceConfig
 from service.settings_parsing import (
     DEFAULT_CORPORA,
@@ -267,6 +268,13 @@ class Settings(BaseSettings):
     )
     keep_alive_timeout_seconds: int = Field(
         default=5, ge=1, le=300, description="Idle time before a kept-alive connection is closed."
+    )
+    gc_gen0_threshold: int = Field(
+        default=DEFAULT_GEN0_THRESHOLD,
+        ge=0,
+        description="Python's garbage collector once start-up is over: the start-up heap is "
+        "frozen and generation 0 collects after this many new objects (Python's own: 700); "
+        "0 leaves the collector as Python set it.",
     )
 
     # Authentication, tenants and quotas (docs/security.md).
