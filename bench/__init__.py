@@ -12,3 +12,11 @@
 - ``runner``: one run: start both servers per upstream latency, measure, stop them.
 - ``overhead``: the command line.
 """
+
+import os
+
+from service.blas_threads import apply_one_blas_thread
+
+# The in-process measurements (retrieval, the profile) run numpy as `python -m service`
+# does, on one BLAS thread: set before any bench module imports numpy.
+apply_one_blas_thread(os.environ)

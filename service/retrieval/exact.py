@@ -2,7 +2,8 @@
 
 :class:`ExactIndex` holds one collection's points in memory: a ``[n, d]`` float32
 matrix of L2-normalised rows, their ids and payloads. A query is one matrix-vector
-product and an ``argpartition``: at 10,000 x 384 about 2 ms on one busy core,
+product (on one BLAS thread in the service) and an ``argpartition``: at 10,000 x 384
+about 0.5 ms on a quiet core, 1-2 ms on a busy one,
 against the embedded Qdrant local mode's ~10 ms (it scores points in Python-driven
 loops). Semantics are the embedded store's for the calls the retriever makes:
 cosine similarity of normalised vectors, ``score >= min_score`` kept, best first.
@@ -124,9 +125,9 @@ class ExactIndex:
         vector = normalise_rows(np.asarray(query, dtype=np.float32).reshape(1, -1))[0]
         if vector.shape[0] != self.dimension:
             raise ValueError(f"expected a {self.dimension}-d query, got {vector.shape[0]}-d")
-        # einsum, not ``@``: numpy's OpenBLAS splits a matrix-vector product over a spinning
-        # thread per core, ~10x slower than one thread on a busy machine (docs/benchmarks.md).
-        scores: FloatArray = np.einsum("ij,j->i", self._matrix[:n], vector)
+        # ``@`` runs on OpenBLAS, which `python -m service` keeps to one thread: its threads
+        # spin on every core, ~10x slower on a busy machine (service/blas_threads.py).
+        scores: FloatArray = self._matrix[:n] @ vector
         return [
             ExactHit(self._ids[row], float(scores[row]), self._payloads[row])
             for row in decide_top_k(scores, k, min_score)
