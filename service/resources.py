@@ -165,6 +165,28 @@ async def index_corpora(
             )
 
 
+def preload_model(embedder: Embedder) -> None:
+    """Start loading a bundled embedding model on a worker thread, now.
+
+    Start-up indexing needs the model, and opening the embedded store holds the loop
+    thread first (qdrant-client's import, ~1 s of CPU); ONNX Runtime builds its session
+    mostly outside the GIL, so the two overlap (docs/benchmarks-performance.md, "Cold
+    start, fifth session"). The first embedding waits for the load (the embedder's lock);
+    if it failed, that embedding loads again and raises the error where it is handled.
+    """
+    load = getattr(embedder, "load", None)
+    if load is None:  # an embeddings endpoint: nothing to load
+        return
+    # Submitted at once (a task would start only at the next await, after the store opened).
+    future = asyncio.get_running_loop().run_in_executor(None, load)
+    future.add_done_callback(_ignore_failure)
+
+
+def _ignore_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: the first embedding reports a failed load
+
+
 def _background(stack: AsyncExitStack, work: Coroutine[Any, Any, None], name: str) -> None:
     """Run `work` until the lifespan ends."""
     task = asyncio.create_task(work, name=name)
@@ -195,11 +217,14 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                 timeout=httpx.Timeout(30.0, connect=5.0), limits=limits, transport=transport
             )
         )
-        store = open_store(settings)
-        stack.push_async_callback(store.close)
         tracing = Tracing()
         embedder = build_embedder(settings, http, tracing)
-        await index_corpora(store, embedder, settings.start_up_corpora())
+        corpora = settings.start_up_corpora()
+        if corpora:
+            preload_model(embedder)  # on a thread, while the store opens
+        store = open_store(settings)
+        stack.push_async_callback(store.close)
+        await index_corpora(store, embedder, corpora)
         trim_heap()  # indexing's batch buffers, freed but kept by the allocator
         collections = await store.collection_names()
         metrics = Metrics(tenant_labels=settings.tenant_metrics)
