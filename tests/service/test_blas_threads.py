@@ -18,6 +18,20 @@ PROBE = (
 )
 
 
+def _run(probe: str, environ: dict[str, str]) -> str:
+    """`probe` in a fresh interpreter with exactly `environ`; its standard output."""
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        check=False,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def test_one_thread_unless_already_set() -> None:
     environ: dict[str, str] = {}
     assert apply_one_blas_thread(environ) == "1"
@@ -34,16 +48,7 @@ def test_the_service_entry_point_sets_it_before_numpy_loads(
     env = {k: v for k, v in os.environ.items() if k not in {BLAS_THREADS_VARIABLE, "PYTHONPATH"}}
     if given is not None:
         env[BLAS_THREADS_VARIABLE] = given
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [expected, "False"]
+    assert _run(PROBE, env).split() == [expected, "False"]
 
 
 def test_numpy_honours_it() -> None:
@@ -59,14 +64,5 @@ def test_numpy_honours_it() -> None:
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env[BLAS_THREADS_VARIABLE] = "1"
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    cpu, wall = map(float, out.stdout.split())
+    cpu, wall = map(float, _run(probe, env).split())
     assert cpu <= wall * 1.2 + 0.02, f"{cpu:.3f} s of CPU in {wall:.3f} s: more than one thread"

@@ -8,7 +8,6 @@ import asyncio
 import gc
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,9 +19,9 @@ from service.app import create_app
 from service.garbage_collection import DEFAULT_GEN0_THRESHOLD, decide_thresholds, settle_heap
 from service.server import AppFactory
 from service.settings import Settings
+from tests.service.http.routers.conftest import build_settings
 from tests.support.servers import serve_in_thread
 
-ROOT = Path(__file__).resolve().parents[2]
 ASK = {
     "prompt": "policy-qa",
     "question": "Can I refund a digital item after two weeks?",
@@ -42,18 +41,6 @@ def collector() -> Iterator[None]:
         gc.set_threshold(*thresholds)
         if was_enabled:
             gc.enable()
-
-
-def _settings(**overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "prompts_dir": ROOT / "prompts",
-        "corpora": {"policies": ROOT / "data" / "policies", "faq": ROOT / "data" / "faq"},
-        "qdrant_path": ":memory:",
-        "qdrant_url": None,
-        "model_base_url": None,
-        "embedding_base_url": None,
-    }
-    return Settings(**(values | overrides))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -114,10 +101,10 @@ def test_the_served_app_settles_the_heap_once_started() -> None:
     collector; the same app from ``create_app`` (tests, tools) leaves it alone."""
     gc.unfreeze()
     gc.set_threshold(700, 10, 10)
-    with TestClient(create_app(_settings(gc_gen0_threshold=20_000))):
+    with TestClient(create_app(build_settings(gc_gen0_threshold=20_000))):
         assert gc.get_threshold()[0] == 700
         assert gc.get_freeze_count() == 0
-    served = AppFactory(_settings(gc_gen0_threshold=20_000), "127.0.0.1")()
+    served = AppFactory(build_settings(gc_gen0_threshold=20_000), "127.0.0.1")()
     assert gc.get_threshold()[0] == 700  # nothing happens before start-up
     with TestClient(served) as client:
         assert gc.get_threshold() == (20_000, 10, 10)
@@ -171,7 +158,7 @@ async def test_answering_makes_no_reference_cycles() -> None:
     state = FakeModelState()
     body = json.dumps(ASK).encode()
     with serve_in_thread(create_fake_model_app(state)) as url:
-        app = create_app(_settings(model_base_url=f"{url}/v1"))
+        app = create_app(build_settings(model_base_url=f"{url}/v1"))
         async with app.router.lifespan_context(app):
             for _ in range(20):  # first-use caches, pools and lazy imports fill up here
                 assert await _answer(app, body) == 200
