@@ -259,8 +259,9 @@ def _profile_lines(profile: Profile, concurrency: int, latency_ms: float) -> lis
         f"### Hotspots (cProfile, service in process, concurrency {concurrency}, "
         f"{profile.requests} requests, upstream {latency_ms:g} ms)",
         "",
-        "The service app is called directly as ASGI (no uvicorn HTTP parsing, which the",
-        "subprocess runs above include) against the same fake model. The profiler's clock is",
+        "The service app is called directly as ASGI on uvloop, as the service runs it (no",
+        "uvicorn HTTP parsing, which the subprocess runs above include), against the same",
+        "fake model; uvloop's own work, in C, is not seen. The profiler's clock is",
         "the event-loop thread's CPU time (`time.thread_time_ns`), so waiting is not counted;",
         "its per-call cost inflates the microseconds several times over, so read the shares.",
         "Time in C builtins is charged to the package that called them in the first table.",
