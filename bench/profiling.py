@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from starlette.types import Message, Scope
+from starlette.types import ASGIApp, Message, Scope
 
 from bench.results import REPO, BenchError, Hotspot, Profile
 from service.settings import Settings
 
-__all__ = ["build_profile", "classify_frame", "profile_in_process"]
+__all__ = ["build_profile", "classify_frame", "post_answer", "profile_in_process"]
 
 #: Own-time hotspots listed in the report.
 TOP_FUNCTIONS = 10
@@ -79,6 +79,48 @@ def build_profile(stats: pstats.Stats, requests: int) -> Profile:
     )
 
 
+async def post_answer(app: ASGIApp, body: bytes) -> int:
+    """One ``POST /v1/answers`` straight into the ASGI `app` (no server, no test client);
+    the response's status. The client disconnects once the response has been sent."""
+    sent: list[Message] = []
+    delivered = asyncio.Event()
+    finished = asyncio.Event()
+
+    async def receive() -> Message:
+        if not delivered.is_set():
+            delivered.set()
+            return {"type": "http.request", "body": body, "more_body": False}
+        await finished.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            finished.set()
+
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/answers",
+        "raw_path": b"/v1/answers",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"bench"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    await app(scope, receive, send)
+    status: int = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status
+
+
 async def profile_in_process(
     prompts_dir: Path,
     model_base_url: str,
@@ -119,42 +161,7 @@ async def _profile(
     thresholds = gc.get_threshold()
 
     async def one() -> None:
-        sent: list[Message] = []
-        delivered = asyncio.Event()
-        finished = asyncio.Event()
-
-        async def receive() -> Message:
-            if not delivered.is_set():
-                delivered.set()
-                return {"type": "http.request", "body": body, "more_body": False}
-            await finished.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                finished.set()
-
-        scope: Scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/v1/answers",
-            "raw_path": b"/v1/answers",
-            "query_string": b"",
-            "root_path": "",
-            "headers": [
-                (b"host", b"bench"),
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 80),
-        }
-        await app(scope, receive, send)
-        status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+        status = await post_answer(app, body)
         if status != 200:
             raise BenchError(f"in-process /v1/answers: {status}")
 

@@ -4,7 +4,6 @@ makes no reference cycles."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 from collections.abc import Iterator
@@ -12,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Scope
 
+from bench.profiling import post_answer
 from fakemodel.app import FakeModelState, create_fake_model_app
 from service.app import create_app
 from service.garbage_collection import DEFAULT_GEN0_THRESHOLD, decide_thresholds, settle_heap
@@ -112,59 +111,24 @@ def test_the_served_app_settles_the_heap_once_started() -> None:
         assert client.get("/readyz").status_code == 200
 
 
-async def _answer(app: ASGIApp, body: bytes) -> int:
-    """One ``POST /v1/answers`` straight into the app (no test client: its own thread
-    hand-offs make reference cycles of their own); the response's status."""
-    sent: list[Message] = []
-    requested = False
-
-    async def receive() -> Message:
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.Event().wait()  # never disconnects; cancelled with the request
-        raise AssertionError("unreachable")
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope: Scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/answers",
-        "raw_path": b"/v1/answers",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"test"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
-    await app(scope, receive, send)
-    status: int = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    return status
-
-
 @pytest.mark.integration
 @pytest.mark.asyncio
 @pytest.mark.usefixtures("collector")
 async def test_answering_makes_no_reference_cycles() -> None:
     """What makes a large generation-0 threshold safe: answers free everything they make
     by reference counting, so the collector has nothing to find after a hundred of them
-    (through a real upstream, with retrieval, metrics, logs and the resilience layer on)."""
+    (through a real upstream, with retrieval, metrics, logs and the resilience layer on).
+    The app is called as raw ASGI: Starlette's test client makes cycles of its own."""
     state = FakeModelState()
     body = json.dumps(ASK).encode()
     with serve_in_thread(create_fake_model_app(state)) as url:
         app = create_app(build_settings(model_base_url=f"{url}/v1"))
         async with app.router.lifespan_context(app):
             for _ in range(20):  # first-use caches, pools and lazy imports fill up here
-                assert await _answer(app, body) == 200
+                assert await post_answer(app, body) == 200
             gc.collect()
             gc.disable()
-            statuses = [await _answer(app, body) for _ in range(100)]
+            statuses = [await post_answer(app, body) for _ in range(100)]
             unreachable = gc.collect()
             gc.enable()
     assert statuses == [200] * 100
