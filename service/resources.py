@@ -30,7 +30,7 @@ from service.llm.extractive import ExtractiveAnswerer
 from service.llm.openai_chat import OpenAIChatModel
 from service.llm.resilience.streaming import ResilientStreamingModel
 from service.retrieval.chunking import read_documents
-from service.retrieval.embeddings import Embedder, build_embedder
+from service.retrieval.embeddings import Embedder, OnnxMiniLMEmbedder, build_embedder
 from service.retrieval.heap import trim_heap
 from service.retrieval.indexing import index_documents
 from service.retrieval.search import Retriever
@@ -165,28 +165,6 @@ async def index_corpora(
             )
 
 
-def preload_model(embedder: Embedder) -> None:
-    """Start loading a bundled embedding model on a worker thread, now.
-
-    Start-up indexing needs the model, and opening the embedded store holds the loop
-    thread first (qdrant-client's import, ~1 s of CPU); ONNX Runtime builds its session
-    mostly outside the GIL, so the two overlap (docs/benchmarks-performance.md, "Cold
-    start, fifth session"). The first embedding waits for the load (the embedder's lock);
-    if it failed, that embedding loads again and raises the error where it is handled.
-    """
-    load = getattr(embedder, "load", None)
-    if load is None:  # an embeddings endpoint: nothing to load
-        return
-    # Submitted at once (a task would start only at the next await, after the store opened).
-    future = asyncio.get_running_loop().run_in_executor(None, load)
-    future.add_done_callback(_ignore_failure)
-
-
-def _ignore_failure(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved: the first embedding reports a failed load
-
-
 def _background(stack: AsyncExitStack, work: Coroutine[Any, Any, None], name: str) -> None:
     """Run `work` until the lifespan ends."""
     task = asyncio.create_task(work, name=name)
@@ -220,8 +198,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         tracing = Tracing()
         embedder = build_embedder(settings, http, tracing)
         corpora = settings.start_up_corpora()
-        if corpora:
-            preload_model(embedder)  # on a thread, while the store opens
+        if corpora and isinstance(embedder, OnnxMiniLMEmbedder):
+            embedder.load_in_background()  # start-up indexing needs it; the store opens meanwhile
         store = open_store(settings)
         stack.push_async_callback(store.close)
         await index_corpora(store, embedder, corpora)

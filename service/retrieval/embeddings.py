@@ -130,6 +130,19 @@ class OnnxMiniLMEmbedder:
         """Load the tokenizer and the ONNX session now (blocking; idempotent, thread-safe)."""
         self._session()
 
+    def load_in_background(self) -> None:
+        """Start :meth:`load` on a worker thread now, from the event loop's thread.
+
+        Submitted at once: a task would start only at the loop's next turn, after whatever
+        blocks the loop thread meanwhile (opening the embedded store at start-up). ONNX
+        Runtime builds its session mostly outside the GIL, so the two overlap
+        (docs/benchmarks-performance.md, "Cold start, fifth session"). The first
+        :meth:`embed` waits for the load (the lock); if it failed, that call loads again
+        and raises the error.
+        """
+        future = asyncio.get_running_loop().run_in_executor(None, self.load)
+        future.add_done_callback(_retrieve_quietly)
+
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Unit vectors for ``texts``; raises EmbeddingError if the model cannot run."""
         if not texts:
@@ -200,6 +213,12 @@ class OnnxMiniLMEmbedder:
             (hidden,) = session.run(["last_hidden_state"], feeds)
             out[batch] = pool_mean(np.asarray(hidden, dtype=np.float32), mask)
         return out
+
+
+def _retrieve_quietly(future: asyncio.Future[None]) -> None:
+    """Mark a background load's failure as seen; the next embedding reports it."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _same_host(url: str, other: str | None) -> bool:
