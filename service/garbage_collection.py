@@ -37,10 +37,9 @@ def decide_thresholds(
 ) -> tuple[int, int, int] | None:
     """The collector's thresholds for the server, or None to leave them (and the heap) alone.
 
-    Only generation 0's changes: the older generations keep their ratios.
+    Only generation 0's changes: the older generations keep their ratios. Settings refuse
+    a negative value (``GC_GEN0_THRESHOLD``, ``ge=0``).
     """
-    if gen0_threshold < 0:
-        raise ValueError(f"GC_GEN0_THRESHOLD must be 0 or more, not {gen0_threshold}")
     if gen0_threshold == 0:
         return None
     return (gen0_threshold, current[1], current[2])

@@ -57,11 +57,6 @@ def test_decide_thresholds(
     assert decide_thresholds(asked, current) == expected
 
 
-def test_a_negative_threshold_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match="GC_GEN0_THRESHOLD must be 0 or more, not -1"):
-        decide_thresholds(-1, (700, 10, 10))
-
-
 def test_the_setting_defaults_and_refuses_a_negative_value(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
